@@ -1,0 +1,508 @@
+"""SlurmBackend: the framework's verbs, mapped onto the client and the domain modules."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, Optional
+
+from waldur_api_client.models.resource import Resource as WaldurResource
+from waldur_site_agent.backend import logger
+from waldur_site_agent.backend.backends import BaseBackend
+from waldur_site_agent.backend.exceptions import BackendError
+from waldur_site_agent.backend.structures import BackendResourceInfo
+
+from waldur_site_agent_slurm import limits, qos, validation
+from waldur_site_agent_slurm.client import SlurmClient
+from waldur_site_agent_slurm.config import load_settings
+from waldur_site_agent_slurm.errors import InvalidValueError, SlurmCommandError
+from waldur_site_agent_slurm.runner import CommandRunner
+from waldur_site_agent_slurm.usage import (
+    UsageAccumulator,
+    Window,
+    build_report,
+    current_month,
+    month_window,
+)
+
+JOBS_ACTIVE_MARK = "Job(s) active"
+JOB_WAIT_ATTEMPTS = 15
+JOB_WAIT_SECONDS = 2.0
+
+
+def _limits_dict(waldur_resource: WaldurResource) -> dict[str, Any]:
+    raw = getattr(waldur_resource, "limits", None)
+    if raw is None or not hasattr(raw, "to_dict"):
+        return dict(raw) if isinstance(raw, dict) else {}
+    return dict(raw.to_dict())
+
+
+class SlurmBackend(BaseBackend):
+    """Keeps SLURM accounts, associations, limits and QoS in step with Waldur."""
+
+    supports_user_homedirs = True
+
+    def __init__(self, backend_settings: dict, backend_components: dict[str, dict]) -> None:
+        """Validate the settings (fail hard with a clear message) and build the client."""
+        super().__init__(backend_settings, backend_components)
+        self.backend_type = "slurm"
+        self.settings = load_settings(backend_settings, backend_components)
+        if self.settings.cluster_name:
+            self.cluster_name = self.settings.cluster_name
+        self.runner = CommandRunner(
+            bin_path=self.settings.slurm_bin_path,
+            emulator=self.settings.emulator_mode,
+            timeout=self.settings.command_timeout,
+        )
+        self.client: SlurmClient = SlurmClient(self.runner, self.settings.cluster_name)
+        self._usage_cache: dict[Window, tuple[frozenset[str], UsageAccumulator]] = {}
+
+    # ---- identifiers ---------------------------------------------------------------------
+
+    def _get_resource_backend_id(self, resource_slug: str, prefix: str = "") -> str:
+        del prefix
+        return f"{self.settings.allocation_prefix}{resource_slug}".lower()
+
+    def _get_project_backend_id(self, slug: str) -> str:
+        return f"{self.settings.project_prefix}{slug}".lower()
+
+    def _get_customer_backend_id(self, slug: str) -> str:
+        return f"{self.settings.customer_prefix}{slug}".lower()
+
+    # ---- health ------------------------------------------------------------------------
+
+    def ping(self, raise_exception: bool = False) -> bool:
+        """Check that sacctmgr reaches the accounting database (and knows the cluster)."""
+        try:
+            problems = self._ping_problems()
+        except BackendError as err:
+            problems = [str(err)]
+        if problems and raise_exception:
+            raise BackendError("; ".join(problems))
+        for problem in problems:
+            logger.error("SLURM is not usable: %s", problem)
+        return not problems
+
+    def _ping_problems(self) -> list[str]:
+        clusters = self.client.clusters()
+        name = self.settings.cluster_name
+        if name and name not in clusters:
+            return [f"cluster {name!r} is not in the accounting database (known: "
+                    f"{', '.join(sorted(clusters)) or 'none'}); check cluster_name"]
+        return []
+
+    def diagnostics(self) -> bool:
+        """Log what is wrong between the configuration and the cluster; True when nothing."""
+        logger.info("SLURM backend settings: %s", self.settings)
+        problems = []
+        try:
+            problems += self._ping_problems()
+            problems += self._configuration_problems()
+        except BackendError as err:
+            problems.append(str(err))
+        for problem in problems:
+            logger.error("Diagnostics: %s", problem)
+        if not problems:
+            logger.info("Diagnostics: SLURM backend is configured correctly")
+        return not problems
+
+    def _configuration_problems(self) -> list[str]:
+        problems = []
+        known = self.client.tres_names()
+        for key, comp in self.settings.components.items():
+            if comp.tres is None:
+                problems.append(f"component {key} maps to no TRES (set tres_name)")
+            elif comp.tres not in known:
+                problems.append(
+                    f"component {key} maps to TRES {comp.tres}, which the cluster does not "
+                    f"account (known: {', '.join(sorted(known))}); add it to "
+                    "AccountingStorageTRES or set tres_name"
+                )
+        existing_qos = self.client.qos_names()
+        for field in ("qos_default", "qos_downscaled", "qos_paused"):
+            name = getattr(self.settings, field)
+            if name not in existing_qos:
+                problems.append(f"{field} {name!r} does not exist: sacctmgr add qos {name}")
+        snapshot = self.client.snapshot()
+        for field in ("root_account", "parent_account", "default_account"):
+            name = getattr(self.settings, field)
+            if name and snapshot.account(name) is None:
+                problems.append(f"{field} {name!r} does not exist: sacctmgr add account {name}")
+        return problems
+
+    def list_components(self) -> list[str]:
+        """TRES the cluster accounts for."""
+        return sorted(self.client.tres_names())
+
+    # ---- creation ----------------------------------------------------------------------
+
+    def _ensure_account(self, name: str, description: str, organization: str, parent: str) -> None:
+        """Create an account under ``parent`` unless it already exists there."""
+        state = self.client.snapshot().account(validation.account_name(name))
+        if state is None:
+            self.client.add_account(name, description, organization, parent)
+        elif state.parent != parent:
+            raise BackendError(
+                f"Account {name} already exists under {state.parent or '(top)'}, not under "
+                f"{parent}; move it (sacctmgr modify account {name} set parent={parent}) "
+                "or remove it"
+            )
+
+    def _pre_create_resource(
+        self, waldur_resource: WaldurResource, user_context: Optional[dict] = None
+    ) -> None:
+        """Create the customer and project accounts (or check the flat parent)."""
+        del user_context
+        snapshot = self.client.snapshot()
+        parent = self.settings.parent_account
+        if parent:
+            if snapshot.account(parent) is None:
+                raise BackendError(
+                    f"parent_account {parent!r} does not exist: sacctmgr add account {parent}"
+                )
+            return
+        root = self.settings.root_account
+        if snapshot.account(root) is None:
+            raise BackendError(f"root_account {root!r} does not exist: sacctmgr add account {root}")
+        customer = self._get_customer_backend_id(waldur_resource.customer_slug)
+        project = self._get_project_backend_id(waldur_resource.project_slug)
+        validation.account_name(customer, "customer account")
+        validation.account_name(project, "project account")
+        self._ensure_account(
+            customer, validation.description(waldur_resource.customer_name, customer),
+            customer, root,
+        )
+        self._ensure_account(
+            project, validation.description(waldur_resource.project_name, project),
+            customer, customer,
+        )
+
+    def _create_backend_resource(
+        self,
+        resource_backend_id: str,
+        resource_name: str,
+        resource_organization: str,
+        resource_parent_name: Optional[str] = None,
+    ) -> bool:
+        """Create the allocation account; adopt one left by an interrupted earlier run."""
+        name = validation.account_name(resource_backend_id, "allocation account")
+        parent = self.settings.parent_account or resource_parent_name or resource_organization
+        state = self.client.snapshot().account(name)
+        if state is not None:
+            if state.parent == parent:
+                logger.info("Account %s already exists under %s; adopting it", name, parent)
+                return True
+            logger.warning("Account %s exists under %s, not %s", name, state.parent, parent)
+            return False
+        organization = validation.account_name(resource_organization.lower(), "organization")
+        self.client.add_account(
+            name, validation.description(resource_name, name), organization, parent
+        )
+        return True
+
+    def _collect_resource_limits(
+        self, waldur_resource: WaldurResource
+    ) -> tuple[dict[str, int], dict[str, int]]:
+        """GrpTRESMins for a new allocation: Waldur limits × unit_factor, per known TRES."""
+        requested: dict[str, Any] = {}
+        resource_limits = _limits_dict(waldur_resource)
+        for key, comp in self.settings.components.items():
+            if key in resource_limits:
+                requested[key] = resource_limits[key]
+            elif comp.limit is not None:
+                requested[key] = comp.limit
+        tres_limits, waldur_limits = limits.to_tres_minutes(
+            requested, self.settings.components, self.client.tres_names()
+        )
+        return tres_limits, {k: int(v) if v.is_integer() else v for k, v in waldur_limits.items()}  # type: ignore[misc]
+
+    def _setup_resource_limits(
+        self, resource_backend_id: str, waldur_resource: WaldurResource
+    ) -> dict[str, int]:
+        tres_limits, waldur_limits = self._collect_resource_limits(waldur_resource)
+        self._apply_grp_tres_mins(resource_backend_id, tres_limits)
+        return waldur_limits
+
+    def _apply_grp_tres_mins(self, account: str, tres_limits: dict[str, int]) -> None:
+        current = self.client.get_resource_limits(account)
+        todo = limits.changes(current, tres_limits)
+        if todo:
+            self.client.modify_account(account, {"GrpTRESMins": limits.format_setting(todo)})
+        else:
+            logger.info("Limits of %s are already %s", account, tres_limits)
+
+    def set_resource_limits(self, resource_backend_id: str, limits_: dict[str, int]) -> None:  # type: ignore[override]
+        """Set GrpTRESMins from Waldur limits, writing only the TRES that differ."""
+        tres_limits, _ = limits.to_tres_minutes(
+            limits_, self.settings.components, self.client.tres_names()
+        )
+        self._apply_grp_tres_mins(validation.account_name(resource_backend_id), tres_limits)
+
+    def get_resource_limits(self, resource_backend_id: str) -> dict[str, int]:
+        """The allocation's GrpTRESMins in Waldur units."""
+        tres_limits = self.client.get_resource_limits(resource_backend_id)
+        return limits.to_waldur(tres_limits, self.settings.components)  # type: ignore[return-value]
+
+    def sync_resource_limits(self, waldur_resource: WaldurResource, waldur_rest_client: Any) -> None:
+        """Never copy SLURM limits back into Waldur.
+
+        Waldur owns the limits. Echoing SLURM's values (which may include grace added by
+        a periodic policy) into ``resource.limits`` would compound on the next policy run.
+        """
+        del waldur_resource, waldur_rest_client
+
+    # ---- deletion ----------------------------------------------------------------------
+
+    def _retry_while_jobs_active(self, action: Callable[[], None], what: str) -> None:
+        """Run ``action``; while SLURM refuses because jobs are still ending, wait and retry."""
+        for attempt in range(1, JOB_WAIT_ATTEMPTS + 1):
+            try:
+                action()
+                return
+            except SlurmCommandError as err:
+                if JOBS_ACTIVE_MARK not in err.stderr + err.stdout or attempt == JOB_WAIT_ATTEMPTS:
+                    raise
+                logger.info("Jobs of %s are still ending (attempt %s); waiting", what, attempt)
+                time.sleep(JOB_WAIT_SECONDS)
+
+    def _pre_delete_resource(self, waldur_resource: WaldurResource) -> None:
+        """Cancel the allocation's jobs and remove its users."""
+        account = validation.account_name(waldur_resource.backend_id)
+        self.client.cancel_jobs(account)
+        self._remove_users(account, set(self.client.list_resource_users(account)))
+
+    def delete_resource(self, waldur_resource: WaldurResource, **kwargs: str) -> Optional[str]:
+        """Terminate: cancel jobs, remove users and the account, then an emptied project."""
+        account = validation.account_name(waldur_resource.backend_id, "allocation account")
+        if self.client.snapshot().account(account) is None:
+            logger.warning("Account %s does not exist; nothing to delete", account)
+        elif self.backend_settings.get("soft_delete", False):
+            self._pre_delete_resource(waldur_resource)
+            zero = {comp.tres: 0 for comp in self.settings.tres_components().values()
+                    if comp.tres in self.client.tres_names()}
+            self._apply_grp_tres_mins(account, zero)
+            return None
+        else:
+            self._pre_delete_resource(waldur_resource)
+            self._retry_while_jobs_active(lambda: self.client.remove_account(account), account)
+        project_slug = kwargs.get("project_slug")
+        if project_slug and not self.settings.parent_account:
+            project = validation.account_name(self._get_project_backend_id(project_slug))
+            state = self.client.snapshot().account(project)
+            if state is not None and not state.children:
+                logger.info("Project account %s has no allocations left; removing it", project)
+                self.client.remove_account(project)
+        return None
+
+    # ---- users -------------------------------------------------------------------------
+
+    def add_users_to_resource(
+        self, waldur_resource: WaldurResource, user_ids: set[str], **kwargs: Any
+    ) -> set[str]:
+        """Associate users with the allocation, following the default-account policy."""
+        account = validation.account_name(waldur_resource.backend_id, "allocation account")
+        states = kwargs.get("offering_user_states") or {}
+        wanted = set()
+        for name in user_ids:
+            state = states.get(name)
+            if state is not None and getattr(state, "value", state) != "OK":
+                logger.info("Skipping user %s: offering user state is %s", name, state)
+                continue
+            wanted.add(name)
+        self._validate_usernames(wanted)
+        snapshot = self.client.snapshot()
+        state = snapshot.account(account)
+        if state is None:
+            raise BackendError(f"Account {account} does not exist; cannot add users")
+        new = sorted(wanted - set(state.users))
+        if not new:
+            return wanted
+        policy = self.settings.default_account_policy
+        partition = self.settings.default_partition
+        if policy == "common":
+            default = self.settings.default_account
+            assert default is not None  # noqa: S101 - load_settings guarantees it
+            self.client.add_users(new, [account, default], default, partition)
+        elif policy == "individual":
+            unknown = [u for u in new if u not in snapshot.user_accounts]
+            known = [u for u in new if u in snapshot.user_accounts]
+            self.client.add_users(unknown, [account], account, partition)
+            self.client.add_users(known, [account], None, partition)
+        else:
+            self.client.add_users(new, [account], None, partition)
+        if self.settings.homedirs_enabled and not self.settings.emulator_mode:
+            umask = str(kwargs.get("homedir_umask") or self.settings.homedir_umask)
+            self.create_user_homedirs(set(new), umask=umask)
+        return wanted
+
+    def add_user(self, waldur_resource: WaldurResource, username: str, **kwargs: str) -> bool:
+        """Associate one user (see ``add_users_to_resource``)."""
+        return bool(self.add_users_to_resource(waldur_resource, {username}, **kwargs))
+
+    def remove_users_from_resource(
+        self, waldur_resource: WaldurResource, usernames: set[str], **kwargs: Any
+    ) -> list[str]:
+        """Remove users' associations with the allocation (their jobs there are cancelled)."""
+        del kwargs
+        account = validation.account_name(waldur_resource.backend_id, "allocation account")
+        self._validate_usernames(usernames)
+        return self._remove_users(account, usernames)
+
+    def remove_user(self, waldur_resource: WaldurResource, username: str, **kwargs: str) -> bool:
+        """Remove one user (see ``remove_users_from_resource``)."""
+        return bool(self.remove_users_from_resource(waldur_resource, {username}, **kwargs))
+
+    @staticmethod
+    def _validate_usernames(usernames: set[str]) -> None:
+        bad = []
+        for name in sorted(usernames):
+            try:
+                validation.username(name)
+            except InvalidValueError as err:
+                bad.append(str(err))
+        if bad:
+            raise BackendError("; ".join(bad))
+
+    def _remove_users(self, account: str, usernames: set[str]) -> list[str]:
+        snapshot = self.client.snapshot()
+        state = snapshot.account(account)
+        present = sorted(usernames & set(state.users)) if state else []
+        if not present:
+            return []
+        defaults = self.client.user_defaults(present)
+        removed = []
+        for user in present:
+            others = sorted(snapshot.user_accounts.get(user, set()) - {account})
+            self.client.cancel_user_jobs(user, account)
+            if defaults.get(user) == account and others:
+                common = self.settings.default_account
+                new_default = common if common in others else others[0]
+                self.client.modify_user(user, None, {"DefaultAccount": new_default})
+            if others:
+                action: Callable[[], None] = lambda u=user: self.client.remove_user(u, account)  # type: ignore[misc]
+            else:
+                # The user's last association is also its default: remove the user.
+                action = lambda u=user: self.client.remove_user(u, None)  # type: ignore[misc]  # noqa: E731
+            self._retry_while_jobs_active(action, f"{user} in {account}")
+            removed.append(user)
+        return removed
+
+    # ---- QoS ---------------------------------------------------------------------------
+
+    def _apply_qos_level(self, resource_backend_id: str, level: qos.QosLevel) -> bool:
+        account = validation.account_name(resource_backend_id)
+        state = self.client.snapshot().account(account)
+        if state is None:
+            raise BackendError(f"Account {account} does not exist; cannot set its QoS")
+        target = qos.qos_name(qos.decide(level), self.settings)
+        if state.record.qos == (target,) and state.record.default_qos == target:
+            return True
+        logger.info("Setting QoS of %s to %s (was %s)", account, target,
+                    state.record.default_qos or ",".join(state.record.qos))
+        self.client.modify_account(account, {"QOS": target, "DefaultQOS": target})
+        return True
+
+    def downscale_resource(self, resource_backend_id: str) -> bool:
+        """Put the allocation on ``qos_downscaled``."""
+        return self._apply_qos_level(resource_backend_id, qos.QosLevel.DOWNSCALED)
+
+    def pause_resource(self, resource_backend_id: str) -> bool:
+        """Put the allocation on ``qos_paused``."""
+        return self._apply_qos_level(resource_backend_id, qos.QosLevel.PAUSED)
+
+    def restore_resource(self, resource_backend_id: str) -> bool:
+        """Put the allocation back on ``qos_default`` (no write when already there)."""
+        return self._apply_qos_level(resource_backend_id, qos.QosLevel.DEFAULT)
+
+    def get_resource_metadata(self, resource_backend_id: str) -> dict:
+        """The allocation's current QoS."""
+        state = self.client.snapshot().account(validation.account_name(resource_backend_id))
+        if state is None:
+            return {}
+        return {"qos": state.record.default_qos or ",".join(state.record.qos)}
+
+    # ---- per-user limits ---------------------------------------------------------------
+
+    def set_resource_user_limits(
+        self, resource_backend_id: str, username: str, limits_: dict[str, int]
+    ) -> None:
+        """Set a user's MaxTRESMins from Waldur units; ``{}`` clears them."""
+        account = validation.account_name(resource_backend_id)
+        validation.username(username)
+        tres_limits, _ = limits.to_tres_minutes(
+            limits_, self.settings.components, self.client.tres_names()
+        )
+        state = self.client.snapshot().account(account)
+        record = state.users.get(username) if state else None
+        if record is None:
+            raise BackendError(f"User {username} has no association with {account}")
+        todo = limits.replacement(record.max_tres_mins, tres_limits)
+        if todo:
+            self.client.modify_user(username, account, {"MaxTRESMins": limits.format_setting(todo)})
+
+    def get_resource_user_limits(self, resource_backend_id: str) -> dict[str, dict[str, int]]:
+        """Each user's MaxTRESMins in Waldur units."""
+        raw = self.client.get_resource_user_limits(resource_backend_id)
+        return {user: limits.to_waldur(values, self.settings.components)  # type: ignore[misc]
+                for user, values in raw.items()}
+
+    # ---- usage -------------------------------------------------------------------------
+
+    def _report_accounts(self) -> frozenset[str]:
+        """Accounts one sacct call of a cycle covers: every allocation-like account.
+
+        Allocations are leaves of the account tree (below ``parent_account`` in a flat
+        hierarchy) whose names start with ``allocation_prefix``. Reading them all at once
+        serves every resource of the cycle from a single sacct call.
+        """
+        snapshot = self.client.snapshot()
+        prefix = self.settings.allocation_prefix
+        flat = self.settings.parent_account
+        return frozenset(
+            name for name, state in snapshot.accounts.items()
+            if not state.children and name != self.settings.root_account and state.parent
+            and name.startswith(prefix) and (not flat or state.parent == flat)
+        )
+
+    def _usage(self, window: Window, resource_backend_ids: list[str]) -> dict:
+        wanted = frozenset(validation.account_name(i) for i in resource_backend_ids)
+        cached = self._usage_cache.get(window)
+        if cached is None or not wanted <= cached[0]:
+            accounts = wanted | self._report_accounts()
+            accumulator = UsageAccumulator(window).add_all(self.client.jobs(window, accounts))
+            cached = (accounts, accumulator)
+            self._usage_cache[window] = cached
+        return build_report(cached[1], sorted(wanted), self.settings.components)
+
+    def _get_usage_report(self, resource_backend_ids: list[str]) -> dict:
+        """Usage of the current month (in the configured timezone), in Waldur units."""
+        year, month = current_month(self.timezone)
+        return self._usage(month_window(year, month, self.timezone), resource_backend_ids)
+
+    def get_usage_report_for_period(
+        self,
+        resource_backend_ids: list[str],
+        year: int,
+        month: int,
+        waldur_resource: Optional[WaldurResource] = None,
+    ) -> dict:
+        """Usage of a past month, with jobs clipped to the month."""
+        del waldur_resource
+        return self._usage(month_window(year, month, self.timezone), resource_backend_ids)
+
+    def pull_resources(
+        self, waldur_resources: list[WaldurResource]
+    ) -> dict[str, tuple[WaldurResource, BackendResourceInfo]]:
+        """Read associations and the month's usage of all resources at once, then pull each."""
+        ids = []
+        for resource in waldur_resources:
+            try:
+                ids.append(validation.account_name(resource.backend_id))
+            except InvalidValueError as err:
+                logger.error("Skipping resource %s: %s", resource.uuid, err)
+        if ids:
+            try:
+                self._get_usage_report(ids)
+            except BackendError as err:
+                logger.error("Reading usage failed: %s", err)
+        return super().pull_resources(waldur_resources)

@@ -1,0 +1,296 @@
+"""Typed configuration: the schemas the framework discovers and the settings the backend uses.
+
+The framework validates ``backend_settings`` with ``SlurmBackendSettingsSchema`` but only
+logs a warning when validation fails, then goes on with the raw data. The backend
+therefore validates again in its constructor (``load_settings``) and refuses to start
+with a message that names the key and the allowed values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError
+from waldur_site_agent.backend import logger
+from waldur_site_agent.common.plugin_schemas import HomedirSettingsSchema, PluginComponentSchema
+
+from waldur_site_agent_slurm import validation
+from waldur_site_agent_slurm.errors import InvalidValueError, SlurmConfigError
+
+# Waldur component keys whose SLURM TRES name is fixed by convention.
+DEFAULT_TRES_NAMES = {
+    "cpu": "cpu",
+    "mem": "mem",
+    "gpu": "gres/gpu",
+    "billing": "billing",
+    "node": "node",
+    "energy": "energy",
+}
+DEFAULT_COMMAND_TIMEOUT = 120.0
+DEFAULT_QOS = {"default": "normal", "downscaled": "slowdown", "paused": "blocked"}
+
+
+class QosLevelsSchema(BaseModel):
+    """QoS names used by periodic limits (``default`` / ``slowdown`` / ``blocked``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    default: str | None = None
+    slowdown: str | None = None
+    blocked: str | None = None
+
+
+class PeriodicLimitsSchema(BaseModel):
+    """The ``periodic_limits`` block of ``backend_settings``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    emulator_mode: bool = False
+    emulator_base_url: str | None = None
+    limit_type: Literal["GrpTRESMins", "MaxTRESMins", "GrpTRES"] = "GrpTRESMins"
+    tres_billing_enabled: bool = True
+    billing_weights: dict[str, float] | None = None
+    tres_billing_weights: dict[str, float] | None = None
+    qos_levels: QosLevelsSchema | None = None
+    fairshare_decay_half_life: PositiveFloat | None = None
+
+
+class SlurmBackendSettingsSchema(HomedirSettingsSchema):
+    """Every key the SLURM backend accepts in ``backend_settings``."""
+
+    default_account: str | None = Field(
+        default=None, description="Account every user gets as default (policy 'common')"
+    )
+    default_account_policy: Literal["common", "individual", "none"] | None = Field(
+        default=None,
+        description="How users' default accounts are set: 'common' (default_account), "
+        "'individual' (the first allocation a user joins) or 'none' (SLURM decides)",
+    )
+    root_account: str | None = Field(default=None, description="Parent of customer accounts")
+    parent_account: str | None = Field(
+        default=None, description="Flat hierarchy: put every allocation directly under it"
+    )
+    account_prefix: str | None = Field(default=None, description="Prefix for all three tiers")
+    customer_prefix: str | None = None
+    project_prefix: str | None = None
+    allocation_prefix: str | None = None
+    cluster_name: str | None = Field(default=None, description="Scope sacctmgr to this cluster")
+    slurm_bin_path: str | None = Field(default=None, description="Directory of SLURM commands")
+    command_timeout: PositiveFloat | None = Field(
+        default=None, description="Seconds before a SLURM command is killed (default 120)"
+    )
+    emulator_mode: bool | None = Field(
+        default=None, description="Run slurm-emulator's commands instead of SLURM's"
+    )
+    qos_default: str | None = None
+    qos_downscaled: str | None = None
+    qos_paused: str | None = None
+    default_partition: str | None = None
+    cpu_unit_factor: PositiveFloat | None = None
+    mem_unit_factor: PositiveFloat | None = None
+    gpu_unit_factor: PositiveFloat | None = None
+    periodic_limits: PeriodicLimitsSchema | None = None
+    # Keys the framework itself reads from backend_settings.
+    soft_delete: bool | None = None
+    check_backend_id_uniqueness: bool | None = None
+    check_all_offerings: bool | None = None
+    backend_id_max_retries: int | None = Field(default=None, ge=1)
+
+
+class SlurmComponentSchema(PluginComponentSchema):
+    """SLURM-specific keys of a ``backend_components`` entry."""
+
+    tres_name: str | None = Field(
+        default=None, description="SLURM TRES this component maps to (default from its key)"
+    )
+    unit: str | None = Field(default=None, description="Display unit (informational)")
+
+
+@dataclass(frozen=True)
+class Component:
+    """One offering component and how it maps to SLURM."""
+
+    key: str
+    tres: str | None
+    unit_factor: float
+    accounting_type: str
+    measured_unit: str = ""
+    limit: float | None = None
+
+
+@dataclass(frozen=True)
+class SlurmSettings:
+    """The validated, defaulted view of ``backend_settings`` the plugin works with."""
+
+    default_account: str | None
+    default_account_policy: str
+    root_account: str
+    parent_account: str | None
+    customer_prefix: str
+    project_prefix: str
+    allocation_prefix: str
+    cluster_name: str | None
+    slurm_bin_path: str | None
+    command_timeout: float
+    emulator_mode: bool
+    qos_default: str
+    qos_downscaled: str
+    qos_paused: str
+    default_partition: str | None
+    homedirs_enabled: bool
+    homedir_umask: str
+    periodic: PeriodicLimitsSchema = field(default_factory=PeriodicLimitsSchema)
+    components: dict[str, Component] = field(default_factory=dict)
+
+    def tres_components(self) -> dict[str, Component]:
+        """Components that map to a SLURM TRES, keyed by component key."""
+        return {key: comp for key, comp in self.components.items() if comp.tres}
+
+
+def _format_validation_error(err: ValidationError, where: str) -> str:
+    problems = []
+    for item in err.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(settings)"
+        problems.append(f"{where}.{key}: {item['msg']}")
+    return "; ".join(problems)
+
+
+def _split_unknown_keys(err: ValidationError) -> tuple[list[str], bool]:
+    unknown = [
+        ".".join(str(p) for p in item["loc"])
+        for item in err.errors()
+        if item["type"] == "extra_forbidden"
+    ]
+    return unknown, len(unknown) < len(err.errors())
+
+
+def _validated_schema(raw: dict[str, Any]) -> SlurmBackendSettingsSchema:
+    """Validate settings; unknown keys are only warned about so old configs keep working."""
+    try:
+        return SlurmBackendSettingsSchema(**raw)
+    except ValidationError as err:
+        unknown, has_real_errors = _split_unknown_keys(err)
+        if has_real_errors:
+            raise SlurmConfigError(
+                "Invalid SLURM backend settings: " + _format_validation_error(err, "backend_settings")
+            ) from err
+        logger.warning("Ignoring unknown SLURM backend_settings keys: %s", ", ".join(unknown))
+        known = {k: v for k, v in raw.items() if k in SlurmBackendSettingsSchema.model_fields}
+        return _validated_schema(known)
+
+
+def _component(key: str, raw: dict[str, Any], schema: SlurmBackendSettingsSchema) -> Component:
+    plugin_keys = {k: raw[k] for k in ("tres_name", "unit") if k in raw}
+    try:
+        extra = SlurmComponentSchema(**plugin_keys)
+    except ValidationError as err:
+        raise SlurmConfigError(
+            "Invalid component: " + _format_validation_error(err, f"backend_components.{key}")
+        ) from err
+    tres = extra.tres_name or DEFAULT_TRES_NAMES.get(key)
+    if tres is None and key.startswith("gres/"):
+        tres = key
+    if tres is not None:
+        _as_config(validation.tres_name, tres, f"backend_components.{key}.tres_name")
+    default_factor = getattr(schema, f"{key}_unit_factor", None) if key in {"cpu", "mem", "gpu"} else None
+    unit_factor = raw.get("unit_factor", default_factor or 1.0)
+    if isinstance(unit_factor, bool) or not isinstance(unit_factor, int | float) or unit_factor <= 0:
+        raise SlurmConfigError(
+            f"Invalid backend_components.{key}.unit_factor {unit_factor!r}: "
+            "must be a positive number (TRES-minutes per Waldur unit)"
+        )
+    accounting_type = str(raw.get("accounting_type", "usage"))
+    if accounting_type not in {"usage", "limit", "one"}:
+        raise SlurmConfigError(
+            f"Invalid backend_components.{key}.accounting_type {accounting_type!r}: "
+            "allowed values are 'usage', 'limit', 'one'"
+        )
+    limit = raw.get("limit")
+    if limit is not None:
+        _as_config(validation.limit_value, float(limit) * unit_factor, f"backend_components.{key}.limit")
+    if tres is None:
+        logger.warning(
+            "Component %s has no SLURM TRES (set tres_name to map it); "
+            "it is neither limited nor reported",
+            key,
+        )
+    return Component(
+        key=key,
+        tres=tres,
+        unit_factor=float(unit_factor),
+        accounting_type=accounting_type,
+        measured_unit=str(raw.get("measured_unit", "")),
+        limit=None if limit is None else float(limit),
+    )
+
+
+def _as_config(check: Any, value: object, field_name: str) -> Any:  # noqa: ANN401
+    try:
+        return check(value, field_name)
+    except InvalidValueError as err:
+        raise SlurmConfigError(str(err)) from err
+
+
+def load_settings(raw: dict[str, Any], components: dict[str, dict[str, Any]]) -> SlurmSettings:
+    """Validate ``backend_settings`` and ``backend_components`` and apply the defaults.
+
+    Raises:
+        SlurmConfigError: naming the offending key and what is allowed.
+    """
+    schema = _validated_schema(raw)
+    periodic = schema.periodic_limits or PeriodicLimitsSchema()
+    levels = periodic.qos_levels or QosLevelsSchema()
+    prefix = schema.account_prefix or ""
+
+    def prefix_for(value: str | None, name: str) -> str:
+        source = name if value is not None else "account_prefix"
+        chosen = (prefix if value is None else value).lower()
+        return str(_as_config(validation.account_prefix, chosen, f"backend_settings.{source}"))
+
+    def account(value: str | None, name: str) -> str | None:
+        if value is None:
+            return None
+        return str(_as_config(validation.account_name, value.lower(), f"backend_settings.{name}"))
+
+    def qos(value: str | None, name: str) -> str:
+        return str(_as_config(validation.qos_name, value, f"backend_settings.{name}"))
+
+    policy = schema.default_account_policy or ("common" if schema.default_account else "none")
+    default_account = account(schema.default_account, "default_account")
+    if policy == "common" and not default_account:
+        raise SlurmConfigError(
+            "backend_settings.default_account_policy is 'common' but default_account is not "
+            "set: name the account every user should get as default"
+        )
+    partition = schema.default_partition
+    if partition is not None:
+        _as_config(validation.partition_name, partition, "backend_settings.default_partition")
+    return SlurmSettings(
+        default_account=default_account,
+        default_account_policy=policy,
+        root_account=account(schema.root_account, "root_account") or "root",
+        parent_account=account(schema.parent_account, "parent_account"),
+        customer_prefix=prefix_for(schema.customer_prefix, "customer_prefix"),
+        project_prefix=prefix_for(schema.project_prefix, "project_prefix"),
+        allocation_prefix=prefix_for(schema.allocation_prefix, "allocation_prefix"),
+        cluster_name=account(schema.cluster_name, "cluster_name"),
+        slurm_bin_path=schema.slurm_bin_path,
+        command_timeout=schema.command_timeout or DEFAULT_COMMAND_TIMEOUT,
+        emulator_mode=bool(schema.emulator_mode or periodic.emulator_mode),
+        qos_default=qos(schema.qos_default or levels.default or DEFAULT_QOS["default"], "qos_default"),
+        qos_downscaled=qos(
+            schema.qos_downscaled or levels.slowdown or DEFAULT_QOS["downscaled"], "qos_downscaled"
+        ),
+        qos_paused=qos(schema.qos_paused or levels.blocked or DEFAULT_QOS["paused"], "qos_paused"),
+        default_partition=partition,
+        homedirs_enabled=bool(
+            schema.enable_user_homedir_account_creation
+            if "enable_user_homedir_account_creation" in raw
+            else True
+        ),
+        homedir_umask=schema.default_homedir_umask or "0077",
+        periodic=periodic,
+        components={key: _component(key, comp, schema) for key, comp in components.items()},
+    )

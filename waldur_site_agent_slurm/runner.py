@@ -1,0 +1,223 @@
+"""The one place where a process is started.
+
+Every SLURM command goes through ``CommandRunner``: an argv list (never a shell), an
+explicit timeout, stdin closed, stdout and stderr captured, the exit status checked.
+It resolves the binaries (``slurm_bin_path``, slurm-emulator's look-alike commands in
+emulator mode, otherwise ``PATH``), and in dry-run mode it fakes writes, never reads.
+Tests replace it with a fake that records the exact argv.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from waldur_site_agent.backend import logger
+
+from waldur_site_agent_slurm.errors import SlurmCommandError, SlurmTimeoutError
+
+# sacctmgr answers "Nothing new added." / " Nothing modified" / " Nothing deleted" on
+# stdout with exit status 1 when the request was already satisfied.
+NOTHING_TO_DO_PREFIX = "Nothing "
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What a finished command printed and how it exited."""
+
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def nothing_to_do(self) -> bool:
+        """True when sacctmgr reported that the request changed nothing."""
+        return (
+            self.returncode == 1
+            and not self.stderr.strip()
+            and self.stdout.strip().startswith(NOTHING_TO_DO_PREFIX)
+        )
+
+
+class Runner(Protocol):
+    """What the client needs from a runner; the fake in the tests implements it too."""
+
+    def run(
+        self, argv: Sequence[str], *, mutating: bool, accept_nothing: bool = False
+    ) -> CommandResult:
+        """Run a command to completion."""
+
+    def stream(self, argv: Sequence[str]) -> Iterator[str]:
+        """Run a read-only command and yield its stdout line by line."""
+
+    def display(self, argv: Sequence[str]) -> str:
+        """The command line as a site admin would type it."""
+
+
+class CommandRunner:
+    """Runs SLURM commands as subprocesses."""
+
+    def __init__(
+        self,
+        *,
+        bin_path: str | None = None,
+        emulator: bool = False,
+        timeout: float = 120.0,
+        dry_run: bool = False,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        """Set where binaries come from, how long they may run and whether writes happen."""
+        self.bin_path = bin_path
+        self.emulator = emulator
+        self.timeout = timeout
+        self.dry_run = dry_run
+        self.env = dict(env) if env is not None else None
+        self.calls = 0
+        self._resolved: dict[str, str] = {}
+
+    def display(self, argv: Sequence[str]) -> str:
+        """Show a command as a site admin would type it (binary by name, not path)."""
+        return " ".join([Path(argv[0]).name, *argv[1:]])
+
+    def resolve(self, command: str) -> str:
+        """Return the absolute path of ``command`` or raise a clear error."""
+        if command in self._resolved:
+            return self._resolved[command]
+        if self.bin_path:
+            candidate = Path(self.bin_path) / command
+            found = str(candidate) if os.access(candidate, os.X_OK) else None
+            where = f"slurm_bin_path {self.bin_path}"
+        elif self.emulator:
+            # slurm-emulator installs its commands next to the Python interpreter.
+            candidate = Path(sys.executable).parent / command
+            found = str(candidate) if os.access(candidate, os.X_OK) else None
+            where = f"{candidate.parent} (slurm-emulator; is it installed?)"
+        else:
+            found = shutil.which(command, path=_path_without_python_env())
+            where = "PATH (set slurm_bin_path if SLURM lives elsewhere)"
+        if found is None:
+            raise SlurmCommandError(
+                [command], None, "", "", f"SLURM command {command!r} not found in {where}"
+            )
+        self._resolved[command] = found
+        return found
+
+    def _argv(self, argv: Sequence[str]) -> list[str]:
+        return [self.resolve(argv[0]), *argv[1:]]
+
+    def run(
+        self, argv: Sequence[str], *, mutating: bool, accept_nothing: bool = False
+    ) -> CommandResult:
+        """Run ``argv`` and return its result; raise on failure or timeout.
+
+        Args:
+            argv: command name and arguments.
+            mutating: the command changes SLURM; in dry-run mode it is only logged.
+            accept_nothing: sacctmgr's "Nothing ..." answer (exit 1) is a success.
+        """
+        shown = self.display(argv)
+        if mutating and self.dry_run:
+            logger.info("Dry run, not executing: %s", shown)
+            return CommandResult(tuple(argv), 0, "", "")
+        full = self._argv(argv)
+        logger.debug("Executing: %s", shown)
+        self.calls += 1
+        try:
+            proc = subprocess.run(  # noqa: S603 - argv list, no shell
+                full,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=self.timeout,
+                env=self.env,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as err:
+            raise SlurmTimeoutError(
+                argv, None, _text(err.stdout), _text(err.stderr),
+                f"Timed out after {self.timeout:g}s",
+            ) from err
+        except OSError as err:
+            raise SlurmCommandError(argv, None, "", str(err), f"Could not start ({err})") from err
+        result = CommandResult(tuple(argv), proc.returncode, proc.stdout, proc.stderr)
+        if result.returncode == 0 or (accept_nothing and result.nothing_to_do):
+            return result
+        raise SlurmCommandError(
+            argv, result.returncode, result.stdout, result.stderr,
+            _failure_reason(result),
+        )
+
+    def stream(self, argv: Sequence[str]) -> Iterator[str]:
+        """Run a read-only command, yielding stdout lines as they arrive.
+
+        Memory stays bounded by one line; stderr goes to a temporary file so a chatty
+        command cannot block. The whole command is killed after ``timeout`` seconds.
+        """
+        full = self._argv(argv)
+        logger.debug("Executing: %s", self.display(argv))
+        self.calls += 1
+        with tempfile.TemporaryFile(mode="w+") as err_file:
+            proc = subprocess.Popen(  # noqa: S603 - argv list, no shell
+                full,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=err_file,
+                text=True,
+                env=self.env,
+            )
+            timed_out = threading.Event()
+
+            def _kill() -> None:
+                timed_out.set()
+                proc.kill()
+
+            timer = threading.Timer(self.timeout, _kill)
+            timer.start()
+            try:
+                assert proc.stdout is not None  # noqa: S101 - set by stdout=PIPE
+                yield from (line.rstrip("\n") for line in proc.stdout)
+                returncode = proc.wait()
+            finally:
+                timer.cancel()
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+            err_file.seek(0)
+            stderr = err_file.read()
+        if timed_out.is_set():
+            raise SlurmTimeoutError(argv, None, "", stderr, f"Timed out after {self.timeout:g}s")
+        if returncode != 0:
+            result = CommandResult(tuple(argv), returncode, "", stderr)
+            raise SlurmCommandError(argv, returncode, "", stderr, _failure_reason(result))
+
+
+def _text(value: str | bytes | None) -> str:
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    return value or ""
+
+
+def _failure_reason(result: CommandResult) -> str:
+    message = (result.stderr.strip() or result.stdout.strip()).splitlines()
+    detail = " ".join(line.strip() for line in message[:3]) or "no output"
+    return f"Exit status {result.returncode} ({detail})"
+
+
+def _path_without_python_env() -> str:
+    """PATH without the Python environment's bin directory.
+
+    slurm-emulator installs commands named ``sacctmgr``, ``sacct`` … there; outside
+    emulator mode the agent must never pick those up by accident.
+    """
+    env_bin = str(Path(sys.executable).parent)
+    parts = os.environ.get("PATH", os.defpath).split(os.pathsep)
+    return os.pathsep.join(p for p in parts if p and str(Path(p)) != env_bin)

@@ -1,0 +1,126 @@
+"""Usage accounting: reporting windows, clipping jobs to them, and the report dict.
+
+Each job contributes ``AllocTRES × seconds inside the window``. Work is accumulated in
+integer TRES-seconds per (account, user, TRES), so nothing is lost before the single
+rounding step in ``build_report``. A job crossing a window boundary contributes only
+the part inside each window, so consecutive months never count the same second twice.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from waldur_site_agent_slurm.config import Component
+from waldur_site_agent_slurm.errors import SlurmConfigError
+from waldur_site_agent_slurm.parser import JobRecord
+from waldur_site_agent_slurm.units import tres_seconds_to_waldur
+
+TOTAL_KEY = "TOTAL_ACCOUNT_USAGE"
+SACCT_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
+
+
+@dataclass(frozen=True)
+class Window:
+    """A half-open accounting window [start, end) in UTC."""
+
+    start: datetime
+    end: datetime
+
+    def sacct_bounds(self) -> tuple[str, str]:
+        """The window as sacct arguments, for a sacct running with TZ=UTC."""
+        return (
+            self.start.astimezone(UTC).strftime(SACCT_TIME_FORMAT),
+            self.end.astimezone(UTC).strftime(SACCT_TIME_FORMAT),
+        )
+
+
+def zone(name: str) -> ZoneInfo:
+    """The configured time zone; an empty name means UTC."""
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError) as err:
+        raise SlurmConfigError(f"Unknown timezone {name!r}: use an IANA name such as UTC") from err
+
+
+def month_window(year: int, month: int, tz_name: str) -> Window:
+    """The calendar month in the given zone, as a UTC window."""
+    tz = zone(tz_name)
+    start = datetime(year, month, 1, tzinfo=tz)
+    end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=tz)
+    return Window(start.astimezone(UTC), end.astimezone(UTC))
+
+
+def current_month(tz_name: str, now: datetime | None = None) -> tuple[int, int]:
+    """(year, month) of ``now`` in the given zone."""
+    local = (now or datetime.now(UTC)).astimezone(zone(tz_name))
+    return local.year, local.month
+
+
+def seconds_inside(job: JobRecord, window: Window, now: datetime) -> int:
+    """Whole seconds of ``job`` that fall inside ``window`` (job times are UTC)."""
+    if job.start is None:
+        return 0
+    start = job.start.replace(tzinfo=UTC)
+    end = job.end.replace(tzinfo=UTC) if job.end is not None else now
+    begin = max(start, window.start)
+    finish = min(end, window.end)
+    return max(0, int((finish - begin) // timedelta(seconds=1)))
+
+
+class UsageAccumulator:
+    """Sums TRES-seconds per account, user and TRES for one window."""
+
+    def __init__(self, window: Window, now: datetime | None = None) -> None:
+        """Start empty; running jobs count up to ``now`` (or the window end)."""
+        self.window = window
+        self.now = (now or datetime.now(UTC)).replace(microsecond=0)
+        self.tres_seconds: dict[str, dict[str, dict[str, int]]] = defaultdict(
+            lambda: defaultdict(lambda: defaultdict(int))
+        )
+        self.jobs = 0
+
+    def add(self, job: JobRecord) -> None:
+        """Count one job allocation."""
+        self.jobs += 1
+        seconds = seconds_inside(job, self.window, self.now)
+        if not seconds or not job.alloc_tres:
+            return
+        per_tres = self.tres_seconds[job.account][job.user]
+        for tres, amount in job.alloc_tres.items():
+            per_tres[tres] += amount * seconds
+
+    def add_all(self, jobs: Iterable[JobRecord]) -> UsageAccumulator:
+        """Count every job of an iterable (consumed lazily)."""
+        for job in jobs:
+            self.add(job)
+        return self
+
+
+def build_report(
+    accumulator: UsageAccumulator, accounts: Iterable[str], components: dict[str, Component]
+) -> dict[str, dict[str, dict[str, float]]]:
+    """The framework's usage report for ``accounts``, in Waldur units.
+
+    Every account gets a ``TOTAL_ACCOUNT_USAGE`` entry with every component (zero when
+    unused). Per-user values are rounded to cents once; the total is the exact sum of
+    those rounded values, so it equals what Waldur receives for the users.
+    """
+    report: dict[str, dict[str, dict[str, float]]] = {}
+    for account in accounts:
+        users = accumulator.tres_seconds.get(account, {})
+        total = dict.fromkeys(components, Decimal(0))
+        entry: dict[str, dict[str, float]] = {}
+        for user in sorted(users):
+            values = {}
+            for key, comp in components.items():
+                seconds = users[user].get(comp.tres, 0) if comp.tres else 0
+                values[key] = tres_seconds_to_waldur(seconds, comp.unit_factor)
+                total[key] += values[key]
+            entry[user] = {key: float(value) for key, value in values.items()}
+        report[account] = {TOTAL_KEY: {key: float(value) for key, value in total.items()}, **entry}
+    return report

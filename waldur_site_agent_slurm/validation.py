@@ -1,0 +1,138 @@
+"""Checks for every value that ends up on a SLURM command line.
+
+The runner never uses a shell, but ``sacctmgr`` has its own small language: ``=``
+separates keys from values, ``,`` separates list items, a leading ``-`` reads as an
+option or as the "remove" operator, quotes are stripped and whitespace splits words.
+Values that could change the meaning of a command are rejected here, before any
+command is built. Descriptions are free text from Waldur, so they are cleaned rather
+than rejected.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from waldur_site_agent_slurm.errors import InvalidValueError
+
+MAX_NAME_LENGTH = 64
+MAX_DESCRIPTION_LENGTH = 100
+# SLURM stores limits as unsigned 64-bit integers; values above 2**53 cannot come
+# exactly from a float, and no real allocation comes near them.
+MAX_LIMIT_VALUE = 2**53
+
+_ACCOUNT_RE = re.compile(r"[a-z0-9][a-z0-9_.-]*")
+_USERNAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@-]*")
+_QOS_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+_TRES_RE = re.compile(r"[a-z]+(/[a-z0-9_.:-]+)?")
+_DESCRIPTION_DROP_RE = re.compile(r"[^A-Za-z0-9 _.:()/+@-]")
+_WHITESPACE_RE = re.compile(r"\s+")
+
+
+def _check_name(field: str, value: object, pattern: re.Pattern[str], allowed: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidValueError(field, value, "expected a string")
+    if not value:
+        raise InvalidValueError(field, value, "must not be empty")
+    if len(value) > MAX_NAME_LENGTH:
+        raise InvalidValueError(field, value, f"longer than {MAX_NAME_LENGTH} characters")
+    if not pattern.fullmatch(value):
+        raise InvalidValueError(field, value, f"allowed: {allowed}")
+    return value
+
+
+def account_name(value: object, field: str = "account name") -> str:
+    """Return a valid SLURM account name or raise ``InvalidValueError``.
+
+    SLURM lower-cases account names itself; an upper-case name would be stored under
+    another spelling than the one the agent later looks up, so it is rejected here
+    and callers lower-case generated names first.
+    """
+    return _check_name(
+        field,
+        value,
+        _ACCOUNT_RE,
+        "lower-case letters, digits, '_', '.', '-', starting with a letter or digit",
+    )
+
+
+def account_prefix(value: str, field: str = "account prefix") -> str:
+    """Return a valid (possibly empty) prefix for generated account names or raise."""
+    if value:
+        account_name(value, field)
+    return value
+
+
+def username(value: object, field: str = "username") -> str:
+    """Return a valid SLURM user name or raise ``InvalidValueError``."""
+    return _check_name(
+        field,
+        value,
+        _USERNAME_RE,
+        "letters, digits, '_', '.', '@', '-', starting with a letter, digit or '_'",
+    )
+
+
+def qos_name(value: object, field: str = "QoS name") -> str:
+    """Return a valid QoS (or partition) name or raise ``InvalidValueError``."""
+    return _check_name(
+        field, value, _QOS_RE, "letters, digits, '_', '.', '-', starting with a letter or digit"
+    )
+
+
+def partition_name(value: object, field: str = "partition name") -> str:
+    """Return a valid partition name or raise ``InvalidValueError``."""
+    return qos_name(value, field)
+
+
+def tres_name(value: object, field: str = "TRES name") -> str:
+    """Return a valid TRES name (``cpu``, ``mem``, ``gres/gpu`` …) or raise."""
+    return _check_name(
+        field, value, _TRES_RE, "a lower-case type, optionally '/name' (e.g. cpu, gres/gpu)"
+    )
+
+
+def limit_value(value: object, field: str = "limit") -> int:
+    """Return a limit as a non-negative integer or raise ``InvalidValueError``.
+
+    Accepts ints and integral floats (Waldur sends floats); rejects booleans, strings,
+    NaN, infinities, fractions, negatives and values beyond ``MAX_LIMIT_VALUE``.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidValueError(field, value, "expected a number")
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidValueError(field, value, "must be a finite number")
+        if not value.is_integer():
+            raise InvalidValueError(field, value, "must be a whole number")
+        value = int(value)
+    if value < 0:
+        raise InvalidValueError(field, value, "must not be negative")
+    if value > MAX_LIMIT_VALUE:
+        raise InvalidValueError(field, value, f"must not exceed {MAX_LIMIT_VALUE}")
+    return value
+
+
+def amount(value: object, field: str = "amount") -> float:
+    """Return a Waldur amount (fractions allowed) or raise ``InvalidValueError``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidValueError(field, value, "expected a number")
+    if not math.isfinite(value):
+        raise InvalidValueError(field, value, "must be a finite number")
+    if value < 0:
+        raise InvalidValueError(field, value, "must not be negative")
+    if value > MAX_LIMIT_VALUE:
+        raise InvalidValueError(field, value, f"must not exceed {MAX_LIMIT_VALUE}")
+    return float(value)
+
+
+def description(value: object, fallback: str) -> str:
+    """Turn free text from Waldur into a description sacctmgr stores as given.
+
+    Characters outside a small safe set are dropped, whitespace is collapsed and the
+    result is cut to ``MAX_DESCRIPTION_LENGTH``; an empty result becomes ``fallback``.
+    """
+    text = value if isinstance(value, str) else ""
+    text = _DESCRIPTION_DROP_RE.sub(" ", text)
+    text = _WHITESPACE_RE.sub(" ", text).strip()[:MAX_DESCRIPTION_LENGTH].strip()
+    return text or fallback
