@@ -47,7 +47,8 @@ class FakeRunner:
         del mutating
         return self._answer(argv, accept_nothing)
 
-    def stream(self, argv: Sequence[str]) -> Iterator[str]:
+    def stream(self, argv: Sequence[str], env: dict[str, str] | None = None) -> Iterator[str]:
+        self.stream_env = env
         yield from self._answer(argv, False).stdout.splitlines()
 
     @property

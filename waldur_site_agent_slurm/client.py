@@ -144,7 +144,7 @@ class SlurmClient(BaseClient):
         argv = [SACCT, *READ, "--allusers", "--allocations", "--noconvert",
                 f"--starttime={start}", f"--endtime={end}", "--accounts=" + ",".join(names),
                 "--format=" + ",".join(parser.SACCT_FIELDS), *self._cluster("--clusters")]
-        return parser.parse_jobs(self.runner.stream(argv))
+        return parser.parse_jobs(self.runner.stream(argv, env={"TZ": "UTC"}))
 
     # ---- accounts ----------------------------------------------------------------------
 

@@ -121,9 +121,10 @@ def parse_time(text: str) -> datetime | None:
     if text in _NO_TIME:
         return None
     try:
-        return datetime.fromisoformat(text)
+        value = datetime.strptime(text, "%Y-%m-%dT%H:%M:%S")  # noqa: DTZ007 - sacct's zone
     except ValueError as err:
         raise SlurmParseError(f"Bad time {text!r}") from err
+    return value
 
 
 def parse_associations(lines: Iterable[str]) -> list[AssociationRecord]:

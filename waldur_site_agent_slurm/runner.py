@@ -56,8 +56,8 @@ class Runner(Protocol):
     ) -> CommandResult:
         """Run a command to completion."""
 
-    def stream(self, argv: Sequence[str]) -> Iterator[str]:
-        """Run a read-only command and yield its stdout line by line."""
+    def stream(self, argv: Sequence[str], env: Mapping[str, str] | None = None) -> Iterator[str]:
+        """Run a read-only command (with extra environment) and yield its stdout lines."""
 
     def display(self, argv: Sequence[str]) -> str:
         """The command line as a site admin would type it."""
@@ -156,8 +156,10 @@ class CommandRunner:
             _failure_reason(result),
         )
 
-    def stream(self, argv: Sequence[str]) -> Iterator[str]:
+    def stream(self, argv: Sequence[str], env: Mapping[str, str] | None = None) -> Iterator[str]:
         """Run a read-only command, yielding stdout lines as they arrive.
+
+        ``env`` adds variables to the command's environment (sacct gets ``TZ=UTC``).
 
         Memory stays bounded by one line; stderr goes to a temporary file so a chatty
         command cannot block. The whole command is killed after ``timeout`` seconds.
@@ -172,7 +174,7 @@ class CommandRunner:
                 stdout=subprocess.PIPE,
                 stderr=err_file,
                 text=True,
-                env=self.env,
+                env={**(self.env if self.env is not None else os.environ), **(env or {})},
             )
             timed_out = threading.Event()
 
