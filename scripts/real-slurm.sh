@@ -62,6 +62,7 @@ declare -A LOGFILE=(
 )
 
 START_TIMEOUT=60   # seconds per readiness wait (a cold slurmdbd creates the schema first)
+PID_GRACE=3        # seconds a starting daemon may take to write its PID file
 STOP_TIMEOUT=20    # seconds between SIGTERM and SIGKILL
 JOBS_TIMEOUT=60    # seconds to wait for cancelled jobs to leave squeue
 
@@ -109,12 +110,23 @@ running_pid() {
   echo "$pid"
 }
 
-# Poll "$@" every 0.1 s until it succeeds; after $2 seconds die with the tail of $3.
+# Die with the tail of daemon $1's log if it is not running (PID_GRACE seconds after
+# start time $2, long enough to daemonise and write its PID file) or if $3 (what we
+# are waiting for) has taken more than START_TIMEOUT seconds.
+check_starting() {
+  local name=$1 start=$2 what=$3
+  if ((SECONDS - start >= PID_GRACE)) && ! running_pid "$name" >/dev/null; then
+    die_with_log "${LOGFILE[$name]}" "$name is not running"
+  fi
+  ((SECONDS - start < START_TIMEOUT)) \
+    || die_with_log "${LOGFILE[$name]}" "$what not ready after ${START_TIMEOUT}s"
+}
+
+# Poll "$@" every 0.1 s until it succeeds, failing early if daemon $1 dies.
 wait_for() {
-  local what=$1 timeout=$2 logfile=$3; shift 3
-  local deadline=$((SECONDS + timeout))
+  local name=$1 start=$SECONDS; shift
   until "$@" >/dev/null 2>&1; do
-    ((SECONDS < deadline)) || die_with_log "$logfile" "$what not ready after ${timeout}s"
+    check_starting "$name" "$start" "$name"
     sleep 0.1
   done
 }
@@ -177,16 +189,26 @@ prepare_dirs() {
   install -d -o root -g root -m 755 "$SPOOL_DIR" "$GPU_DIR"
 }
 
-# srun and slurmstepd look the node name up; it must resolve.
-ensure_hostname_resolves() {
-  local addr
-  if ! addr=$(getent hosts "$NODE"); then
+# srun and slurmstepd look the node name up, so it must resolve. Every daemon and
+# client connects through 127.0.0.1. NoInAddrAny keeps the listeners on loopback, but
+# it binds them to the address the name resolves to, and slurmd calls srun back at the
+# source address of srun's connection (127.0.0.1). So it is only usable when the name
+# resolves to 127.0.0.1 exactly; with Debian's 127.0.1.1 or Docker's container IP
+# srun steps hang ("Slurmd could not connect IO"), and the daemons listen on all
+# addresses instead.
+COMM_PARAMS="CommunicationParameters=NoCtldInAddrAny,NoInAddrAny"
+resolve_node_address() {
+  local entry addr
+  if ! entry=$(getent hosts "$NODE"); then
     log "adding '127.0.0.1 $NODE' to /etc/hosts"
     printf '127.0.0.1 %s\n' "$NODE" >>/etc/hosts
-    addr=$(getent hosts "$NODE") || die "$NODE still does not resolve"
+    entry=$(getent hosts "$NODE") || die "$NODE still does not resolve"
   fi
-  # NoInAddrAny binds to the address the name resolves to; say so if it is not loopback.
-  [[ $addr == 127.* ]] || log "note: $NODE resolves to ${addr%% *}, not loopback"
+  addr=${entry%% *}
+  if [[ $addr != 127.0.0.1 ]]; then
+    log "note: $NODE resolves to $addr, not 127.0.0.1: daemons will listen on all addresses"
+    COMM_PARAMS="# $NODE resolves to $addr: listening on all addresses (no NoInAddrAny)"
+  fi
 }
 
 ensure_test_users() {
@@ -225,7 +247,8 @@ db_password() {
 # hardware"; RealMemory at 90% of detected keeps the node from draining for memory.
 node_topology() {
   local hw field value topo=() mem
-  hw=$(slurmd -C | head -n 1)
+  hw=$(slurmd -C)
+  hw=${hw%%$'\n'*}   # first line; the second is UpTime
   for field in CPUs Boards SocketsPerBoard CoresPerSocket ThreadsPerCore; do
     value=$(grep -oE "(^| )$field=[0-9]+" <<<"$hw") || die "slurmd -C gave no $field: $hw"
     topo+=("${value# }")
@@ -246,7 +269,7 @@ SlurmdUser=root
 SlurmctldPort=6817
 SlurmdPort=6818
 AuthType=auth/munge
-CommunicationParameters=NoCtldInAddrAny,NoInAddrAny
+$COMM_PARAMS
 StateSaveLocation=$STATE_DIR
 SlurmdSpoolDir=$SPOOL_DIR
 SlurmctldPidFile=${PIDFILE[slurmctld]}
@@ -349,7 +372,7 @@ munge_works() { munge -n | unmunge; }
 
 start_munged() {
   start_daemon munged runuser -u munge -- /usr/sbin/munged
-  wait_for munged "$START_TIMEOUT" "${LOGFILE[munged]}" munge_works
+  wait_for munged munge_works
 }
 
 # mariadbd does not daemonise itself: setsid detaches it from our session so that it
@@ -375,8 +398,7 @@ start_mariadbd() {
   touch "${LOGFILE[mariadbd]}"
   chown mysql:mysql "${LOGFILE[mariadbd]}"
   start_daemon mariadbd spawn_mariadbd
-  wait_for mariadbd "$START_TIMEOUT" "${LOGFILE[mariadbd]}" \
-    mariadb-admin --socket="$MYSQL_SOCKET" ping
+  wait_for mariadbd mariadb-admin --socket="$MYSQL_SOCKET" ping
 }
 
 mariadb_root() { mariadb --socket="$MYSQL_SOCKET" -u root "$@"; }
@@ -397,7 +419,7 @@ cluster_list() { sacctmgr -n -P show cluster format=cluster; }
 
 start_slurmdbd() {
   start_daemon slurmdbd slurmdbd
-  wait_for slurmdbd "$START_TIMEOUT" "${LOGFILE[slurmdbd]}" cluster_list
+  wait_for slurmdbd cluster_list
 }
 
 # The cluster must exist in the database before slurmctld first starts.
@@ -413,7 +435,7 @@ ctld_up() { [[ $(scontrol ping 2>/dev/null) == *"is UP"* ]]; }
 
 start_slurmctld() {
   start_daemon slurmctld slurmctld
-  wait_for slurmctld "$START_TIMEOUT" "${LOGFILE[slurmctld]}" ctld_up
+  wait_for slurmctld ctld_up
 }
 
 node_state() { sinfo -h -n "$NODE" -o %t 2>/dev/null || true; }
@@ -422,7 +444,7 @@ node_state() { sinfo -h -n "$NODE" -o %t 2>/dev/null || true; }
 # "idle*" (not responding) does not count. A drain survives restarts in the saved state
 # (ReturnToService does not clear it), so a responding drained/down node is resumed once.
 wait_node_ready() {
-  local deadline=$((SECONDS + START_TIMEOUT)) state resumed=0
+  local start=$SECONDS state resumed=0
   while :; do
     state=$(node_state)
     [[ $state =~ ^(idle|mix|alloc)$ ]] && return 0
@@ -432,8 +454,7 @@ wait_node_ready() {
       scontrol update nodename="$NODE" state=resume
       resumed=1
     fi
-    ((SECONDS < deadline)) \
-      || die_with_log "${LOGFILE[slurmd]}" "node $NODE not idle after ${START_TIMEOUT}s (state '$state')"
+    check_starting slurmd "$start" "node $NODE (state '$state')"
     sleep 0.1
   done
 }
@@ -494,7 +515,10 @@ stop_slurm_daemons() {
 cancel_all_jobs() {
   local ids deadline
   running_pid slurmctld >/dev/null || return 0
-  ids=$(squeue -h -o %A)
+  if ! ids=$(squeue -h -o %A); then
+    log "warning: slurmctld does not answer; cannot cancel jobs"
+    return 0
+  fi
   [[ -n $ids ]] || return 0
   log "cancelling jobs: $(tr '\n' ' ' <<<"$ids")"
   # shellcheck disable=SC2086 # one job ID per word
@@ -515,7 +539,7 @@ cmd_up() {
   require_root
   install_packages
   prepare_dirs
-  ensure_hostname_resolves
+  resolve_node_address
   ensure_test_users
   ensure_fake_gpus
   check_state_cluster
@@ -563,6 +587,7 @@ cmd_reset() {
 }
 
 cmd_status() {
+  require_root   # /proc/PID/exe of other users' processes is readable by root only
   local name pid state rc=0
   echo "cluster: $CLUSTER"
   for name in "${DAEMONS[@]}"; do
