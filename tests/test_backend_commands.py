@@ -368,3 +368,10 @@ def test_component_tres_mapping_and_unit_factor_defaults() -> None:
 def test_bad_component_accounting_type_fails_naming_allowed_values() -> None:
     with pytest.raises(SlurmConfigError, match="'usage', 'limit', 'one'"):
         load_settings({}, {"cpu": {"accounting_type": "fixed"}})
+
+
+def test_bad_allocation_name_leaves_no_customer_or_project_behind(runner: FakeRunner) -> None:
+    runner.outputs["show assoc"] = TREE
+    with pytest.raises(BackendError, match="allocation account"):
+        make_backend(runner).create_resource_with_id(resource(), "bad name")
+    assert runner.calls == []

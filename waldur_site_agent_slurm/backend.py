@@ -148,6 +148,21 @@ class SlurmBackend(BaseBackend):
                 "or remove it"
             )
 
+    def create_resource_with_id(
+        self,
+        waldur_resource: WaldurResource,
+        resource_backend_id: str,
+        user_context: Optional[dict] = None,
+    ) -> BackendResourceInfo:
+        """Check every name first, so a bad one leaves no half-built account tree."""
+        validation.account_name(resource_backend_id, "allocation account")
+        if not self.settings.parent_account:
+            validation.account_name(
+                self._get_customer_backend_id(waldur_resource.customer_slug), "customer account")
+            validation.account_name(
+                self._get_project_backend_id(waldur_resource.project_slug), "project account")
+        return super().create_resource_with_id(waldur_resource, resource_backend_id, user_context)
+
     def _pre_create_resource(
         self, waldur_resource: WaldurResource, user_context: Optional[dict] = None
     ) -> None:
@@ -166,8 +181,6 @@ class SlurmBackend(BaseBackend):
             raise BackendError(f"root_account {root!r} does not exist: sacctmgr add account {root}")
         customer = self._get_customer_backend_id(waldur_resource.customer_slug)
         project = self._get_project_backend_id(waldur_resource.project_slug)
-        validation.account_name(customer, "customer account")
-        validation.account_name(project, "project account")
         self._ensure_account(
             customer, validation.description(waldur_resource.customer_name, customer),
             customer, root,
@@ -395,7 +408,8 @@ class SlurmBackend(BaseBackend):
         if state is None:
             raise BackendError(f"Account {account} does not exist; cannot set its QoS")
         target = qos.qos_name(qos.decide(level), self.settings)
-        if state.record.qos == (target,) and state.record.default_qos == target:
+        # A single-QoS list with no explicit default already means that QoS.
+        if state.record.qos == (target,) and state.record.default_qos in ("", target):
             return True
         logger.info("Setting QoS of %s to %s (was %s)", account, target,
                     state.record.default_qos or ",".join(state.record.qos))

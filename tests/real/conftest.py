@@ -1,0 +1,111 @@
+"""Real SLURM tier: the backend against the SLURM started by scripts/real-slurm.sh.
+
+The tier needs root and a running stack. Outside CI a missing stack skips the tier
+with the command that starts it; in CI (CI=true) it is a failure, never a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import COMPONENTS
+from waldur_site_agent_slurm.backend import SlurmBackend
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "scripts" / "real-slurm.sh"
+CLUSTER = os.environ.get("REAL_SLURM_CLUSTER", "testcluster")
+USERS = ("slurmtest1", "slurmtest2", "slurmtest3")
+BIN = "/usr/bin"
+
+pytestmark = pytest.mark.real_slurm
+
+
+def _stack_is_up() -> bool:
+    if os.geteuid() != 0 or not Path(BIN, "sacctmgr").exists():
+        return False
+    return subprocess.run(["bash", str(SCRIPT), "status"], capture_output=True,
+                          check=False).returncode == 0
+
+
+@pytest.fixture(scope="session", autouse=True)
+def real_slurm() -> None:
+    if _stack_is_up():
+        return
+    message = f"real SLURM is not running: sudo bash {SCRIPT.relative_to(ROOT)} up"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def run(*argv: str, user: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run a SLURM command as root (or as ``user``), from a directory anyone can use."""
+    full = [f"{BIN}/{argv[0]}", *argv[1:]]
+    if user:
+        full = ["runuser", "-u", user, "--", *full]
+    return subprocess.run(full, capture_output=True, text=True, check=check, cwd="/tmp",
+                          stdin=subprocess.DEVNULL, timeout=120)
+
+
+def assoc_rows(account: str) -> list[list[str]]:
+    """(Account, User, ParentName, GrpTRESMins, MaxTRESMins, QOS, DefaultQOS) rows."""
+    out = run("sacctmgr", "-P", "-n", "show", "assoc", "where", f"account={account}",
+              f"cluster={CLUSTER}",
+              "format=Account,User,ParentName,GrpTRESMins,MaxTRESMins,QOS,DefaultQOS").stdout
+    return [line.split("|") for line in out.splitlines() if line]
+
+
+def submit(user: str, account: str, *options: str, wrap: str = "sleep 3") -> tuple[int, str]:
+    """sbatch a job as ``user``; return (exit status, job id or error text)."""
+    proc = run("sbatch", "--parsable", "-A", account, "--output=/dev/null", "--time=5",
+               *options, "--wrap", wrap, user=user, check=False)
+    return proc.returncode, (proc.stdout.strip() or proc.stderr.strip())
+
+
+def wait_finished(job_ids: list[str], timeout: float = 120) -> None:
+    """Wait until sacct lists every job as finished in the plain -X listing."""
+    deadline = time.monotonic() + timeout
+    wanted = set(job_ids)
+    while time.monotonic() < deadline:
+        out = run("sacct", "-X", "-n", "-P", "-a", "--starttime=now-1day",
+                  "--format=JobID,State").stdout
+        done = {jid for jid, state in (l.split("|") for l in out.splitlines() if "|" in l)
+                if state.split(" ")[0] not in {"PENDING", "RUNNING", "COMPLETING"}}
+        if wanted <= done:
+            return
+        time.sleep(1)
+    raise AssertionError(f"jobs {sorted(wanted)} did not finish in {timeout}s")
+
+
+def real_backend(**settings: Any) -> SlurmBackend:
+    settings = {"slurm_bin_path": BIN, "cluster_name": CLUSTER,
+                "enable_user_homedir_account_creation": False, **settings}
+    components = {k: dict(v) for k, v in COMPONENTS.items()}
+    components["cpu"]["unit_factor"] = 1  # report CPU-minutes, easy to check by hand
+    return SlurmBackend(settings, components)
+
+
+@pytest.fixture
+def names() -> Iterator[dict[str, str]]:
+    """Unique customer/project/allocation slugs; their accounts are removed afterwards."""
+    tag = uuid.uuid4().hex[:8]
+    slugs = {"customer_slug": f"rc-{tag}", "project_slug": f"rp-{tag}", "slug": f"ra-{tag}",
+             "backend_id": f"ra-{tag}"}
+    yield slugs
+    run("scancel", f"--account={slugs['slug']}", check=False)
+    for user in USERS:
+        run("sacctmgr", "-i", "delete", "user", "where", f"name={user}",
+            f"account={slugs['slug']}", check=False)
+    for name in (slugs["slug"], slugs["project_slug"], slugs["customer_slug"]):
+        for _ in range(10):
+            proc = run("sacctmgr", "-i", "delete", "account", "where", f"name={name}", check=False)
+            if "Job(s) active" not in proc.stderr + proc.stdout:
+                break
+            time.sleep(2)
