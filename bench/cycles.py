@@ -21,13 +21,21 @@ from waldur_api_client.models.resource import Resource
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from waldur_site_agent_slurm.backend import SlurmBackend  # noqa: E402
+from waldur_site_agent_slurm.backend import SlurmBackend
 
 COMPONENTS = {
-    "cpu": {"measured_unit": "CPU-hours", "unit_factor": 60, "accounting_type": "limit",
-            "label": "CPU"},
-    "mem": {"measured_unit": "GB-hours", "unit_factor": 61440, "accounting_type": "limit",
-            "label": "Memory"},
+    "cpu": {
+        "measured_unit": "CPU-hours",
+        "unit_factor": 60,
+        "accounting_type": "limit",
+        "label": "CPU",
+    },
+    "mem": {
+        "measured_unit": "GB-hours",
+        "unit_factor": 61440,
+        "accounting_type": "limit",
+        "label": "Memory",
+    },
 }
 SETTINGS = {"emulator_mode": True, "enable_user_homedir_account_creation": False}
 
@@ -49,17 +57,37 @@ def seed(n: int) -> None:
         for start in (month_start - timedelta(days=3), month_start + timedelta(minutes=i % 50)):
             end = start + timedelta(minutes=30)
             tres = {"cpu": 2, "mem": 4096, "node": 1, "billing": 2}
-            db.add_usage_record(UsageRecord(
-                account=account, user=user, node_hours=0.5, billing_units=1.0, timestamp=end,
-                period="", cluster=db.current_cluster, state="COMPLETED", submit_time=start,
-                start_time=start, end_time=end, node_count=1, node_list="node001", alloc_cpus=2,
-                req_mem_mb=4096, tres_req=tres, tres_alloc=tres))
+            db.add_usage_record(
+                UsageRecord(
+                    account=account,
+                    user=user,
+                    node_hours=0.5,
+                    billing_units=1.0,
+                    timestamp=end,
+                    period="",
+                    cluster=db.current_cluster,
+                    state="COMPLETED",
+                    submit_time=start,
+                    start_time=start,
+                    end_time=end,
+                    node_count=1,
+                    node_list="node001",
+                    alloc_cpus=2,
+                    req_mem_mb=4096,
+                    tres_req=tres,
+                    tres_alloc=tres,
+                )
+            )
     db.save_state()
 
 
 def resources(n: int) -> list[Resource]:
-    return [Resource.from_dict({"uuid": f"{i:032x}", "backend_id": f"alloc{i:04d}",
-                                "name": f"allocation {i}"}) for i in range(n)]
+    return [
+        Resource.from_dict(
+            {"uuid": f"{i:032x}", "backend_id": f"alloc{i:04d}", "name": f"allocation {i}"}
+        )
+        for i in range(n)
+    ]
 
 
 def report_cycle(waldur_resources: list[Resource]) -> tuple[int, float]:
@@ -68,7 +96,7 @@ def report_cycle(waldur_resources: list[Resource]) -> tuple[int, float]:
     backend = SlurmBackend(dict(SETTINGS), {k: dict(v) for k, v in COMPONENTS.items()})
     backend.timezone = "UTC"
     now = datetime.now(UTC)
-    previous = (now.replace(day=1) - timedelta(days=1))
+    previous = now.replace(day=1) - timedelta(days=1)
     for resource in waldur_resources:
         info = backend.pull_resource(resource)
         assert info is not None and info.usage["TOTAL_ACCOUNT_USAGE"]["cpu"] > 0
@@ -102,7 +130,9 @@ def main() -> None:
             membership_cycle(waldur_resources)  # first cycle may normalise QoS
             report_procs, report_time = report_cycle(waldur_resources)
             member_procs, member_time = membership_cycle(waldur_resources)
-        print(f"{n:>6} {report_procs:>14} {report_time:>8.2f} {member_procs:>18} {member_time:>8.2f}")
+        print(
+            f"{n:>6} {report_procs:>14} {report_time:>8.2f} {member_procs:>18} {member_time:>8.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -11,12 +11,24 @@ from waldur_site_agent_slurm.backend import SlurmBackend
 from waldur_site_agent_slurm.client import SlurmClient
 
 COMPONENTS: dict[str, dict[str, Any]] = {
-    "cpu": {"measured_unit": "k-Hours", "unit_factor": 60000, "accounting_type": "limit",
-            "label": "CPU"},
-    "mem": {"measured_unit": "GB-Hours", "unit_factor": 61440, "accounting_type": "limit",
-            "label": "Memory"},
-    "gpu": {"measured_unit": "GPU-Hours", "unit_factor": 60, "accounting_type": "limit",
-            "label": "GPU"},
+    "cpu": {
+        "measured_unit": "k-Hours",
+        "unit_factor": 60000,
+        "accounting_type": "limit",
+        "label": "CPU",
+    },
+    "mem": {
+        "measured_unit": "GB-Hours",
+        "unit_factor": 61440,
+        "accounting_type": "limit",
+        "label": "Memory",
+    },
+    "gpu": {
+        "measured_unit": "GPU-Hours",
+        "unit_factor": 60,
+        "accounting_type": "limit",
+        "label": "GPU",
+    },
 }
 
 

@@ -54,8 +54,11 @@ class FakeRunner:
     @property
     def writes(self) -> list[list[str]]:
         """Commands that change SLURM (sacctmgr add/modify/delete, scancel)."""
-        return [c for c in self.calls
-                if c[0] == "scancel" or any(v in c for v in ("add", "modify", "delete"))]
+        return [
+            c
+            for c in self.calls
+            if c[0] == "scancel" or any(v in c for v in ("add", "modify", "delete"))
+        ]
 
     @property
     def reads(self) -> list[list[str]]:

@@ -30,7 +30,7 @@ def resource(**overrides: Any) -> Resource:
         "customer_slug": "cust-1",
         "name": "My Allocation; rm -rf /",
         "project_name": "Project One",
-        "customer_name": "Customer \"One\"",
+        "customer_name": 'Customer "One"',
         "limits": {"cpu": 100, "mem": 10, "gpu": 5},
     }
     data.update(overrides)
@@ -44,14 +44,42 @@ def test_create_builds_customer_project_allocation_tree_with_sanitised_descripti
     backend = make_backend(runner)
     info = backend.create_resource_with_id(resource(), "alloc-1")
     assert runner.writes == [
-        [*SI, "add", "account", "cust-1", "Description=Customer One", "Organization=cust-1",
-         "Parent=root"],
-        [*SI, "add", "account", "proj-1", "Description=Project One", "Organization=cust-1",
-         "Parent=cust-1"],
-        [*SI, "add", "account", "alloc-1", "Description=My Allocation rm -rf /",
-         "Organization=proj-1", "Parent=proj-1"],
-        [*SI, "modify", "account", "where", "name=alloc-1", "set",
-         "GrpTRESMins=cpu=6000000,gres/gpu=300,mem=614400"],
+        [
+            *SI,
+            "add",
+            "account",
+            "cust-1",
+            "Description=Customer One",
+            "Organization=cust-1",
+            "Parent=root",
+        ],
+        [
+            *SI,
+            "add",
+            "account",
+            "proj-1",
+            "Description=Project One",
+            "Organization=cust-1",
+            "Parent=cust-1",
+        ],
+        [
+            *SI,
+            "add",
+            "account",
+            "alloc-1",
+            "Description=My Allocation rm -rf /",
+            "Organization=proj-1",
+            "Parent=proj-1",
+        ],
+        [
+            *SI,
+            "modify",
+            "account",
+            "where",
+            "name=alloc-1",
+            "set",
+            "GrpTRESMins=cpu=6000000,gres/gpu=300,mem=614400",
+        ],
     ]
     assert info.limits == {"cpu": 100, "mem": 10, "gpu": 5}
 
@@ -97,29 +125,42 @@ def test_flat_hierarchy_puts_allocation_under_parent_account(runner: FakeRunner)
     backend = make_backend(runner, parent_account="waldur")
     backend.create_resource_with_id(resource(limits={}), "alloc-1")
     assert runner.writes == [
-        [*SI, "add", "account", "alloc-1", "Description=My Allocation rm -rf /",
-         "Organization=proj-1", "Parent=waldur"],
+        [
+            *SI,
+            "add",
+            "account",
+            "alloc-1",
+            "Description=My Allocation rm -rf /",
+            "Organization=proj-1",
+            "Parent=waldur",
+        ],
     ]
 
 
 def test_account_prefix_applies_to_all_tiers_unless_overridden() -> None:
     settings = load_settings({"account_prefix": "W_", "project_prefix": "p_"}, {})
     assert (settings.customer_prefix, settings.project_prefix, settings.allocation_prefix) == (
-        "w_", "p_", "w_")
+        "w_",
+        "p_",
+        "w_",
+    )
 
 
 def test_update_limits_writes_only_changed_tres(runner: FakeRunner) -> None:
     runner.outputs["show assoc"] = assoc_lines(
-        "alloc-1|||proj-1|1|cpu=6000000,gres/gpu=300,mem=614400|||normal|")
+        "alloc-1|||proj-1|1|cpu=6000000,gres/gpu=300,mem=614400|||normal|"
+    )
     backend = make_backend(runner)
     backend.set_resource_limits("alloc-1", {"cpu": 100, "mem": 20})
     assert runner.writes == [
-        [*SI, "modify", "account", "where", "name=alloc-1", "set", "GrpTRESMins=mem=1228800"]]
+        [*SI, "modify", "account", "where", "name=alloc-1", "set", "GrpTRESMins=mem=1228800"]
+    ]
 
 
 def test_update_with_same_limits_writes_nothing(runner: FakeRunner) -> None:
     runner.outputs["show assoc"] = assoc_lines(
-        "alloc-1|||proj-1|1|cpu=6000000,gres/gpu=300,mem=614400|||normal|")
+        "alloc-1|||proj-1|1|cpu=6000000,gres/gpu=300,mem=614400|||normal|"
+    )
     backend = make_backend(runner)
     backend.set_resource_limits("alloc-1", {"cpu": 100, "mem": 10, "gpu": 5})
     assert runner.writes == []
@@ -138,7 +179,8 @@ def test_tres_unknown_to_cluster_is_not_limited(runner: FakeRunner) -> None:
     backend = make_backend(runner)
     backend.set_resource_limits("alloc-1", {"cpu": 1, "gpu": 5})
     assert runner.writes == [
-        [*SI, "modify", "account", "where", "name=alloc-1", "set", "GrpTRESMins=cpu=60000"]]
+        [*SI, "modify", "account", "where", "name=alloc-1", "set", "GrpTRESMins=cpu=60000"]
+    ]
 
 
 @pytest.mark.parametrize("value", [-1, float("nan"), float("inf"), "100", True, 1e30])
@@ -174,7 +216,8 @@ def test_invalid_username_is_rejected_before_any_command(runner: FakeRunner, nam
 
 def test_users_are_added_in_one_command_only_when_missing(runner: FakeRunner) -> None:
     runner.outputs["show assoc"] = assoc_lines(
-        "alloc-1|||proj-1|1||||normal|", "alloc-1|bob|||1||||normal|")
+        "alloc-1|||proj-1|1||||normal|", "alloc-1|bob|||1||||normal|"
+    )
     backend = make_backend(runner, enable_user_homedir_account_creation=False)
     backend.add_users_to_resource(resource(), {"bob", "alice", "carol"})
     assert runner.writes == [[*SI, "add", "user", "alice,carol", "Account=alloc-1"]]
@@ -182,22 +225,36 @@ def test_users_are_added_in_one_command_only_when_missing(runner: FakeRunner) ->
 
 def test_common_policy_gives_users_the_common_default_account(runner: FakeRunner) -> None:
     runner.outputs["show assoc"] = assoc_lines("alloc-1|||proj-1|1||||normal|")
-    backend = make_backend(runner, default_account="noaccess",
-                           enable_user_homedir_account_creation=False)
+    backend = make_backend(
+        runner, default_account="noaccess", enable_user_homedir_account_creation=False
+    )
     backend.add_users_to_resource(resource(), {"alice"})
     assert runner.writes == [
-        [*SI, "add", "user", "alice", "Account=alloc-1,noaccess", "DefaultAccount=noaccess"]]
+        [*SI, "add", "user", "alice", "Account=alloc-1,noaccess", "DefaultAccount=noaccess"]
+    ]
 
 
 def test_individual_policy_defaults_new_users_to_their_first_allocation(runner: FakeRunner) -> None:
     runner.outputs["show assoc"] = assoc_lines(
-        "alloc-1|||proj-1|1||||normal|", "other|||proj-1|1||||normal|", "other|bob|||1||||normal|")
-    backend = make_backend(runner, default_account_policy="individual",
-                           enable_user_homedir_account_creation=False, default_partition="debug")
+        "alloc-1|||proj-1|1||||normal|", "other|||proj-1|1||||normal|", "other|bob|||1||||normal|"
+    )
+    backend = make_backend(
+        runner,
+        default_account_policy="individual",
+        enable_user_homedir_account_creation=False,
+        default_partition="debug",
+    )
     backend.add_users_to_resource(resource(), {"alice", "bob"})
     assert runner.writes == [
-        [*SI, "add", "user", "alice", "Account=alloc-1", "DefaultAccount=alloc-1",
-         "Partition=debug"],
+        [
+            *SI,
+            "add",
+            "user",
+            "alice",
+            "Account=alloc-1",
+            "DefaultAccount=alloc-1",
+            "Partition=debug",
+        ],
         [*SI, "add", "user", "bob", "Account=alloc-1", "Partition=debug"],
     ]
 
@@ -205,15 +262,19 @@ def test_individual_policy_defaults_new_users_to_their_first_allocation(runner: 
 def test_users_not_ok_in_waldur_are_not_added(runner: FakeRunner) -> None:
     runner.outputs["show assoc"] = assoc_lines("alloc-1|||proj-1|1||||normal|")
     backend = make_backend(runner, enable_user_homedir_account_creation=False)
-    backend.add_users_to_resource(resource(), {"alice", "bob"},
-                                  offering_user_states={"bob": "Requested", "alice": "OK"})
+    backend.add_users_to_resource(
+        resource(), {"alice", "bob"}, offering_user_states={"bob": "Requested", "alice": "OK"}
+    )
     assert runner.writes == [[*SI, "add", "user", "alice", "Account=alloc-1"]]
 
 
 def test_removing_a_users_default_account_moves_the_default_first(runner: FakeRunner) -> None:
     runner.outputs["show assoc"] = assoc_lines(
-        "alloc-1|||proj-1|1||||normal|", "alloc-1|bob|||1||||normal|",
-        "alloc-2|||proj-1|1||||normal|", "alloc-2|bob|||1||||normal|")
+        "alloc-1|||proj-1|1||||normal|",
+        "alloc-1|bob|||1||||normal|",
+        "alloc-2|||proj-1|1||||normal|",
+        "alloc-2|bob|||1||||normal|",
+    )
     runner.outputs["list user"] = "bob|alloc-1\n"
     backend = make_backend(runner)
     assert backend.remove_users_from_resource(resource(), {"bob", "nobody"}) == ["bob"]
@@ -226,7 +287,8 @@ def test_removing_a_users_default_account_moves_the_default_first(runner: FakeRu
 
 def test_removing_a_users_last_association_removes_the_user(runner: FakeRunner) -> None:
     runner.outputs["show assoc"] = assoc_lines(
-        "alloc-1|||proj-1|1||||normal|", "alloc-1|bob|||1||||normal|")
+        "alloc-1|||proj-1|1||||normal|", "alloc-1|bob|||1||||normal|"
+    )
     runner.outputs["list user"] = "bob|alloc-1\n"
     backend = make_backend(runner)
     backend.remove_users_from_resource(resource(), {"bob"})
@@ -238,7 +300,8 @@ def test_pause_sets_paused_qos_once(runner: FakeRunner) -> None:
     backend = make_backend(runner, qos_paused="hold")
     assert backend.pause_resource("alloc-1")
     assert runner.writes == [
-        [*SI, "modify", "account", "where", "name=alloc-1", "set", "QOS=hold", "DefaultQOS=hold"]]
+        [*SI, "modify", "account", "where", "name=alloc-1", "set", "QOS=hold", "DefaultQOS=hold"]
+    ]
 
 
 def test_restore_when_already_default_writes_nothing(runner: FakeRunner) -> None:
@@ -259,27 +322,36 @@ def test_downscale_then_metadata_reports_new_qos(runner: FakeRunner) -> None:
 
 def test_user_limits_set_as_max_tres_mins_and_cleared_with_empty_dict(runner: FakeRunner) -> None:
     runner.outputs["show assoc"] = assoc_lines(
-        "alloc-1|||proj-1|1||||normal|", "alloc-1|bob|||1||cpu=60000,gres/gpu=60||normal|")
+        "alloc-1|||proj-1|1||||normal|", "alloc-1|bob|||1||cpu=60000,gres/gpu=60||normal|"
+    )
     backend = make_backend(runner)
     assert backend.get_resource_user_limits("alloc-1") == {"bob": {"cpu": 1.0, "gpu": 1.0}}
     backend.set_resource_user_limits("alloc-1", "bob", {"cpu": 2})
     backend.set_resource_user_limits("alloc-1", "bob", {})
     assert [w[-1] for w in runner.writes] == [
-        "MaxTRESMins=cpu=120000,gres/gpu=-1", "MaxTRESMins=cpu=-1,gres/gpu=-1"]
+        "MaxTRESMins=cpu=120000,gres/gpu=-1",
+        "MaxTRESMins=cpu=-1,gres/gpu=-1",
+    ]
 
 
 def test_terminate_cancels_jobs_removes_users_account_and_empty_project(runner: FakeRunner) -> None:
     runner.outputs["show assoc"] = assoc_lines(
-        "root||||1||||normal|", "cust-1|||root|1||||normal|", "proj-1|||cust-1|1||||normal|",
-        "alloc-1|||proj-1|1||||normal|", "alloc-1|bob|||1||||normal|",
-        "other|||root|1||||normal|", "other|bob|||1||||normal|")
+        "root||||1||||normal|",
+        "cust-1|||root|1||||normal|",
+        "proj-1|||cust-1|1||||normal|",
+        "alloc-1|||proj-1|1||||normal|",
+        "alloc-1|bob|||1||||normal|",
+        "other|||root|1||||normal|",
+        "other|bob|||1||||normal|",
+    )
     runner.outputs["list user"] = "bob|other\n"
     backend = make_backend(runner)
 
     # After the allocation is deleted, the next read shows the project without children.
     def after_delete() -> None:
         runner.outputs["show assoc"] = assoc_lines(
-            "root||||1||||normal|", "cust-1|||root|1||||normal|", "proj-1|||cust-1|1||||normal|")
+            "root||||1||||normal|", "cust-1|||root|1||||normal|", "proj-1|||cust-1|1||||normal|"
+        )
 
     original = backend.client.remove_account
 
@@ -299,8 +371,9 @@ def test_terminate_cancels_jobs_removes_users_account_and_empty_project(runner: 
 
 
 def test_terminate_of_missing_account_is_a_no_op(runner: FakeRunner) -> None:
-    runner.outputs["show assoc"] = assoc_lines("root||||1||||normal|", "proj-1|||root|1||||normal|",
-                                               "alloc-9|||proj-1|1||||normal|")
+    runner.outputs["show assoc"] = assoc_lines(
+        "root||||1||||normal|", "proj-1|||root|1||||normal|", "alloc-9|||proj-1|1||||normal|"
+    )
     backend = make_backend(runner)
     backend.delete_resource(resource(), project_slug="proj-1")
     assert runner.writes == []
@@ -310,8 +383,9 @@ def test_delete_retries_while_jobs_are_still_ending(
     runner: FakeRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("waldur_site_agent_slurm.backend.JOB_WAIT_SECONDS", 0)
-    runner.outputs["show assoc"] = assoc_lines("proj-1|||root|1||||normal|",
-                                               "alloc-1|||proj-1|1||||normal|")
+    runner.outputs["show assoc"] = assoc_lines(
+        "proj-1|||root|1||||normal|", "alloc-1|||proj-1|1||||normal|"
+    )
     attempts = []
     backend = make_backend(runner)
     original = backend.client.remove_account
@@ -320,7 +394,10 @@ def test_delete_retries_while_jobs_are_still_ending(
         attempts.append(name)
         if len(attempts) < 3:
             runner.failures["delete account"] = (
-                1, "", " Error with request: Job(s) active, cancel job(s) before remove\n")
+                1,
+                "",
+                " Error with request: Job(s) active, cancel job(s) before remove\n",
+            )
         else:
             runner.failures.clear()
         original(name)
@@ -354,8 +431,13 @@ def test_unknown_settings_keys_are_only_warned_about() -> None:
 def test_component_tres_mapping_and_unit_factor_defaults() -> None:
     settings = load_settings(
         {"cpu_unit_factor": 60000},
-        {"cpu": {"accounting_type": "usage"}, "gpu": {}, "gres/tpu": {},
-         "storage": {}, "licenses": {"tres_name": "license/matlab", "unit_factor": 2}},
+        {
+            "cpu": {"accounting_type": "usage"},
+            "gpu": {},
+            "gres/tpu": {},
+            "storage": {},
+            "licenses": {"tres_name": "license/matlab", "unit_factor": 2},
+        },
     )
     comps = settings.components
     assert (comps["cpu"].tres, comps["cpu"].unit_factor) == ("cpu", 60000)

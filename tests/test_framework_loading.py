@@ -40,8 +40,11 @@ def test_framework_builds_backend_from_example_config_for_every_mode(
 
 
 def test_invalid_setting_stops_the_backend_naming_key_and_allowed_values(tmp_path: Path) -> None:
-    text = (EXAMPLES / "emulator-config.yaml").read_text().replace(
-        "default_account_policy: individual", "default_account_policy: personal")
+    text = (
+        (EXAMPLES / "emulator-config.yaml")
+        .read_text()
+        .replace("default_account_policy: individual", "default_account_policy: personal")
+    )
     path = tmp_path / "config.yaml"
     path.write_text(text)
     config = utils.load_configuration(str(path), "test")

@@ -25,10 +25,12 @@ from waldur_site_agent_slurm.usage import UsageAccumulator, Window
 DATA = Path(__file__).parent / "data" / "slurm-22.05"
 
 # The main sacct window of the captures (README), and the moment the usage tests use as now.
-MAIN_WINDOW = Window(datetime(2026, 11, 21, 14, 29, 21, tzinfo=UTC),
-                     datetime(2026, 11, 21, 14, 32, 55, tzinfo=UTC))
-CUT_WINDOW = Window(datetime(2026, 11, 21, 14, 30, 21, tzinfo=UTC),
-                    datetime(2026, 11, 21, 14, 30, 31, tzinfo=UTC))
+MAIN_WINDOW = Window(
+    datetime(2026, 11, 21, 14, 29, 21, tzinfo=UTC), datetime(2026, 11, 21, 14, 32, 55, tzinfo=UTC)
+)
+CUT_WINDOW = Window(
+    datetime(2026, 11, 21, 14, 30, 21, tzinfo=UTC), datetime(2026, 11, 21, 14, 30, 31, tzinfo=UTC)
+)
 NOW = datetime(2026, 11, 21, 14, 32, 55, tzinfo=UTC)
 
 
@@ -497,7 +499,11 @@ def test_job_memory_is_in_megabytes_with_and_without_noconvert() -> None:
     unconverted = jobs_by_id("sacct_allocations_without_noconvert.txt")
     assert "mem=1G" in load("sacct_allocations_without_noconvert.txt").stdout[1]
     assert converted["2"].alloc_tres == {
-        "billing": 2, "cpu": 2, "gres/gpu": 1, "mem": 1024, "node": 1
+        "billing": 2,
+        "cpu": 2,
+        "gres/gpu": 1,
+        "mem": 1024,
+        "node": 1,
     }
     assert converted["9"].alloc_tres["mem"] == 2048
     assert converted["3"].alloc_tres["mem"] == 300
@@ -605,8 +611,11 @@ def test_usage_of_alice_in_hpc_alloc1_is_exact_tres_seconds() -> None:
 
 
 def test_running_job_counts_up_to_now() -> None:
-    jobs = [job for job in parser.parse_jobs(sacct_lines("sacct_allocations_all_accounts.txt"))
-            if job.job_id == "9"]
+    jobs = [
+        job
+        for job in parser.parse_jobs(sacct_lines("sacct_allocations_all_accounts.txt"))
+        if job.job_id == "9"
+    ]
     usage = UsageAccumulator(MAIN_WINDOW, now=NOW).add_all(jobs)
     # Job 9 started 14:30:42 and is still running; now is 14:32:55: 2 min 13 s.
     seconds = 2 * 60 + 13
@@ -620,8 +629,11 @@ def test_running_job_counts_up_to_now() -> None:
 
 
 def test_running_job_stops_at_now_inside_a_longer_window() -> None:
-    jobs = [job for job in parser.parse_jobs(sacct_lines("sacct_allocations_all_accounts.txt"))
-            if job.job_id == "9"]
+    jobs = [
+        job
+        for job in parser.parse_jobs(sacct_lines("sacct_allocations_all_accounts.txt"))
+        if job.job_id == "9"
+    ]
     window = Window(MAIN_WINDOW.start, datetime(2026, 11, 21, 15, 0, 0, tzinfo=UTC))
     usage = UsageAccumulator(window, now=NOW).add_all(jobs)
     assert usage.tres_seconds["hpc_alloc2"]["bob"]["cpu"] == 133
@@ -641,8 +653,10 @@ def test_window_cutting_a_job_counts_only_the_seconds_inside() -> None:
 
 
 def test_pending_and_never_started_jobs_add_no_usage() -> None:
-    jobs = [*parser.parse_jobs(sacct_lines("sacct_allocations_all_accounts.txt")),
-            *parser.parse_jobs(sacct_lines("sacct_job_cancelled_before_start.txt"))]
+    jobs = [
+        *parser.parse_jobs(sacct_lines("sacct_allocations_all_accounts.txt")),
+        *parser.parse_jobs(sacct_lines("sacct_job_cancelled_before_start.txt")),
+    ]
     usage = UsageAccumulator(MAIN_WINDOW, now=NOW).add_all(
         job for job in jobs if job.job_id in {"10", "11"}
     )

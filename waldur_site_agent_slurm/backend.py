@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, Optional
+from functools import partial
+from typing import Any
 
 from waldur_api_client.models.resource import Resource as WaldurResource
 from waldur_site_agent.backend import logger
@@ -30,6 +31,11 @@ JOB_WAIT_ATTEMPTS = 15
 JOB_WAIT_SECONDS = 2.0
 
 
+def _text(value: object) -> str:
+    """A string field of a Waldur model ('' when the API left it unset)."""
+    return value if isinstance(value, str) else ""
+
+
 def _limits_dict(waldur_resource: WaldurResource) -> dict[str, Any]:
     raw = getattr(waldur_resource, "limits", None)
     if raw is None or not hasattr(raw, "to_dict"):
@@ -42,7 +48,9 @@ class SlurmBackend(BaseBackend):
 
     supports_user_homedirs = True
 
-    def __init__(self, backend_settings: dict, backend_components: dict[str, dict]) -> None:
+    def __init__(
+        self, backend_settings: dict[str, Any], backend_components: dict[str, dict[str, Any]]
+    ) -> None:
         """Validate the settings (fail hard with a clear message) and build the client."""
         super().__init__(backend_settings, backend_components)
         self.backend_type = "slurm"
@@ -87,8 +95,10 @@ class SlurmBackend(BaseBackend):
         clusters = self.client.clusters()
         name = self.settings.cluster_name
         if name and name not in clusters:
-            return [f"cluster {name!r} is not in the accounting database (known: "
-                    f"{', '.join(sorted(clusters)) or 'none'}); check cluster_name"]
+            return [
+                f"cluster {name!r} is not in the accounting database (known: "
+                f"{', '.join(sorted(clusters)) or 'none'}); check cluster_name"
+            ]
         return []
 
     def diagnostics(self) -> bool:
@@ -152,19 +162,22 @@ class SlurmBackend(BaseBackend):
         self,
         waldur_resource: WaldurResource,
         resource_backend_id: str,
-        user_context: Optional[dict] = None,
+        user_context: dict[str, Any] | None = None,
     ) -> BackendResourceInfo:
         """Check every name first, so a bad one leaves no half-built account tree."""
         validation.account_name(resource_backend_id, "allocation account")
         if not self.settings.parent_account:
             validation.account_name(
-                self._get_customer_backend_id(waldur_resource.customer_slug), "customer account")
+                self._get_customer_backend_id(_text(waldur_resource.customer_slug)),
+                "customer account",
+            )
             validation.account_name(
-                self._get_project_backend_id(waldur_resource.project_slug), "project account")
+                self._get_project_backend_id(_text(waldur_resource.project_slug)), "project account"
+            )
         return super().create_resource_with_id(waldur_resource, resource_backend_id, user_context)
 
     def _pre_create_resource(
-        self, waldur_resource: WaldurResource, user_context: Optional[dict] = None
+        self, waldur_resource: WaldurResource, user_context: dict[str, Any] | None = None
     ) -> None:
         """Create the customer and project accounts (or check the flat parent)."""
         del user_context
@@ -179,15 +192,19 @@ class SlurmBackend(BaseBackend):
         root = self.settings.root_account
         if snapshot.account(root) is None:
             raise BackendError(f"root_account {root!r} does not exist: sacctmgr add account {root}")
-        customer = self._get_customer_backend_id(waldur_resource.customer_slug)
-        project = self._get_project_backend_id(waldur_resource.project_slug)
+        customer = self._get_customer_backend_id(_text(waldur_resource.customer_slug))
+        project = self._get_project_backend_id(_text(waldur_resource.project_slug))
         self._ensure_account(
-            customer, validation.description(waldur_resource.customer_name, customer),
-            customer, root,
+            customer,
+            validation.description(waldur_resource.customer_name, customer),
+            customer,
+            root,
         )
         self._ensure_account(
-            project, validation.description(waldur_resource.project_name, project),
-            customer, customer,
+            project,
+            validation.description(waldur_resource.project_name, project),
+            customer,
+            customer,
         )
 
     def _create_backend_resource(
@@ -195,7 +212,7 @@ class SlurmBackend(BaseBackend):
         resource_backend_id: str,
         resource_name: str,
         resource_organization: str,
-        resource_parent_name: Optional[str] = None,
+        resource_parent_name: str | None = None,
     ) -> bool:
         """Create the allocation account; adopt one left by an interrupted earlier run."""
         name = validation.account_name(resource_backend_id, "allocation account")
@@ -244,7 +261,7 @@ class SlurmBackend(BaseBackend):
         else:
             logger.info("Limits of %s are already %s", account, tres_limits)
 
-    def set_resource_limits(self, resource_backend_id: str, limits_: dict[str, int]) -> None:  # type: ignore[override]
+    def set_resource_limits(self, resource_backend_id: str, limits_: dict[str, int]) -> None:
         """Set GrpTRESMins from Waldur limits, writing only the TRES that differ."""
         tres_limits, _ = limits.to_tres_minutes(
             limits_, self.settings.components, self.client.tres_names()
@@ -256,7 +273,9 @@ class SlurmBackend(BaseBackend):
         tres_limits = self.client.get_resource_limits(resource_backend_id)
         return limits.to_waldur(tres_limits, self.settings.components)  # type: ignore[return-value]
 
-    def sync_resource_limits(self, waldur_resource: WaldurResource, waldur_rest_client: Any) -> None:
+    def sync_resource_limits(
+        self, waldur_resource: WaldurResource, waldur_rest_client: Any
+    ) -> None:
         """Never copy SLURM limits back into Waldur.
 
         Waldur owns the limits. Echoing SLURM's values (which may include grace added by
@@ -284,15 +303,18 @@ class SlurmBackend(BaseBackend):
         self.client.cancel_jobs(account)
         self._remove_users(account, set(self.client.list_resource_users(account)))
 
-    def delete_resource(self, waldur_resource: WaldurResource, **kwargs: str) -> Optional[str]:
+    def delete_resource(self, waldur_resource: WaldurResource, **kwargs: str) -> str | None:
         """Terminate: cancel jobs, remove users and the account, then an emptied project."""
         account = validation.account_name(waldur_resource.backend_id, "allocation account")
         if self.client.snapshot().account(account) is None:
             logger.warning("Account %s does not exist; nothing to delete", account)
         elif self.backend_settings.get("soft_delete", False):
             self._pre_delete_resource(waldur_resource)
-            zero = {comp.tres: 0 for comp in self.settings.tres_components().values()
-                    if comp.tres in self.client.tres_names()}
+            zero = {
+                comp.tres: 0
+                for comp in self.settings.tres_components().values()
+                if comp.tres in self.client.tres_names()
+            }
             self._apply_grp_tres_mins(account, zero)
             return None
         else:
@@ -391,12 +413,11 @@ class SlurmBackend(BaseBackend):
                 common = self.settings.default_account
                 new_default = common if common in others else others[0]
                 self.client.modify_user(user, None, {"DefaultAccount": new_default})
-            if others:
-                action: Callable[[], None] = lambda u=user: self.client.remove_user(u, account)  # type: ignore[misc]
-            else:
-                # The user's last association is also its default: remove the user.
-                action = lambda u=user: self.client.remove_user(u, None)  # type: ignore[misc]  # noqa: E731
-            self._retry_while_jobs_active(action, f"{user} in {account}")
+            # Without other associations the user goes: its last one is also its default.
+            target = account if others else None
+            self._retry_while_jobs_active(
+                partial(self.client.remove_user, user, target), f"{user} in {account}"
+            )
             removed.append(user)
         return removed
 
@@ -411,8 +432,12 @@ class SlurmBackend(BaseBackend):
         # A single-QoS list with no explicit default already means that QoS.
         if state.record.qos == (target,) and state.record.default_qos in ("", target):
             return True
-        logger.info("Setting QoS of %s to %s (was %s)", account, target,
-                    state.record.default_qos or ",".join(state.record.qos))
+        logger.info(
+            "Setting QoS of %s to %s (was %s)",
+            account,
+            target,
+            state.record.default_qos or ",".join(state.record.qos),
+        )
         self.client.modify_account(account, {"QOS": target, "DefaultQOS": target})
         return True
 
@@ -428,7 +453,7 @@ class SlurmBackend(BaseBackend):
         """Put the allocation back on ``qos_default`` (no write when already there)."""
         return self._apply_qos_level(resource_backend_id, qos.QosLevel.DEFAULT)
 
-    def get_resource_metadata(self, resource_backend_id: str) -> dict:
+    def get_resource_metadata(self, resource_backend_id: str) -> dict[str, Any]:
         """The allocation's current QoS."""
         state = self.client.snapshot().account(validation.account_name(resource_backend_id))
         if state is None:
@@ -457,8 +482,10 @@ class SlurmBackend(BaseBackend):
     def get_resource_user_limits(self, resource_backend_id: str) -> dict[str, dict[str, int]]:
         """Each user's MaxTRESMins in Waldur units."""
         raw = self.client.get_resource_user_limits(resource_backend_id)
-        return {user: limits.to_waldur(values, self.settings.components)  # type: ignore[misc]
-                for user, values in raw.items()}
+        return {
+            user: limits.to_waldur(values, self.settings.components)  # type: ignore[misc]
+            for user, values in raw.items()
+        }
 
     # ---- usage -------------------------------------------------------------------------
 
@@ -473,12 +500,16 @@ class SlurmBackend(BaseBackend):
         prefix = self.settings.allocation_prefix
         flat = self.settings.parent_account
         return frozenset(
-            name for name, state in snapshot.accounts.items()
-            if not state.children and name != self.settings.root_account and state.parent
-            and name.startswith(prefix) and (not flat or state.parent == flat)
+            name
+            for name, state in snapshot.accounts.items()
+            if not state.children
+            and name != self.settings.root_account
+            and state.parent
+            and name.startswith(prefix)
+            and (not flat or state.parent == flat)
         )
 
-    def _usage(self, window: Window, resource_backend_ids: list[str]) -> dict:
+    def _usage(self, window: Window, resource_backend_ids: list[str]) -> dict[str, Any]:
         wanted = frozenset(validation.account_name(i) for i in resource_backend_ids)
         cached = self._usage_cache.get(window)
         if cached is None or not wanted <= cached[0]:
@@ -488,7 +519,7 @@ class SlurmBackend(BaseBackend):
             self._usage_cache[window] = cached
         return build_report(cached[1], sorted(wanted), self.settings.components)
 
-    def _get_usage_report(self, resource_backend_ids: list[str]) -> dict:
+    def _get_usage_report(self, resource_backend_ids: list[str]) -> dict[str, Any]:
         """Usage of the current month (in the configured timezone), in Waldur units."""
         year, month = current_month(self.timezone)
         return self._usage(month_window(year, month, self.timezone), resource_backend_ids)
@@ -498,8 +529,8 @@ class SlurmBackend(BaseBackend):
         resource_backend_ids: list[str],
         year: int,
         month: int,
-        waldur_resource: Optional[WaldurResource] = None,
-    ) -> dict:
+        waldur_resource: WaldurResource | None = None,
+    ) -> dict[str, Any]:
         """Usage of a past month, with jobs clipped to the month."""
         del waldur_resource
         return self._usage(month_window(year, month, self.timezone), resource_backend_ids)
@@ -519,4 +550,6 @@ class SlurmBackend(BaseBackend):
                 self._get_usage_report(ids)
             except BackendError as err:
                 logger.error("Reading usage failed: %s", err)
-        return super().pull_resources(waldur_resources)
+        pulled: dict[str, tuple[WaldurResource, BackendResourceInfo]]
+        pulled = super().pull_resources(waldur_resources)
+        return pulled

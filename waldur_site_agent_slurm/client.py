@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any
 
 from waldur_site_agent.backend import logger
 from waldur_site_agent.backend.clients import BaseClient
@@ -108,8 +108,14 @@ class SlurmClient(BaseClient):
         """All associations (of the configured cluster), read once until the next write."""
         if self._snapshot is None:
             where = ["where", *self._cluster()] if self.cluster_name else []
-            argv = [SACCTMGR, *READ, "show", "assoc", *where,
-                    "format=" + ",".join(parser.ASSOC_FIELDS)]
+            argv = [
+                SACCTMGR,
+                *READ,
+                "show",
+                "assoc",
+                *where,
+                "format=" + ",".join(parser.ASSOC_FIELDS),
+            ]
             lines = self.runner.run(argv, mutating=False).stdout.splitlines()
             self._snapshot = AssociationSnapshot(parser.parse_associations(lines))
         return self._snapshot
@@ -127,8 +133,15 @@ class SlurmClient(BaseClient):
         names = sorted({validation.username(name) for name in usernames})
         if not names:
             return {}
-        argv = [SACCTMGR, *READ, "list", "user", "where", "name=" + ",".join(names),
-                "format=" + ",".join(parser.USER_FIELDS)]
+        argv = [
+            SACCTMGR,
+            *READ,
+            "list",
+            "user",
+            "where",
+            "name=" + ",".join(names),
+            "format=" + ",".join(parser.USER_FIELDS),
+        ]
         lines = self.runner.run(argv, mutating=False).stdout.splitlines()
         return {rec.user: rec.default_account for rec in parser.parse_users(lines)}
 
@@ -141,9 +154,18 @@ class SlurmClient(BaseClient):
         if not names:
             return iter(())
         start, end = window.sacct_bounds()
-        argv = [SACCT, *READ, "--allusers", "--allocations", "--noconvert",
-                f"--starttime={start}", f"--endtime={end}", "--accounts=" + ",".join(names),
-                "--format=" + ",".join(parser.SACCT_FIELDS), *self._cluster("--clusters")]
+        argv = [
+            SACCT,
+            *READ,
+            "--allusers",
+            "--allocations",
+            "--noconvert",
+            f"--starttime={start}",
+            f"--endtime={end}",
+            "--accounts=" + ",".join(names),
+            "--format=" + ",".join(parser.SACCT_FIELDS),
+            *self._cluster("--clusters"),
+        ]
         return parser.parse_jobs(self.runner.stream(argv, env={"TZ": "UTC"}))
 
     # ---- accounts ----------------------------------------------------------------------
@@ -151,7 +173,9 @@ class SlurmClient(BaseClient):
     def add_account(self, name: str, description: str, organization: str, parent: str) -> None:
         """Create an account under ``parent``; an existing one is left as it is."""
         self._write(
-            "add", "account", validation.account_name(name),
+            "add",
+            "account",
+            validation.account_name(name),
             f"Description={description}",
             f"Organization={validation.account_name(organization, 'organization')}",
             f"Parent={validation.account_name(parent, 'parent account')}",
@@ -160,13 +184,21 @@ class SlurmClient(BaseClient):
 
     def remove_account(self, name: str) -> None:
         """Delete an account association; a missing one is not an error."""
-        self._write("delete", "account", "where", f"name={validation.account_name(name)}",
-                    *self._cluster())
+        self._write(
+            "delete", "account", "where", f"name={validation.account_name(name)}", *self._cluster()
+        )
 
     def account_settings_args(self, name: str, settings: dict[str, str]) -> list[str]:
         """Arguments of ``modify account`` setting ``settings`` (keys are SLURM fields)."""
-        return ["modify", "account", "where", f"name={validation.account_name(name)}",
-                *self._cluster(), "set", *(f"{k}={v}" for k, v in settings.items())]
+        return [
+            "modify",
+            "account",
+            "where",
+            f"name={validation.account_name(name)}",
+            *self._cluster(),
+            "set",
+            *(f"{k}={v}" for k, v in settings.items()),
+        ]
 
     def modify_account(self, name: str, settings: dict[str, str]) -> str:
         """Set fields of an account association in one command; return the command line."""
@@ -177,32 +209,48 @@ class SlurmClient(BaseClient):
     def clusters(self) -> frozenset[str]:
         """Clusters registered in the accounting database (also a reachability check)."""
         argv = [SACCTMGR, *READ, "show", "cluster", "format=Cluster"]
-        return frozenset(line.strip() for line in self.runner.run(argv, mutating=False)
-                         .stdout.splitlines() if line.strip())
+        return frozenset(
+            line.strip()
+            for line in self.runner.run(argv, mutating=False).stdout.splitlines()
+            if line.strip()
+        )
 
     def qos_names(self) -> frozenset[str]:
         """Names of the QoS that exist."""
         argv = [SACCTMGR, *READ, "show", "qos", "format=Name"]
-        return frozenset(line.strip() for line in self.runner.run(argv, mutating=False)
-                         .stdout.splitlines() if line.strip())
+        return frozenset(
+            line.strip()
+            for line in self.runner.run(argv, mutating=False).stdout.splitlines()
+            if line.strip()
+        )
 
     def cancel_user_jobs(self, username: str, account: str) -> None:
         """Cancel one user's pending and running jobs in ``account``."""
-        argv = [SCANCEL, f"--account={validation.account_name(account)}",
-                f"--user={validation.username(username)}", *self._cluster("--clusters")]
+        argv = [
+            SCANCEL,
+            f"--account={validation.account_name(account)}",
+            f"--user={validation.username(username)}",
+            *self._cluster("--clusters"),
+        ]
         self.runner.run(argv, mutating=True)
 
     def cancel_jobs(self, account: str) -> None:
         """Cancel every pending and running job of ``account``."""
-        argv = [SCANCEL, f"--account={validation.account_name(account)}",
-                *self._cluster("--clusters")]
+        argv = [
+            SCANCEL,
+            f"--account={validation.account_name(account)}",
+            *self._cluster("--clusters"),
+        ]
         self.runner.run(argv, mutating=True)
 
     # ---- users -------------------------------------------------------------------------
 
     def add_users(
-        self, usernames: Iterable[str], accounts: Iterable[str],
-        default_account: str | None = None, partition: str | None = None,
+        self,
+        usernames: Iterable[str],
+        accounts: Iterable[str],
+        default_account: str | None = None,
+        partition: str | None = None,
     ) -> None:
         """Associate users with ``accounts`` in one command."""
         names = sorted({validation.username(name) for name in usernames})
@@ -228,8 +276,14 @@ class SlurmClient(BaseClient):
         where = ["where", f"name={validation.username(username)}"]
         if account is not None:
             where.append(f"account={validation.account_name(account)}")
-        args = ["modify", "user", *where, *self._cluster(), "set",
-                *(f"{k}={v}" for k, v in settings.items())]
+        args = [
+            "modify",
+            "user",
+            *where,
+            *self._cluster(),
+            "set",
+            *(f"{k}={v}" for k, v in settings.items()),
+        ]
         self._write(*args, accept_nothing=False)
         return self.command_line(*args)
 
@@ -242,7 +296,7 @@ class SlurmClient(BaseClient):
             for s in self.snapshot().accounts.values()
         ]
 
-    def get_resource(self, resource_id: str) -> Optional[ClientResource]:
+    def get_resource(self, resource_id: str) -> ClientResource | None:
         """The account, or None when it does not exist."""
         state = self.snapshot().account(validation.account_name(resource_id))
         if state is None:
@@ -250,7 +304,7 @@ class SlurmClient(BaseClient):
         return ClientResource(name=state.name, organization=state.parent, backend_id=state.name)
 
     def create_resource(
-        self, name: str, description: str, organization: str, parent_name: Optional[str] = None
+        self, name: str, description: str, organization: str, parent_name: str | None = None
     ) -> str:
         """Create an account (``parent_name`` defaults to ``organization``)."""
         self.add_account(name, description, organization, parent_name or organization)
@@ -261,10 +315,12 @@ class SlurmClient(BaseClient):
         self.remove_account(name)
         return name
 
-    def set_resource_limits(self, resource_id: str, limits_dict: dict[str, int]) -> Optional[str]:
+    def set_resource_limits(self, resource_id: str, limits_dict: dict[str, int]) -> str | None:
         """Set GrpTRESMins from ``{tres: minutes}``."""
-        tres = {validation.tres_name(k): validation.limit_value(v, f"limit for {k}")
-                for k, v in limits_dict.items()}
+        tres = {
+            validation.tres_name(k): validation.limit_value(v, f"limit for {k}")
+            for k, v in limits_dict.items()
+        }
         if not tres:
             return None
         return self.modify_account(resource_id, {"GrpTRESMins": parser.format_tres(tres)})
@@ -279,18 +335,21 @@ class SlurmClient(BaseClient):
         state = self.snapshot().account(validation.account_name(resource_id))
         if state is None:
             return {}
-        return {user: dict(rec.max_tres_mins) for user, rec in state.users.items()
-                if rec.max_tres_mins}
+        return {
+            user: dict(rec.max_tres_mins) for user, rec in state.users.items() if rec.max_tres_mins
+        }
 
     def set_resource_user_limits(
         self, resource_id: str, username: str, limits_dict: dict[str, int]
     ) -> str:
         """Set MaxTRESMins of one user association from ``{tres: minutes}``."""
-        tres = {validation.tres_name(k): validation.limit_value(v, f"limit for {k}")
-                for k, v in limits_dict.items()}
+        tres = {
+            validation.tres_name(k): validation.limit_value(v, f"limit for {k}")
+            for k, v in limits_dict.items()
+        }
         return self.modify_user(username, resource_id, {"MaxTRESMins": parser.format_tres(tres)})
 
-    def get_association(self, user: str, resource_id: str) -> Optional[Association]:
+    def get_association(self, user: str, resource_id: str) -> Association | None:
         """The user's association with the account, or None."""
         state = self.snapshot().account(validation.account_name(resource_id))
         if state is None or validation.username(user) not in state.users:
@@ -298,7 +357,7 @@ class SlurmClient(BaseClient):
         return Association(account=state.name, user=user)
 
     def create_association(
-        self, username: str, resource_id: str, default_account: Optional[str] = None
+        self, username: str, resource_id: str, default_account: str | None = None
     ) -> str:
         """Associate one user with the account."""
         self.add_users([username], [resource_id], default_account)
@@ -309,7 +368,7 @@ class SlurmClient(BaseClient):
         self.remove_user(username, resource_id)
         return username
 
-    def get_usage_report(self, resource_ids: list[str], timezone: Optional[str] = None) -> list:
+    def get_usage_report(self, resource_ids: list[str], timezone: str | None = None) -> list[Any]:
         """Not used: usage goes through ``jobs`` and ``usage.build_report``."""
         del resource_ids, timezone
         return []

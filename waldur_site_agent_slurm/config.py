@@ -174,7 +174,8 @@ def _validated_schema(raw: dict[str, Any]) -> SlurmBackendSettingsSchema:
         unknown, has_real_errors = _split_unknown_keys(err)
         if has_real_errors:
             raise SlurmConfigError(
-                "Invalid SLURM backend settings: " + _format_validation_error(err, "backend_settings")
+                "Invalid SLURM backend settings: "
+                + _format_validation_error(err, "backend_settings")
             ) from err
         logger.warning("Ignoring unknown SLURM backend_settings keys: %s", ", ".join(unknown))
         known = {k: v for k, v in raw.items() if k in SlurmBackendSettingsSchema.model_fields}
@@ -194,9 +195,15 @@ def _component(key: str, raw: dict[str, Any], schema: SlurmBackendSettingsSchema
         tres = key
     if tres is not None:
         _as_config(validation.tres_name, tres, f"backend_components.{key}.tres_name")
-    default_factor = getattr(schema, f"{key}_unit_factor", None) if key in {"cpu", "mem", "gpu"} else None
+    default_factor = (
+        getattr(schema, f"{key}_unit_factor", None) if key in {"cpu", "mem", "gpu"} else None
+    )
     unit_factor = raw.get("unit_factor", default_factor or 1.0)
-    if isinstance(unit_factor, bool) or not isinstance(unit_factor, int | float) or unit_factor <= 0:
+    if (
+        isinstance(unit_factor, bool)
+        or not isinstance(unit_factor, int | float)
+        or unit_factor <= 0
+    ):
         raise SlurmConfigError(
             f"Invalid backend_components.{key}.unit_factor {unit_factor!r}: "
             "must be a positive number (TRES-minutes per Waldur unit)"
@@ -209,7 +216,9 @@ def _component(key: str, raw: dict[str, Any], schema: SlurmBackendSettingsSchema
         )
     limit = raw.get("limit")
     if limit is not None:
-        _as_config(validation.limit_value, float(limit) * unit_factor, f"backend_components.{key}.limit")
+        _as_config(
+            validation.limit_value, float(limit) * unit_factor, f"backend_components.{key}.limit"
+        )
     if tres is None:
         logger.warning(
             "Component %s has no SLURM TRES (set tres_name to map it); "
@@ -226,7 +235,7 @@ def _component(key: str, raw: dict[str, Any], schema: SlurmBackendSettingsSchema
     )
 
 
-def _as_config(check: Any, value: object, field_name: str) -> Any:  # noqa: ANN401
+def _as_config(check: Any, value: object, field_name: str) -> Any:
     try:
         return check(value, field_name)
     except InvalidValueError as err:
@@ -279,7 +288,9 @@ def load_settings(raw: dict[str, Any], components: dict[str, dict[str, Any]]) ->
         slurm_bin_path=schema.slurm_bin_path,
         command_timeout=schema.command_timeout or DEFAULT_COMMAND_TIMEOUT,
         emulator_mode=bool(schema.emulator_mode or periodic.emulator_mode),
-        qos_default=qos(schema.qos_default or levels.default or DEFAULT_QOS["default"], "qos_default"),
+        qos_default=qos(
+            schema.qos_default or levels.default or DEFAULT_QOS["default"], "qos_default"
+        ),
         qos_downscaled=qos(
             schema.qos_downscaled or levels.slowdown or DEFAULT_QOS["downscaled"], "qos_downscaled"
         ),

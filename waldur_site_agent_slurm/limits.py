@@ -48,7 +48,9 @@ def to_tres_minutes(
     return tres_limits, waldur_limits
 
 
-def to_waldur(tres_limits: Mapping[str, int], components: Mapping[str, Component]) -> dict[str, float]:
+def to_waldur(
+    tres_limits: Mapping[str, int], components: Mapping[str, Component]
+) -> dict[str, float]:
     """Convert ``{tres: minutes}`` back to ``{component: Waldur amount}``."""
     result = {}
     for key, comp in components.items():

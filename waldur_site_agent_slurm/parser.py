@@ -121,7 +121,7 @@ def parse_time(text: str) -> datetime | None:
     if text in _NO_TIME:
         return None
     try:
-        value = datetime.strptime(text, "%Y-%m-%dT%H:%M:%S")  # noqa: DTZ007 - sacct's zone
+        value = datetime.strptime(text, "%Y-%m-%dT%H:%M:%S")
     except ValueError as err:
         raise SlurmParseError(f"Bad time {text!r}") from err
     return value

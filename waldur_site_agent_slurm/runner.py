@@ -143,7 +143,10 @@ class CommandRunner:
             )
         except subprocess.TimeoutExpired as err:
             raise SlurmTimeoutError(
-                argv, None, _text(err.stdout), _text(err.stderr),
+                argv,
+                None,
+                _text(err.stdout),
+                _text(err.stderr),
                 f"Timed out after {self.timeout:g}s",
             ) from err
         except OSError as err:
@@ -152,7 +155,10 @@ class CommandRunner:
         if result.returncode == 0 or (accept_nothing and result.nothing_to_do):
             return result
         raise SlurmCommandError(
-            argv, result.returncode, result.stdout, result.stderr,
+            argv,
+            result.returncode,
+            result.stdout,
+            result.stderr,
             _failure_reason(result),
         )
 

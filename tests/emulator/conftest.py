@@ -24,15 +24,25 @@ pytestmark = pytest.mark.emulator
 
 def sacctmgr(*args: str) -> str:
     """Run the emulator's sacctmgr directly, as a site admin would, and return stdout."""
-    proc = subprocess.run([str(BIN / "sacctmgr"), *args], capture_output=True, text=True,
-                          check=False, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [str(BIN / "sacctmgr"), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
     return proc.stdout
 
 
 def assoc_rows() -> list[list[str]]:
     """(account, user, parent, GrpTRESMins, MaxTRESMins, QOS, DefaultQOS) of every association."""
-    out = sacctmgr("-P", "-n", "show", "assoc",
-                   "format=Account,User,ParentName,GrpTRESMins,MaxTRESMins,QOS,DefaultQOS")
+    out = sacctmgr(
+        "-P",
+        "-n",
+        "show",
+        "assoc",
+        "format=Account,User,ParentName,GrpTRESMins,MaxTRESMins,QOS,DefaultQOS",
+    )
     return [line.split("|") for line in out.splitlines() if line]
 
 
@@ -51,18 +61,39 @@ def emulator_backend(**settings: Any) -> SlurmBackend:
     return SlurmBackend(settings, {k: dict(v) for k, v in COMPONENTS.items()})
 
 
-def seed_job(account: str, user: str, start: datetime, end: datetime | None,
-             tres: dict[str, int], state: str = "COMPLETED") -> None:
+def seed_job(
+    account: str,
+    user: str,
+    start: datetime,
+    end: datetime | None,
+    tres: dict[str, int],
+    state: str = "COMPLETED",
+) -> None:
     """Put one finished job into the emulator's accounting database."""
     from emulator.core.database import SlurmDatabase, UsageRecord
 
     db = SlurmDatabase()
     db.load_state()
     hours = ((end or start) - start).total_seconds() / 3600
-    db.add_usage_record(UsageRecord(
-        account=account, user=user, node_hours=hours, billing_units=hours,
-        timestamp=end or start, period="", cluster=db.current_cluster, state=state,
-        submit_time=start, start_time=start, end_time=end, node_count=1, node_list="node001",
-        alloc_cpus=tres.get("cpu", 1), req_mem_mb=tres.get("mem", 0), tres_req=tres,
-        tres_alloc=tres))
+    db.add_usage_record(
+        UsageRecord(
+            account=account,
+            user=user,
+            node_hours=hours,
+            billing_units=hours,
+            timestamp=end or start,
+            period="",
+            cluster=db.current_cluster,
+            state=state,
+            submit_time=start,
+            start_time=start,
+            end_time=end,
+            node_count=1,
+            node_list="node001",
+            alloc_cpus=tres.get("cpu", 1),
+            req_mem_mb=tres.get("mem", 0),
+            tres_req=tres,
+            tres_alloc=tres,
+        )
+    )
     db.save_state()

@@ -67,7 +67,8 @@ def test_membership_removes_users_and_sets_user_limits(emulator: Path) -> None:
     backend.add_users_to_resource(res, {"alice", "bob"})
     emulator_backend().set_resource_user_limits("alloc-1", "alice", {"cpu": 1, "gpu": 2})
     assert emulator_backend().get_resource_user_limits("alloc-1") == {
-        "alice": {"cpu": 1.0, "gpu": 2.0}}
+        "alice": {"cpu": 1.0, "gpu": 2.0}
+    }
     emulator_backend().remove_users_from_resource(res, {"bob"})
     assert users_of("alloc-1") == {"alice"}
 
@@ -85,8 +86,9 @@ def test_terminate_removes_account_and_empty_project(emulator: Path) -> None:
 
 def test_terminate_keeps_project_with_other_allocations(emulator: Path) -> None:
     emulator_backend().create_resource_with_id(resource(), "alloc-1")
-    emulator_backend().create_resource_with_id(resource(slug="alloc-2", backend_id="alloc-2"),
-                                               "alloc-2")
+    emulator_backend().create_resource_with_id(
+        resource(slug="alloc-2", backend_id="alloc-2"), "alloc-2"
+    )
     emulator_backend().delete_resource(resource(), project_slug="proj-1")
     assert {"proj-1", "alloc-2"} <= set(accounts())
     assert "alloc-1" not in accounts()
@@ -106,11 +108,21 @@ def test_usage_is_clipped_to_each_month_and_converted(emulator: Path) -> None:
     res = resource()
     backend.create_resource_with_id(res, "alloc-1")
     # 4 CPUs, 8 GB, 1 GPU from Jan 31 22:00 to Feb 1 02:00 UTC: 2 hours in each month.
-    seed_job("alloc-1", "alice", datetime(2026, 1, 31, 22), datetime(2026, 2, 1, 2),
-             {"cpu": 4, "mem": 8192, "gres/gpu": 1, "billing": 4, "node": 1})
+    seed_job(
+        "alloc-1",
+        "alice",
+        datetime(2026, 1, 31, 22),
+        datetime(2026, 2, 1, 2),
+        {"cpu": 4, "mem": 8192, "gres/gpu": 1, "billing": 4, "node": 1},
+    )
     # 2 CPUs for 30 minutes in February, by bob.
-    seed_job("alloc-1", "bob", datetime(2026, 2, 10, 12), datetime(2026, 2, 10, 12, 30),
-             {"cpu": 2, "mem": 1024, "billing": 2, "node": 1})
+    seed_job(
+        "alloc-1",
+        "bob",
+        datetime(2026, 2, 10, 12),
+        datetime(2026, 2, 10, 12, 30),
+        {"cpu": 2, "mem": 1024, "billing": 2, "node": 1},
+    )
     january = emulator_backend().get_usage_report_for_period(["alloc-1"], 2026, 1)["alloc-1"]
     february = emulator_backend().get_usage_report_for_period(["alloc-1"], 2026, 2)["alloc-1"]
     # cpu (k-hours, factor 60000): 4 CPUs × 120 min = 480 CPU-min → 0.008 → 0.01.
@@ -133,8 +145,13 @@ def test_usage_is_clipped_to_each_month_and_converted(emulator: Path) -> None:
 def test_usage_months_follow_the_configured_timezone(emulator: Path) -> None:
     emulator_backend().create_resource_with_id(resource(), "alloc-1")
     # 23:30 UTC on Jan 31 is already February in Tallinn (UTC+2).
-    seed_job("alloc-1", "alice", datetime(2026, 1, 31, 23, 30), datetime(2026, 2, 1, 0, 30),
-             {"cpu": 60, "billing": 60, "node": 1})
+    seed_job(
+        "alloc-1",
+        "alice",
+        datetime(2026, 1, 31, 23, 30),
+        datetime(2026, 2, 1, 0, 30),
+        {"cpu": 60, "billing": 60, "node": 1},
+    )
     backend = emulator_backend()
     backend.timezone = "Europe/Tallinn"
     jan = backend.get_usage_report_for_period(["alloc-1"], 2026, 1)["alloc-1"]
@@ -146,7 +163,8 @@ def test_usage_months_follow_the_configured_timezone(emulator: Path) -> None:
 def test_one_sacct_serves_every_allocation_of_a_cycle(emulator: Path) -> None:
     for n in range(3):
         emulator_backend().create_resource_with_id(
-            resource(slug=f"alloc-{n}", backend_id=f"alloc-{n}"), f"alloc-{n}")
+            resource(slug=f"alloc-{n}", backend_id=f"alloc-{n}"), f"alloc-{n}"
+        )
     backend = emulator_backend()
     for n in range(3):
         assert backend.pull_resource(resource(backend_id=f"alloc-{n}")) is not None
@@ -157,4 +175,7 @@ def test_diagnostics_reports_missing_qos(emulator: Path) -> None:
     assert emulator_backend().diagnostics()
     assert not emulator_backend(qos_paused="hold").diagnostics()
     assert sacctmgr("-P", "-n", "show", "qos", "format=Name").split() == [
-        "normal", "slowdown", "blocked"]
+        "normal",
+        "slowdown",
+        "blocked",
+    ]

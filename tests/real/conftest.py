@@ -31,8 +31,10 @@ pytestmark = pytest.mark.real_slurm
 def _stack_is_up() -> bool:
     if os.geteuid() != 0 or not Path(BIN, "sacctmgr").exists():
         return False
-    return subprocess.run(["bash", str(SCRIPT), "status"], capture_output=True,
-                          check=False).returncode == 0
+    return (
+        subprocess.run(["bash", str(SCRIPT), "status"], capture_output=True, check=False).returncode
+        == 0
+    )
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -45,27 +47,55 @@ def real_slurm() -> None:
     pytest.skip(message)
 
 
-def run(*argv: str, user: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+def run(
+    *argv: str, user: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     """Run a SLURM command as root (or as ``user``), from a directory anyone can use."""
     full = [f"{BIN}/{argv[0]}", *argv[1:]]
     if user:
         full = ["runuser", "-u", user, "--", *full]
-    return subprocess.run(full, capture_output=True, text=True, check=check, cwd="/tmp",
-                          stdin=subprocess.DEVNULL, timeout=120)
+    return subprocess.run(
+        full,
+        capture_output=True,
+        text=True,
+        check=check,
+        cwd="/tmp",
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+    )
 
 
 def assoc_rows(account: str) -> list[list[str]]:
     """(Account, User, ParentName, GrpTRESMins, MaxTRESMins, QOS, DefaultQOS) rows."""
-    out = run("sacctmgr", "-P", "-n", "show", "assoc", "where", f"account={account}",
-              f"cluster={CLUSTER}",
-              "format=Account,User,ParentName,GrpTRESMins,MaxTRESMins,QOS,DefaultQOS").stdout
+    out = run(
+        "sacctmgr",
+        "-P",
+        "-n",
+        "show",
+        "assoc",
+        "where",
+        f"account={account}",
+        f"cluster={CLUSTER}",
+        "format=Account,User,ParentName,GrpTRESMins,MaxTRESMins,QOS,DefaultQOS",
+    ).stdout
     return [line.split("|") for line in out.splitlines() if line]
 
 
 def submit(user: str, account: str, *options: str, wrap: str = "sleep 3") -> tuple[int, str]:
     """sbatch a job as ``user``; return (exit status, job id or error text)."""
-    proc = run("sbatch", "--parsable", "-A", account, "--output=/dev/null", "--time=5",
-               *options, "--wrap", wrap, user=user, check=False)
+    proc = run(
+        "sbatch",
+        "--parsable",
+        "-A",
+        account,
+        "--output=/dev/null",
+        "--time=5",
+        *options,
+        "--wrap",
+        wrap,
+        user=user,
+        check=False,
+    )
     return proc.returncode, (proc.stdout.strip() or proc.stderr.strip())
 
 
@@ -74,10 +104,14 @@ def wait_finished(job_ids: list[str], timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     wanted = set(job_ids)
     while time.monotonic() < deadline:
-        out = run("sacct", "-X", "-n", "-P", "-a", "--starttime=now-1day",
-                  "--format=JobID,State").stdout
-        done = {jid for jid, state in (l.split("|") for l in out.splitlines() if "|" in l)
-                if state.split(" ")[0] not in {"PENDING", "RUNNING", "COMPLETING"}}
+        out = run(
+            "sacct", "-X", "-n", "-P", "-a", "--starttime=now-1day", "--format=JobID,State"
+        ).stdout
+        done = {
+            jid
+            for jid, state in (row.split("|") for row in out.splitlines() if "|" in row)
+            if state.split(" ")[0] not in {"PENDING", "RUNNING", "COMPLETING"}
+        }
         if wanted <= done:
             return
         time.sleep(1)
@@ -85,8 +119,12 @@ def wait_finished(job_ids: list[str], timeout: float = 120) -> None:
 
 
 def real_backend(**settings: Any) -> SlurmBackend:
-    settings = {"slurm_bin_path": BIN, "cluster_name": CLUSTER,
-                "enable_user_homedir_account_creation": False, **settings}
+    settings = {
+        "slurm_bin_path": BIN,
+        "cluster_name": CLUSTER,
+        "enable_user_homedir_account_creation": False,
+        **settings,
+    }
     components = {k: dict(v) for k, v in COMPONENTS.items()}
     components["cpu"]["unit_factor"] = 1  # report CPU-minutes, easy to check by hand
     return SlurmBackend(settings, components)
@@ -96,13 +134,25 @@ def real_backend(**settings: Any) -> SlurmBackend:
 def names() -> Iterator[dict[str, str]]:
     """Unique customer/project/allocation slugs; their accounts are removed afterwards."""
     tag = uuid.uuid4().hex[:8]
-    slugs = {"customer_slug": f"rc-{tag}", "project_slug": f"rp-{tag}", "slug": f"ra-{tag}",
-             "backend_id": f"ra-{tag}"}
+    slugs = {
+        "customer_slug": f"rc-{tag}",
+        "project_slug": f"rp-{tag}",
+        "slug": f"ra-{tag}",
+        "backend_id": f"ra-{tag}",
+    }
     yield slugs
     run("scancel", f"--account={slugs['slug']}", check=False)
     for user in USERS:
-        run("sacctmgr", "-i", "delete", "user", "where", f"name={user}",
-            f"account={slugs['slug']}", check=False)
+        run(
+            "sacctmgr",
+            "-i",
+            "delete",
+            "user",
+            "where",
+            f"name={user}",
+            f"account={slugs['slug']}",
+            check=False,
+        )
     for name in (slugs["slug"], slugs["project_slug"], slugs["customer_slug"]):
         for _ in range(10):
             proc = run("sacctmgr", "-i", "delete", "account", "where", f"name={name}", check=False)

@@ -31,12 +31,18 @@ def test_order_creates_tree_limits_and_users_visible_to_sacctmgr(names: dict[str
     # cpu factor 1, mem 10 GB-hours × 61440 = 614400 MB-min (shown as 600G), gpu 5 h × 60.
     assert rows[""][3] == "cpu=100,gres/gpu=300,mem=600G"
     assert {USERS[0], USERS[1]} <= set(rows)
-    parents = {row[0]: row[2] for row in (assoc_rows(names["project_slug"])
-                                          + assoc_rows(names["customer_slug"])) if not row[1]}
-    assert parents == {names["project_slug"]: names["customer_slug"],
-                       names["customer_slug"]: "root"}
-    description = run("sacctmgr", "-P", "-n", "list", "account", f"name={names['slug']}",
-                      "format=Descr").stdout.strip()
+    parents = {
+        row[0]: row[2]
+        for row in (assoc_rows(names["project_slug"]) + assoc_rows(names["customer_slug"]))
+        if not row[1]
+    }
+    assert parents == {
+        names["project_slug"]: names["customer_slug"],
+        names["customer_slug"]: "root",
+    }
+    description = run(
+        "sacctmgr", "-P", "-n", "list", "account", f"name={names['slug']}", "format=Descr"
+    ).stdout.strip()
     assert description == "my allocation rm -rf /"
 
 
@@ -64,8 +70,9 @@ def test_reported_usage_equals_what_real_jobs_consumed(names: dict[str, str]) ->
     wait_finished([jid for _, jid in jobs.values()])
     expected = {}
     for user, (_, jid) in jobs.items():
-        out = run("sacct", "-X", "-n", "-P", "-j", jid, "--noconvert",
-                  "--format=ElapsedRaw,AllocTRES").stdout.strip()
+        out = run(
+            "sacct", "-X", "-n", "-P", "-j", jid, "--noconvert", "--format=ElapsedRaw,AllocTRES"
+        ).stdout.strip()
         elapsed, tres = out.split("|")
         alloc = dict(item.split("=") for item in tres.split(","))
         seconds = int(elapsed)
