@@ -88,7 +88,14 @@ def test_cluster_name_scopes_every_sacctmgr_command(runner: FakeRunner) -> None:
     runner.outputs["show assoc"] = TREE
     backend = make_backend(runner, cluster_name="hpc")
     backend.create_resource_with_id(resource(), "alloc-1")
+    runner.outputs["show assoc"] = assoc_lines(
+        "alloc-1|||proj-1|1||||normal|", "alloc-1|bob|||1||||normal|"
+    )
+    backend.remove_users_from_resource(resource(), {"bob"})
+    backend.pause_resource("alloc-1")
+    # TRES, QoS and cluster listings are global; everything about associations is scoped.
     sacctmgr = [c for c in runner.calls if c[0] == "sacctmgr" and "tres" not in c]
+    assert any("list" in c and "user" in c for c in sacctmgr)
     assert sacctmgr
     for argv in sacctmgr:
         assert "cluster=hpc" in argv or "Cluster=hpc" in argv, argv

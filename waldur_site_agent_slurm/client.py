@@ -108,23 +108,14 @@ class SlurmClient(BaseClient):
         """All associations (of the configured cluster), read once until the next write."""
         if self._snapshot is None:
             where = ["where", *self._cluster()] if self.cluster_name else []
-            argv = [
-                SACCTMGR,
-                *READ,
-                "show",
-                "assoc",
-                *where,
-                "format=" + ",".join(parser.ASSOC_FIELDS),
-            ]
-            lines = self.runner.run(argv, mutating=False).stdout.splitlines()
+            lines = self._read("show", "assoc", *where, "format=" + ",".join(parser.ASSOC_FIELDS))
             self._snapshot = AssociationSnapshot(parser.parse_associations(lines))
         return self._snapshot
 
     def tres_names(self) -> frozenset[str]:
         """TRES the cluster accounts for (``cpu``, ``mem``, ``gres/gpu`` …), read once."""
         if self._tres is None:
-            argv = [SACCTMGR, *READ, "list", "tres", "format=" + ",".join(parser.TRES_FIELDS)]
-            lines = self.runner.run(argv, mutating=False).stdout.splitlines()
+            lines = self._read("list", "tres", "format=" + ",".join(parser.TRES_FIELDS))
             self._tres = parser.parse_tres_names(lines)
         return self._tres
 
@@ -133,16 +124,14 @@ class SlurmClient(BaseClient):
         names = sorted({validation.username(name) for name in usernames})
         if not names:
             return {}
-        argv = [
-            SACCTMGR,
-            *READ,
+        lines = self._read(
             "list",
             "user",
             "where",
             "name=" + ",".join(names),
+            *self._cluster(),
             "format=" + ",".join(parser.USER_FIELDS),
-        ]
-        lines = self.runner.run(argv, mutating=False).stdout.splitlines()
+        )
         return {rec.user: rec.default_account for rec in parser.parse_users(lines)}
 
     def jobs(self, window: Window, accounts: Iterable[str]) -> Iterator[JobRecord]:
@@ -206,23 +195,18 @@ class SlurmClient(BaseClient):
         self._write(*args, accept_nothing=False)
         return self.command_line(*args)
 
+    def _read(self, *args: str) -> list[str]:
+        """Lines printed by a read-only ``sacctmgr --parsable2 --noheader`` command."""
+        argv = [SACCTMGR, *READ, *args]
+        return self.runner.run(argv, mutating=False).stdout.splitlines()
+
     def clusters(self) -> frozenset[str]:
         """Clusters registered in the accounting database (also a reachability check)."""
-        argv = [SACCTMGR, *READ, "show", "cluster", "format=Cluster"]
-        return frozenset(
-            line.strip()
-            for line in self.runner.run(argv, mutating=False).stdout.splitlines()
-            if line.strip()
-        )
+        return parser.parse_names(self._read("show", "cluster", "format=Cluster"))
 
     def qos_names(self) -> frozenset[str]:
         """Names of the QoS that exist."""
-        argv = [SACCTMGR, *READ, "show", "qos", "format=Name"]
-        return frozenset(
-            line.strip()
-            for line in self.runner.run(argv, mutating=False).stdout.splitlines()
-            if line.strip()
-        )
+        return parser.parse_names(self._read("show", "qos", "format=Name"))
 
     def cancel_user_jobs(self, username: str, account: str) -> None:
         """Cancel one user's pending and running jobs in ``account``."""

@@ -155,6 +155,11 @@ def parse_tres_names(lines: Iterable[str]) -> frozenset[str]:
     return frozenset(f"{kind}/{name}" if name else kind for kind, name in _rows(lines, TRES_FIELDS))
 
 
+def parse_names(lines: Iterable[str]) -> frozenset[str]:
+    """Parse a one-column listing (``format=Name``) into a set of names."""
+    return frozenset(line.strip() for line in lines if line.strip())
+
+
 def parse_users(lines: Iterable[str]) -> list[UserRecord]:
     """Parse ``sacctmgr list user format=User,DefaultAccount``."""
     return [UserRecord(user, default) for user, default in _rows(lines, USER_FIELDS)]
