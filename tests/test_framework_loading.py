@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -52,3 +55,37 @@ def test_invalid_setting_stops_the_backend_naming_key_and_allowed_values(tmp_pat
         utils.get_backend_for_offering(config.offerings[0], "reporting_backend")
     assert "backend_settings.default_account_policy" in str(err.value)
     assert "'common', 'individual' or 'none'" in str(err.value)
+
+
+def test_agent_cli_discovers_the_plugin_with_the_example_config(tmp_path: Path) -> None:
+    """The real waldur_site_agent process starts with our config and sees the plugin.
+
+    No Waldur listens at the example's URL, so the agent stops after start-up; what it
+    logs before that shows that the installed entry points were found.
+    """
+    env = {
+        **os.environ,
+        "SLURM_EMULATOR_STATE_FILE": str(tmp_path / "state.json"),
+        "SLURM_EMULATOR_TIME_FILE": str(tmp_path / "time.json"),
+    }
+    agent = Path(sys.executable).parent / "waldur_site_agent"
+    proc = subprocess.Popen(
+        [str(agent), "-m", "report", "-c", str(EXAMPLES / "emulator-config.yaml")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    try:
+        seen = []
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            seen.append(line)
+            if "Running agent in report mode" in line:
+                break
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+    text = "".join(seen)
+    assert "waldur-site-agent-slurm=" in text
+    assert "validation failed" not in text

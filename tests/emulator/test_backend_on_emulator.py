@@ -179,3 +179,22 @@ def test_diagnostics_reports_missing_qos(emulator: Path) -> None:
         "slowdown",
         "blocked",
     ]
+
+
+def test_steady_membership_cycle_only_reads(emulator: Path) -> None:
+    resources = [resource(slug=f"alloc-{n}", backend_id=f"alloc-{n}") for n in range(3)]
+    for res in resources:
+        emulator_backend().create_resource_with_id(res, res.backend_id)
+        emulator_backend().add_users_to_resource(res, {"alice", "bob"})
+    before = assoc_rows()
+    backend = emulator_backend()
+    pulled = backend.pull_resources(resources)
+    for res in resources:
+        assert set(pulled[res.backend_id][1].users) == {"alice", "bob"}
+        backend.add_users_to_resource(res, {"alice", "bob"})
+        backend.remove_users_from_resource(res, set())
+        backend.restore_resource(res.backend_id)
+        backend.get_resource_metadata(res.backend_id)
+        backend.get_resource_user_limits(res.backend_id)
+    assert backend.runner.calls == 2  # one show assoc, one sacct; no writes
+    assert assoc_rows() == before
