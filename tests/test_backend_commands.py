@@ -464,3 +464,10 @@ def test_bad_allocation_name_leaves_no_customer_or_project_behind(runner: FakeRu
     with pytest.raises(BackendError, match="allocation account"):
         make_backend(runner).create_resource_with_id(resource(), "bad name")
     assert runner.calls == []
+
+
+def test_home_directories_of_new_users_are_created_through_the_runner(runner: FakeRunner) -> None:
+    runner.outputs["show assoc"] = assoc_lines("alloc-1|||proj-1|1||||normal|")
+    backend = make_backend(runner, default_homedir_umask="0027")
+    backend.add_users_to_resource(resource(), {"alice"})
+    assert runner.calls[-1] == ["/sbin/mkhomedir_helper", "alice", "0027"]

@@ -273,6 +273,11 @@ class SlurmClient(BaseClient):
 
     # ---- the framework's BaseClient interface --------------------------------------------
 
+    def execute_command(self, command: list[str], silent: bool = False) -> str:
+        """Run a command for the framework (home directories, quotas) through the runner."""
+        del silent
+        return self.runner.run(command, mutating=True).stdout
+
     def list_resources(self) -> list[ClientResource]:
         """All accounts, with their parent as organization."""
         return [

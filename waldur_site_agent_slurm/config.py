@@ -296,11 +296,7 @@ def load_settings(raw: dict[str, Any], components: dict[str, dict[str, Any]]) ->
         ),
         qos_paused=qos(schema.qos_paused or levels.blocked or DEFAULT_QOS["paused"], "qos_paused"),
         default_partition=partition,
-        homedirs_enabled=bool(
-            schema.enable_user_homedir_account_creation
-            if "enable_user_homedir_account_creation" in raw
-            else True
-        ),
+        homedirs_enabled=schema.enable_user_homedir_account_creation is not False,
         homedir_umask=schema.default_homedir_umask or "0077",
         periodic=periodic,
         components={key: _component(key, comp, schema) for key, comp in components.items()},
