@@ -471,3 +471,22 @@ def test_home_directories_of_new_users_are_created_through_the_runner(runner: Fa
     backend = make_backend(runner, default_homedir_umask="0027")
     backend.add_users_to_resource(resource(), {"alice"})
     assert runner.calls[-1] == ["/sbin/mkhomedir_helper", "alice", "0027"]
+
+
+def test_soft_delete_keeps_the_account_with_zero_limits(runner: FakeRunner) -> None:
+    runner.outputs["show assoc"] = assoc_lines(
+        "alloc-1|||proj-1|1|cpu=6000000,gres/gpu=300,mem=614400|||normal|"
+    )
+    make_backend(runner, soft_delete=True).delete_resource(resource(), project_slug="proj-1")
+    assert runner.writes == [
+        ["scancel", "--account=alloc-1"],
+        [
+            *SI,
+            "modify",
+            "account",
+            "where",
+            "name=alloc-1",
+            "set",
+            "GrpTRESMins=cpu=0,gres/gpu=0,mem=0",
+        ],
+    ]

@@ -610,12 +610,14 @@ def test_usage_of_alice_in_hpc_alloc1_is_exact_tres_seconds() -> None:
     assert usage.jobs == 10
 
 
+def running_job_9() -> list[JobRecord]:
+    """Bob's job 9, still running when the main sacct capture was taken."""
+    jobs = parser.parse_jobs(sacct_lines("sacct_allocations_all_accounts.txt"))
+    return [job for job in jobs if job.job_id == "9"]
+
+
 def test_running_job_counts_up_to_now() -> None:
-    jobs = [
-        job
-        for job in parser.parse_jobs(sacct_lines("sacct_allocations_all_accounts.txt"))
-        if job.job_id == "9"
-    ]
+    jobs = running_job_9()
     usage = UsageAccumulator(MAIN_WINDOW, now=NOW).add_all(jobs)
     # Job 9 started 14:30:42 and is still running; now is 14:32:55: 2 min 13 s.
     seconds = 2 * 60 + 13
@@ -629,11 +631,7 @@ def test_running_job_counts_up_to_now() -> None:
 
 
 def test_running_job_stops_at_now_inside_a_longer_window() -> None:
-    jobs = [
-        job
-        for job in parser.parse_jobs(sacct_lines("sacct_allocations_all_accounts.txt"))
-        if job.job_id == "9"
-    ]
+    jobs = running_job_9()
     window = Window(MAIN_WINDOW.start, datetime(2026, 11, 21, 15, 0, 0, tzinfo=UTC))
     usage = UsageAccumulator(window, now=NOW).add_all(jobs)
     assert usage.tres_seconds["hpc_alloc2"]["bob"]["cpu"] == 133

@@ -310,12 +310,7 @@ class SlurmBackend(BaseBackend):
             logger.warning("Account %s does not exist; nothing to delete", account)
         elif self.backend_settings.get("soft_delete", False):
             self._pre_delete_resource(waldur_resource)
-            zero = {
-                comp.tres: 0
-                for comp in self.settings.tres_components().values()
-                if comp.tres in self.client.tres_names()
-            }
-            self._apply_grp_tres_mins(account, zero)
+            self.set_resource_limits(account, dict.fromkeys(self.settings.tres_components(), 0))
             return None
         else:
             self._pre_delete_resource(waldur_resource)
