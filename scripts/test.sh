@@ -6,30 +6,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-python_bin() {
-    for candidate in python3.11 python3; do
-        if command -v "$candidate" >/dev/null &&
-            "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
-            command -v "$candidate"
-            return
-        fi
-    done
-    echo "Python 3.11 is required (python3.11 or python3 on PATH)" >&2
-    exit 1
-}
-
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import waldur_site_agent_slurm, emulator' 2>/dev/null; then
-    echo "== creating .venv and installing the package with its dev dependencies"
-    "$(python_bin)" -m venv .venv
-    .venv/bin/pip install --quiet --upgrade pip
-    .venv/bin/pip install --quiet -e '.[dev]'
-fi
+# shellcheck source=scripts/venv.sh
+. scripts/venv.sh
+ensure_venv
 
 if [ "$(id -u)" = 0 ]; then
     echo "== starting the real SLURM tier (scripts/real-slurm.sh up)"
     bash scripts/real-slurm.sh up
+    echo "== starting RabbitMQ for the broker tier (scripts/rabbitmq.sh up)"
+    bash scripts/rabbitmq.sh up
 else
-    echo "== not root: the real SLURM tier will be skipped (run as root to include it)"
+    echo "== not root: the real SLURM and broker tiers will be skipped (run as root to include them)"
 fi
 
 echo "== ruff and mypy"

@@ -1,0 +1,504 @@
+#!/usr/bin/env bash
+# Run a real RabbitMQ 3.10 (Debian 12 package) with STOMP, Web-STOMP and the management
+# API on 127.0.0.1, as root, without systemd, for the event-processing tests.
+#
+# Usage: scripts/rabbitmq.sh up|down|reset|status|env
+#
+#   up      install rabbitmq-server if missing, write the configs, start the broker and
+#           wait until it has booted, then create what Waldur Mastermind would: a vhost,
+#           a consumer user whose password is the offering token, its permissions and
+#           a durable queue `consumer_<uuid>`. Idempotent: a running broker is left
+#           alone and the objects are re-applied over the API (so another RMQ_USER or
+#           RMQ_QUEUE adds a second consumer in well under a second); only a changed
+#           listener configuration or administrator password restarts it.
+#   down    stop the broker, then epmd (by PID or by epmd's own command, never by name).
+#   reset   `up`, then purge the queue.
+#   status  print the state; exit 0 only if the broker runs, answers on every port and
+#           the queue exists.
+#   env     print `export` lines for the tests. No secret is printed: the passwords
+#           live in root-only files whose paths are printed instead.
+#
+# Environment (read by every command; defaults match the demo offering):
+#   RMQ_VHOST           vhost (Mastermind: the owning user)      [waldur]
+#   RMQ_USER            consumer user: register_queue's rmq_username [offering-d0e1f2a3]
+#   RMQ_PASSWORD        its password: the offering's waldur_api_token [demo-offering-token]
+#   RMQ_QUEUE           the pre-created durable queue [consumer_d0e1f2a3b4c54d6e8f9a0b1c2d3e4f50]
+#   RMQ_ADMIN_USER      administrator that publishes and purges  [admin]
+#   RMQ_ADMIN_PASSWORD  its password  [random, made once]
+# The two passwords are kept in /etc/rabbitmq/secrets/{offering-token,admin-password}.
+#
+# Listeners, all on loopback: AMQP 5672, STOMP 61613, Web-STOMP 15674 (path /ws),
+# management HTTP API 15672, Erlang distribution 25672 on 127.0.0.1; epmd 4369 on
+# 127.0.0.1 and ::1.
+# Logs: /var/log/rabbitmq/rabbit@localhost.log and startup.log; PID file:
+# /run/rabbitmq/rabbitmq.pid.
+
+set -euo pipefail
+
+VHOST="${RMQ_VHOST:-waldur}"
+USER_NAME="${RMQ_USER:-offering-d0e1f2a3}"
+QUEUE="${RMQ_QUEUE:-consumer_d0e1f2a3b4c54d6e8f9a0b1c2d3e4f50}"
+ADMIN_USER="${RMQ_ADMIN_USER:-admin}"
+DEFAULT_TOKEN=demo-offering-token
+
+HOST=127.0.0.1
+AMQP_PORT=5672
+STOMP_PORT=61613
+WS_PORT=15674
+WS_PATH=/ws
+MGMT_PORT=15672
+EPMD_PORT=4369
+DIST_PORT=25672
+PLUGINS=(rabbitmq_management rabbitmq_stomp rabbitmq_web_stomp)
+PACKAGES=(rabbitmq-server)
+
+# A fixed node name: `localhost` always resolves, whatever the machine's hostname is.
+NODENAME=rabbit@localhost
+CONF_DIR=/etc/rabbitmq
+SECRET_DIR=$CONF_DIR/secrets         # root-only
+ADMIN_PASS_FILE=$SECRET_DIR/admin-password
+TOKEN_FILE=$SECRET_DIR/offering-token
+DEFS_FILE=$CONF_DIR/definitions.json # holds both passwords: root:rabbitmq 640
+HOME_DIR=/var/lib/rabbitmq           # the rabbitmq user's home: .erlang.cookie, mnesia
+RUN_DIR=/run/rabbitmq
+PID_FILE=$RUN_DIR/rabbitmq.pid
+LOG_DIR=/var/log/rabbitmq
+LOG_FILE=$LOG_DIR/$NODENAME.log
+STARTUP_LOG=$LOG_DIR/startup.log
+POLICY_RC=/usr/sbin/policy-rc.d
+RMQ_BIN=/usr/lib/rabbitmq/bin        # the real scripts; /usr/sbin ones wrap them in su
+
+START_TIMEOUT=90   # seconds for a cold boot (the first one creates the database)
+PID_GRACE=5        # seconds the launcher may take to write the PID file
+STOP_TIMEOUT=30    # seconds between SIGTERM and SIGKILL
+
+export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH"
+
+# ---------------------------------------------------------------------------- helpers
+
+T0=${EPOCHREALTIME/./}
+log() {
+  local us=$(( ${EPOCHREALTIME/./} - T0 ))
+  printf '[rabbitmq %d.%02ds] %s\n' $((us / 1000000)) $((us % 1000000 / 10000)) "$*" >&2
+}
+
+die() {
+  log "ERROR: $*"
+  exit 1
+}
+
+die_with_log() {
+  local file msg=$1; shift
+  log "ERROR: $msg"
+  for file in "$@"; do
+    [[ -s $file ]] || continue
+    printf -- '--- last lines of %s ---\n' "$file" >&2
+    tail -n 40 "$file" >&2
+    printf -- '---\n' >&2
+  done
+  exit 1
+}
+
+require_root() {
+  [[ $EUID -eq 0 ]] || die "must run as root (try: sudo bash $0 ${1:-up})"
+}
+
+# Names end up in JSON, in URLs and in a permission regex: keep them plain. Passwords
+# may hold anything printable except the two characters JSON and curl configs escape.
+validate_settings() {
+  local name value
+  declare -A given=(
+    [RMQ_VHOST]=$VHOST [RMQ_USER]=$USER_NAME [RMQ_QUEUE]=$QUEUE [RMQ_ADMIN_USER]=$ADMIN_USER
+  )
+  for name in "${!given[@]}"; do
+    value=${given[$name]}
+    [[ $value =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$ ]] \
+      || die "$name '$value' is invalid: use letters, digits, '.', '_' and '-' only"
+  done
+  [[ $USER_NAME != "$ADMIN_USER" ]] || die "RMQ_USER and RMQ_ADMIN_USER must differ"
+  for name in RMQ_PASSWORD RMQ_ADMIN_PASSWORD; do
+    value=${!name-}
+    [[ -z $value ]] && continue
+    [[ $value =~ ^[[:print:]]+$ && $value != *[\"\\]* ]] \
+      || die "$name is invalid: printable characters without '\"' or '\\' only"
+  done
+}
+
+# Run a command as the rabbitmq user from its home, the way the broker and its CLI
+# expect (they find the Erlang cookie through HOME). setpriv execs: unlike the su of
+# the /usr/sbin wrappers, no extra process stays behind, and no argument is re-quoted.
+as_rabbitmq() {
+  (cd "$HOME_DIR" && exec setpriv --reuid=rabbitmq --regid=rabbitmq --init-groups \
+    env HOME="$HOME_DIR" ERL_EPMD_ADDRESS=$HOST "$@")
+}
+
+# Print the broker's PID if its PID file names a live Erlang VM.
+running_pid() {
+  local pid exe
+  pid=$(cat "$PID_FILE" 2>/dev/null) || return 1
+  pid=${pid//[^0-9]/}
+  [[ -n $pid ]] || return 1
+  exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
+  exe=${exe% (deleted)}
+  [[ ${exe##*/} == beam.smp ]] || return 1
+  echo "$pid"
+}
+
+epmd_up() { epmd -port "$EPMD_PORT" -names >/dev/null 2>&1; }
+
+# Write stdin to $1 (owner $2, mode $3) only if the content differs. Sets
+# CONFIG_CHANGED=1 on a rewrite.
+CONFIG_CHANGED=0
+update_file() {
+  local dest=$1 owner=$2 mode=$3 tmp
+  tmp=$(mktemp "$dest.XXXXXX")   # mode 600 from the start: some files hold passwords
+  cat >"$tmp"
+  if [[ -f $dest ]] && cmp -s "$tmp" "$dest"; then
+    rm -f "$tmp"
+  else
+    mv -f "$tmp" "$dest"
+    CONFIG_CHANGED=1
+  fi
+  chown "$owner" "$dest"
+  chmod "$mode" "$dest"
+}
+
+# ---------------------------------------------------------------------------- HTTP API
+
+# curl against the management API as the administrator. The credentials go through a
+# config on stdin, so they never show in a process list. Prints the body; returns
+# non-zero unless the status is 2xx. Extra arguments go to curl.
+api() {
+  local method=$1 path=$2 pass; shift 2
+  pass=$(<"$ADMIN_PASS_FILE")
+  printf 'user = "%s:%s"\n' "$ADMIN_USER" "$pass" \
+    | curl -sS -f -K - -X "$method" --max-time 10 \
+      -H 'content-type: application/json' "$@" "http://$HOST:$MGMT_PORT/api$path"
+}
+
+api_ok() { api "$@" >/dev/null 2>&1; }
+
+queue_path() { echo "/queues/$VHOST/$QUEUE"; }
+
+# ---------------------------------------------------------------------------- install
+
+install_packages() {
+  local p missing=()
+  for p in "${PACKAGES[@]}"; do
+    [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true) == "install ok installed" ]] \
+      || missing+=("$p")
+  done
+  ((${#missing[@]})) || return 0
+
+  log "installing packages: ${missing[*]}"
+  # Without systemd the maintainer script would start the broker through invoke-rc.d,
+  # as the wrong user setup and without our PID file.
+  local own_policy=0
+  if [[ ! -e $POLICY_RC ]]; then
+    printf '#!/bin/sh\nexit 101\n' >"$POLICY_RC"
+    chmod 755 "$POLICY_RC"
+    own_policy=1
+    trap 'rm -f "$POLICY_RC"' EXIT
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get -q update >&2
+  apt-get -q -o Dpkg::Use-Pty=0 install -y --no-install-recommends "${PACKAGES[@]}" >&2
+  if ((own_policy)); then
+    rm -f "$POLICY_RC"
+    trap - EXIT
+  fi
+  log "packages installed"
+}
+
+# ---------------------------------------------------------------------------- configs
+
+prepare_dirs() {
+  install -d -o rabbitmq -g rabbitmq -m 755 "$RUN_DIR" "$LOG_DIR"
+  install -d -o root -g root -m 700 "$SECRET_DIR"
+  touch "$STARTUP_LOG"
+  chown rabbitmq:rabbitmq "$STARTUP_LOG"
+}
+
+# Secret $1 (file) gets value $2 if given, else keeps its content, else $3 (a default
+# or "random"). Never printed.
+ensure_secret() {
+  local file=$1 value=$2 fallback=$3
+  if [[ -n $value ]]; then
+    printf '%s' "$value" | update_file "$file" root:root 600
+  elif [[ ! -s $file ]]; then
+    if [[ $fallback == random ]]; then
+      od -An -tx1 -N24 /dev/urandom | tr -d ' \n' | update_file "$file" root:root 600
+    else
+      printf '%s' "$fallback" | update_file "$file" root:root 600
+    fi
+  fi
+  chmod 600 "$file"
+}
+
+write_secrets() {
+  ensure_secret "$ADMIN_PASS_FILE" "${RMQ_ADMIN_PASSWORD-}" random
+  # The offering token follows RMQ_PASSWORD, or the demo token when it is unset.
+  ensure_secret "$TOKEN_FILE" "${RMQ_PASSWORD:-$DEFAULT_TOKEN}" "$DEFAULT_TOKEN"
+}
+
+write_env_conf() {
+  # Read by the broker and by its CLI tools. The distribution listener and epmd stay
+  # on loopback too (ERL_EPMD_ADDRESS is set by as_rabbitmq).
+  update_file "$CONF_DIR/rabbitmq-env.conf" root:rabbitmq 644 <<EOF
+# Written by scripts/rabbitmq.sh.
+NODENAME=$NODENAME
+PID_FILE=$PID_FILE
+DIST_PORT=$DIST_PORT
+SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+EOF
+}
+
+write_rabbitmq_conf() {
+  update_file "$CONF_DIR/rabbitmq.conf" root:rabbitmq 644 <<EOF
+# Written by scripts/rabbitmq.sh: every listener on loopback.
+listeners.tcp.1 = $HOST:$AMQP_PORT
+stomp.listeners.tcp.1 = $HOST:$STOMP_PORT
+web_stomp.tcp.ip = $HOST
+web_stomp.tcp.port = $WS_PORT
+web_stomp.ws_path = $WS_PATH
+management.tcp.ip = $HOST
+management.tcp.port = $MGMT_PORT
+# Creates the administrator on boot; \`up\` re-applies the same file over the API.
+load_definitions = $DEFS_FILE
+# Statistics every 0.5 s instead of 5 s: near-live message counts in the status command and in
+# the management API's queue listings.
+collect_statistics_interval = 500
+log.file.level = info
+log.console = false
+EOF
+  local IFS=,
+  update_file "$CONF_DIR/enabled_plugins" root:rabbitmq 644 <<<"[${PLUGINS[*]}]."
+}
+
+# What Mastermind sets up for an offering consumer, plus the administrator. The
+# consumer may read its own queue and nothing else: subscribing to /amq/queue/<name>
+# declares nothing, so it needs no configure or write permission.
+write_definitions() {
+  local admin_pass token read_re
+  admin_pass=$(<"$ADMIN_PASS_FILE")
+  token=$(<"$TOKEN_FILE")
+  read_re="^${QUEUE//./\\\\.}\$"
+  update_file "$DEFS_FILE" root:rabbitmq 640 <<EOF
+{
+  "vhosts": [{"name": "$VHOST"}],
+  "users": [
+    {"name": "$ADMIN_USER", "password": "$admin_pass", "tags": "administrator"},
+    {"name": "$USER_NAME", "password": "$token", "tags": ""}
+  ],
+  "permissions": [
+    {"user": "$ADMIN_USER", "vhost": "$VHOST",
+     "configure": ".*", "write": ".*", "read": ".*"},
+    {"user": "$USER_NAME", "vhost": "$VHOST",
+     "configure": "^\$", "write": "^\$", "read": "$read_re"}
+  ],
+  "queues": [
+    {"name": "$QUEUE", "vhost": "$VHOST", "durable": true, "auto_delete": false,
+     "arguments": {}}
+  ]
+}
+EOF
+}
+
+# ---------------------------------------------------------------------------- start/stop
+
+check_ports_free() {
+  local port
+  for port in "$AMQP_PORT" "$STOMP_PORT" "$WS_PORT" "$MGMT_PORT" "$DIST_PORT"; do
+    if (exec 3<>"/dev/tcp/$HOST/$port") 2>/dev/null; then
+      die "port $port on $HOST is taken by another process; stop it first"
+    fi
+  done
+}
+
+start_broker() {
+  local pid start
+  if pid=$(running_pid); then
+    if api_ok GET /whoami; then
+      log "broker: already running (pid $pid)"
+      return 0
+    fi
+    log "broker: running (pid $pid) but not answering yet: waiting for its boot"
+  else
+    check_ports_free
+    rm -f "$PID_FILE"
+    log "broker: starting node $NODENAME"
+    # -detached: the VM forks away from this script and writes the PID file itself.
+    as_rabbitmq "$RMQ_BIN/rabbitmq-server" -detached </dev/null >>"$STARTUP_LOG" 2>&1 \
+      || die_with_log "broker failed to start" "$STARTUP_LOG" "$LOG_FILE"
+    start=$SECONDS
+    until running_pid >/dev/null; do
+      ((SECONDS - start < PID_GRACE)) \
+        || die_with_log "broker wrote no PID file to $PID_FILE" "$STARTUP_LOG" "$LOG_FILE"
+      sleep 0.1
+    done
+  fi
+  # Waits for the node itself, then for the boot (database, plugins, definitions).
+  as_rabbitmq "$RMQ_BIN/rabbitmqctl" -q await_startup --timeout "$START_TIMEOUT" >&2 \
+    || die_with_log "broker did not finish booting in ${START_TIMEOUT}s (if it stays so: \
+$0 down, then up)" "$LOG_FILE"
+  log "broker: booted (pid $(running_pid || echo '?'))"
+}
+
+# The consumer objects, re-applied on every `up` (the import only adds and updates),
+# so that a queue or user deleted by a test comes back without a restart.
+apply_definitions() {
+  api POST /definitions --data-binary "@$DEFS_FILE" >/dev/null \
+    || die_with_log "management API refused the definitions" "$LOG_FILE"
+  # A fresh node may have made the well-known guest/guest account: drop it.
+  if api_ok GET /users/guest; then
+    log "deleting the default guest user"
+    api DELETE /users/guest >/dev/null
+  fi
+  api_ok GET "$(queue_path)" || die "queue $QUEUE missing in vhost $VHOST after import"
+}
+
+stop_broker() {
+  local pid i
+  if ! pid=$(running_pid); then
+    log "broker: not running"
+    return 0
+  fi
+  log "broker: stopping (pid $pid)"
+  # The VM traps SIGTERM and shuts RabbitMQ down cleanly.
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < STOP_TIMEOUT * 10; i++)); do
+    [[ -e /proc/$pid ]] || break
+    sleep 0.1
+  done
+  if [[ -e /proc/$pid ]]; then
+    log "broker: still running after ${STOP_TIMEOUT}s, sending SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+    sleep 0.5
+    [[ ! -e /proc/$pid ]] || die "broker (pid $pid) survived SIGKILL"
+  fi
+  rm -f "$PID_FILE"
+}
+
+# epmd has no PID file; `epmd -kill` asks it to exit, and it refuses while any node is
+# still registered, so a node of another Erlang system keeps it alive.
+stop_epmd() {
+  local i names
+  epmd_up || { log "epmd: not running"; return 0; }
+  names=$(epmd -port "$EPMD_PORT" -names 2>/dev/null | grep '^name ' || true)
+  if [[ -n $names ]]; then
+    log "epmd: other Erlang nodes still registered, leaving it running: ${names//$'\n'/; }"
+    return 0
+  fi
+  log "epmd: stopping"
+  epmd -port "$EPMD_PORT" -kill >/dev/null 2>&1 || true
+  for ((i = 0; i < 50; i++)); do
+    epmd_up || return 0
+    sleep 0.1
+  done
+  die "epmd still answers on port $EPMD_PORT"
+}
+
+# ---------------------------------------------------------------------------- commands
+
+cmd_up() {
+  require_root up
+  validate_settings
+  install_packages
+  prepare_dirs
+  write_env_conf
+  write_rabbitmq_conf
+  local restart=$CONFIG_CHANGED
+  CONFIG_CHANGED=0
+  write_secrets
+  write_definitions
+  if running_pid >/dev/null; then
+    if ((restart)); then
+      log "configuration changed: restarting the broker"
+      stop_broker
+    elif ((CONFIG_CHANGED)) && ! api_ok GET /whoami; then
+      # New objects or passwords alone go in over the API; a new administrator
+      # password cannot, since the API needs the old one: boot with the new file.
+      log "administrator credentials changed: restarting the broker"
+      stop_broker
+    fi
+  fi
+  start_broker
+  apply_definitions
+  log "up: vhost $VHOST, user $USER_NAME, queue $QUEUE; ws://$HOST:$WS_PORT$WS_PATH"
+}
+
+cmd_down() {
+  require_root down
+  stop_broker
+  stop_epmd
+  log "down"
+}
+
+cmd_reset() {
+  cmd_up
+  log "purging queue $QUEUE"
+  api DELETE "$(queue_path)/contents" >/dev/null || die "could not purge queue $QUEUE"
+}
+
+cmd_status() {
+  require_root status
+  validate_settings
+  local pid rc=0 port depth
+  if pid=$(running_pid); then
+    echo "broker: up (pid $pid, node $NODENAME)"
+  else
+    echo "broker: down"
+    rc=1
+  fi
+  if epmd_up; then echo "epmd: up (port $EPMD_PORT)"; else echo "epmd: down"; rc=1; fi
+  if ((rc == 0)) && [[ -r $ADMIN_PASS_FILE ]]; then
+    for port in "$AMQP_PORT" "$STOMP_PORT" "$WS_PORT" "$MGMT_PORT"; do
+      if api_ok GET "/health/checks/port-listener/$port"; then
+        echo "listener $HOST:$port: up"
+      else
+        echo "listener $HOST:$port: down"
+        rc=1
+      fi
+    done
+    if depth=$(api GET "$(queue_path)?columns=messages" 2>/dev/null); then
+      depth=${depth//[^0-9]/}
+      echo "queue $VHOST/$QUEUE: ${depth:-0} messages"
+    else
+      echo "queue $VHOST/$QUEUE: missing"
+      rc=1
+    fi
+  fi
+  return "$rc"
+}
+
+cmd_env() {
+  require_root env
+  validate_settings
+  printf 'export %s=%q\n' \
+    RMQ_HOST "$HOST" \
+    RMQ_AMQP_PORT "$AMQP_PORT" \
+    RMQ_STOMP_PORT "$STOMP_PORT" \
+    RMQ_WS_PORT "$WS_PORT" \
+    RMQ_WS_PATH "$WS_PATH" \
+    RMQ_MGMT_PORT "$MGMT_PORT" \
+    RMQ_VHOST "$VHOST" \
+    RMQ_USER "$USER_NAME" \
+    RMQ_PASSWORD_FILE "$TOKEN_FILE" \
+    RMQ_QUEUE "$QUEUE" \
+    RMQ_ADMIN_USER "$ADMIN_USER" \
+    RMQ_ADMIN_PASSWORD_FILE "$ADMIN_PASS_FILE"
+}
+
+usage() {
+  echo "usage: $0 up|down|reset|status|env" >&2
+  exit 2
+}
+
+case "${1:-}" in
+  up) cmd_up ;;
+  down) cmd_down ;;
+  reset) cmd_reset ;;
+  status) cmd_status ;;
+  env) cmd_env ;;
+  *) usage ;;
+esac
