@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from waldur_site_agent_slurm.errors import SlurmCommandError
-from waldur_site_agent_slurm.runner import CommandResult
+from waldur_site_agent_slurm.runner import CommandResult, command_error
 
 ASSOC = "show assoc"
 
@@ -35,7 +34,7 @@ class FakeRunner:
                 result = CommandResult(tuple(argv), code, out, err)
                 if accept_nothing and result.nothing_to_do:
                     return result
-                raise SlurmCommandError(argv, code, out, err, f"Exit status {code}")
+                raise command_error(result)
         for needle, out in self.outputs.items():
             if needle in line:
                 return CommandResult(tuple(argv), 0, out, "")

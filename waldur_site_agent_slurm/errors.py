@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from waldur_site_agent.backend.exceptions import BackendError
+from waldur_site_agent.backend.exceptions import BackendError, BackendNotReadyError
 
 
 class SlurmError(BackendError):
@@ -44,9 +44,37 @@ class SlurmCommandError(SlurmError):
         super().__init__(f"{reason}: {' '.join(self.argv)}")
 
 
-class SlurmTimeoutError(SlurmCommandError):
+class SlurmUnavailableError(SlurmCommandError, BackendNotReadyError):
+    """SLURM could not be reached (slurmdbd or slurmctld down or not answering).
+
+    Also a ``BackendNotReadyError``: the framework then leaves an order as it is instead
+    of marking it erred, and the next cycle picks it up again once SLURM is back.
+    """
+
+
+class SlurmTimeoutError(SlurmUnavailableError):
     """A SLURM command did not finish within its timeout and was killed."""
 
 
 class SlurmParseError(SlurmError):
     """SLURM printed something the parser does not understand."""
+
+
+class UsagePeriodError(SlurmError):
+    """A usage month that cannot be reported: invalid, or not begun yet."""
+
+
+class UnknownAllocationError(SlurmError):
+    """Usage was asked for allocation accounts that do not exist in SLURM."""
+
+
+class HistoricalLoadStopped(SystemExit):
+    """Stops ``waldur_site_load_historical_usage`` with exit status 1.
+
+    The loader catches every ``Exception`` of a month, logs it and goes on with the next
+    month, finally exiting 0. A request the plugin cannot answer (an unknown allocation,
+    a month that has not begun, SLURM failing) must instead end the run before anything
+    of that month is posted, so this one derives from ``SystemExit``: it passes the
+    loader's handlers and the interpreter prints its one-line message and exits 1. It
+    is raised only on the loader's call path, never in the agent's own loops.
+    """

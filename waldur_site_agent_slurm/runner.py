@@ -22,7 +22,11 @@ from typing import Protocol
 
 from waldur_site_agent.backend import logger
 
-from waldur_site_agent_slurm.errors import SlurmCommandError, SlurmTimeoutError
+from waldur_site_agent_slurm.errors import (
+    SlurmCommandError,
+    SlurmTimeoutError,
+    SlurmUnavailableError,
+)
 
 # sacctmgr answers "Nothing new added." / " Nothing modified" / " Nothing deleted" on
 # stdout with exit status 1 when the request was already satisfied.
@@ -154,13 +158,7 @@ class CommandRunner:
         result = CommandResult(tuple(argv), proc.returncode, proc.stdout, proc.stderr)
         if result.returncode == 0 or (accept_nothing and result.nothing_to_do):
             return result
-        raise SlurmCommandError(
-            argv,
-            result.returncode,
-            result.stdout,
-            result.stderr,
-            _failure_reason(result),
-        )
+        raise command_error(result)
 
     def stream(self, argv: Sequence[str], env: Mapping[str, str] | None = None) -> Iterator[str]:
         """Run a read-only command, yielding stdout lines as they arrive.
@@ -204,14 +202,38 @@ class CommandRunner:
         if timed_out.is_set():
             raise SlurmTimeoutError(argv, None, "", stderr, f"Timed out after {self.timeout:g}s")
         if returncode != 0:
-            result = CommandResult(tuple(argv), returncode, "", stderr)
-            raise SlurmCommandError(argv, returncode, "", stderr, _failure_reason(result))
+            raise command_error(CommandResult(tuple(argv), returncode, "", stderr))
 
 
 def _text(value: str | bytes | None) -> str:
     if isinstance(value, bytes):
         return value.decode(errors="replace")
     return value or ""
+
+
+# What SLURM commands print when slurmdbd or slurmctld cannot be reached.
+UNAVAILABLE_MARKERS = (
+    "Problem talking to the database",
+    "Unable to contact slurm controller",
+    "slurm_persist_conn_open",
+    "Sending PersistInit msg",
+    "Connection refused",
+    "Socket timed out",
+    "Zero Bytes were transmitted or received",
+)
+
+
+def command_error(result: CommandResult) -> SlurmCommandError:
+    """The error for a failed command: SLURM unreachable, or the command refused."""
+    output = result.stderr + result.stdout
+    cls = (
+        SlurmUnavailableError
+        if any(marker in output for marker in UNAVAILABLE_MARKERS)
+        else SlurmCommandError
+    )
+    return cls(
+        result.argv, result.returncode, result.stdout, result.stderr, _failure_reason(result)
+    )
 
 
 def _failure_reason(result: CommandResult) -> str:
