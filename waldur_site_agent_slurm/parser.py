@@ -10,6 +10,8 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
+from typing import NamedTuple
 
 from waldur_site_agent_slurm.errors import SlurmParseError
 
@@ -33,6 +35,7 @@ USER_FIELDS = ("User", "DefaultAccount")
 _MEM_UNITS = {"K": None, "M": 1, "G": 1024, "T": 1024**2, "P": 1024**3}
 _TRES_VALUE_RE = re.compile(r"(\d+)([KMGTP]?)")
 _NO_TIME = {"Unknown", "None", ""}
+_TIME_LENGTH = len("2026-01-31T22:00:00")  # what sacct prints with --parsable2
 
 
 @dataclass(frozen=True)
@@ -51,9 +54,12 @@ class AssociationRecord:
     default_qos: str
 
 
-@dataclass(frozen=True)
-class JobRecord:
-    """One job allocation from ``sacct --allocations``; times are naive, in sacct's zone."""
+class JobRecord(NamedTuple):
+    """One job allocation from ``sacct --allocations``; times are naive, in sacct's zone.
+
+    Immutable like the other records, but a named tuple: a year's load builds a million
+    of them, and a frozen dataclass takes three times as long to construct.
+    """
 
     job_id: str
     account: str
@@ -90,9 +96,15 @@ def _rows(lines: Iterable[str], fields: tuple[str, ...]) -> Iterator[list[str]]:
 
 def parse_tres(text: str) -> dict[str, int]:
     """Parse ``billing=6000,cpu=6000,gres/gpu=600,mem=12000G`` (memory → MB)."""
+    return dict(_tres_items(text))
+
+
+# sacct prints the same few allocation shapes over and over: parse each text once.
+@lru_cache(maxsize=4096)
+def _tres_items(text: str) -> tuple[tuple[str, int], ...]:
     result: dict[str, int] = {}
     if not text:
-        return result
+        return ()
     for item in text.split(","):
         name, sep, raw = item.partition("=")
         match = _TRES_VALUE_RE.fullmatch(raw)
@@ -108,7 +120,7 @@ def parse_tres(text: str) -> dict[str, int]:
             else:
                 number *= factor
         result[name] = number
-    return result
+    return tuple(result.items())
 
 
 def format_tres(values: dict[str, int]) -> str:
@@ -117,14 +129,21 @@ def format_tres(values: dict[str, int]) -> str:
 
 
 def parse_time(text: str) -> datetime | None:
-    """Parse a sacct timestamp; ``Unknown``/``None`` (not started, still running) → None."""
+    """Parse a sacct timestamp; ``Unknown``/``None`` (not started, still running) → None.
+
+    sacct prints ``YYYY-MM-DDTHH:MM:SS``, no zone; ``fromisoformat`` reads that many times
+    faster than ``strptime``. Anything else, a time with a zone included, is refused.
+    """
+    if len(text) == _TIME_LENGTH:
+        try:
+            value: datetime | None = datetime.fromisoformat(text)
+        except ValueError:
+            value = None
+        if value is not None and value.tzinfo is None:
+            return value
     if text in _NO_TIME:
         return None
-    try:
-        value = datetime.strptime(text, "%Y-%m-%dT%H:%M:%S")
-    except ValueError as err:
-        raise SlurmParseError(f"Bad time {text!r}") from err
-    return value
+    raise SlurmParseError(f"Bad time {text!r}")
 
 
 def parse_associations(lines: Iterable[str]) -> list[AssociationRecord]:
@@ -166,14 +185,25 @@ def parse_users(lines: Iterable[str]) -> list[UserRecord]:
 
 
 def parse_jobs(lines: Iterable[str]) -> Iterator[JobRecord]:
-    """Parse ``sacct --allocations format=<SACCT_FIELDS>`` lazily, one record per line."""
-    for job_id, account, user, state, start, end, alloc in _rows(lines, SACCT_FIELDS):
+    """Parse ``sacct --allocations format=<SACCT_FIELDS>`` lazily, one record per line.
+
+    This loop runs for every job of a month (a million in a year's load), so it splits
+    rows itself instead of going through ``_rows``, and builds records positionally.
+    """
+    width = len(SACCT_FIELDS)
+    for line in lines:
+        values = line.split("|")
+        if len(values) != width:
+            if not line.strip():
+                continue
+            split_row(line, SACCT_FIELDS)  # raises, naming the fields
+        job_id, account, user, state, start, end, alloc = values
         yield JobRecord(
-            job_id=job_id,
-            account=account,
-            user=user,
-            state=state.split(" ", 1)[0],
-            start=parse_time(start),
-            end=parse_time(end),
-            alloc_tres=parse_tres(alloc),
+            job_id,
+            account,
+            user,
+            state.split(" ", 1)[0],
+            parse_time(start),
+            parse_time(end),
+            parse_tres(alloc),
         )

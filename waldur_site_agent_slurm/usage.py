@@ -16,11 +16,12 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from waldur_site_agent_slurm.config import Component
-from waldur_site_agent_slurm.errors import SlurmConfigError
+from waldur_site_agent_slurm.errors import SlurmConfigError, UsagePeriodError
 from waldur_site_agent_slurm.parser import JobRecord
 from waldur_site_agent_slurm.units import tres_seconds_to_waldur
 
 TOTAL_KEY = "TOTAL_ACCOUNT_USAGE"
+_SECOND = timedelta(seconds=1)
 SACCT_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
 
 
@@ -55,6 +56,38 @@ def month_window(year: int, month: int, tz_name: str) -> Window:
     return Window(start.astimezone(UTC), end.astimezone(UTC))
 
 
+def usage_zone(agent_zone: str, configured_zone: str | None) -> str:
+    """The zone usage months are cut in.
+
+    ``agent_zone`` is the agent's ``timezone`` as report mode hands it to the backend
+    ("" everywhere else, the historical loader included); ``configured_zone`` is
+    ``backend_settings.timezone``. Either one is enough; with neither, months are UTC.
+    Two different zones would file the same job under different months depending on
+    the path that reported it, so that is refused.
+    """
+    if agent_zone and configured_zone and agent_zone != configured_zone:
+        raise SlurmConfigError(
+            f"backend_settings.timezone {configured_zone!r} differs from the agent's "
+            f"timezone {agent_zone!r}: set both to the same zone"
+        )
+    return configured_zone or agent_zone or "UTC"
+
+
+def period_window(year: int, month: int, tz_name: str, now: datetime | None = None) -> Window:
+    """The window of a month asked for by number, refusing months that have not begun."""
+    if not 1 <= month <= 12 or not 1970 <= year <= 9998:
+        raise UsagePeriodError(f"Invalid usage month {year}-{month}: expected a year and 1..12")
+    window = month_window(year, month, tz_name)
+    now = now or datetime.now(UTC)
+    if window.start > now:
+        this_year, this_month = current_month(tz_name, now)
+        raise UsagePeriodError(
+            f"{year:04d}-{month:02d} has not begun (it is {this_year:04d}-{this_month:02d} "
+            f"in {tz_name}): end the date range at the current month or earlier"
+        )
+    return window
+
+
 def current_month(tz_name: str, now: datetime | None = None) -> tuple[int, int]:
     """(year, month) of ``now`` in the given zone."""
     local = (now or datetime.now(UTC)).astimezone(zone(tz_name))
@@ -62,14 +95,22 @@ def current_month(tz_name: str, now: datetime | None = None) -> tuple[int, int]:
 
 
 def seconds_inside(job: JobRecord, window: Window, now: datetime) -> int:
-    """Whole seconds of ``job`` that fall inside ``window`` (job times are UTC)."""
+    """Whole seconds of ``job`` inside ``window``; a running job counts up to ``now``."""
+    return _clipped_seconds(job, _naive_utc(window.start), _naive_utc(window.end), _naive_utc(now))
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    """``moment`` as sacct prints it with TZ=UTC: naive UTC."""
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def _clipped_seconds(job: JobRecord, start: datetime, end: datetime, now: datetime) -> int:
+    """Seconds of ``job`` inside [start, end); every time naive UTC, as the parser reads them."""
     if job.start is None:
         return 0
-    start = job.start.replace(tzinfo=UTC)
-    end = job.end.replace(tzinfo=UTC) if job.end is not None else now
-    begin = max(start, window.start)
-    finish = min(end, window.end)
-    return max(0, int((finish - begin) // timedelta(seconds=1)))
+    begin = max(job.start, start)
+    finish = min(job.end if job.end is not None else now, end)
+    return (finish - begin) // _SECOND if finish > begin else 0
 
 
 class UsageAccumulator:
@@ -83,11 +124,13 @@ class UsageAccumulator:
             lambda: defaultdict(lambda: defaultdict(int))
         )
         self.jobs = 0
+        # Job times stay naive UTC: convert the bounds once, not every job's times.
+        self._bounds = (_naive_utc(window.start), _naive_utc(window.end), _naive_utc(self.now))
 
     def add(self, job: JobRecord) -> None:
         """Count one job allocation."""
         self.jobs += 1
-        seconds = seconds_inside(job, self.window, self.now)
+        seconds = _clipped_seconds(job, *self._bounds)
         if not seconds or not job.alloc_tres:
             return
         per_tres = self.tres_seconds[job.account][job.user]
