@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 from waldur_api_client.models.resource import Resource
-from waldur_site_agent.backend.exceptions import BackendError
+from waldur_site_agent.backend.exceptions import BackendError, BackendNotReadyError
 
 from tests.conftest import make_backend
 from tests.fakes import FakeRunner, assoc_lines
@@ -490,3 +490,40 @@ def test_soft_delete_keeps_the_account_with_zero_limits(runner: FakeRunner) -> N
             "GrpTRESMins=cpu=0,gres/gpu=0,mem=0",
         ],
     ]
+
+
+def test_a_refused_limit_write_removes_the_accounts_the_create_added(runner: FakeRunner) -> None:
+    runner.outputs["show assoc"] = TREE
+    runner.failures["GrpTRESMins="] = (1, "", " Error with request: Unknown TRES\n")
+    backend = make_backend(runner)
+    with pytest.raises(BackendError, match="Unknown TRES"):
+        backend.create_resource_with_id(resource(), "alloc-1")
+    removed = [c for c in runner.writes if "delete" in c]
+    assert [c[c.index("where") + 1] for c in removed] == [
+        "name=alloc-1",
+        "name=proj-1",
+        "name=cust-1",
+    ]
+
+
+def test_slurm_unreachable_during_create_keeps_what_exists_for_the_next_cycle(
+    runner: FakeRunner,
+) -> None:
+    runner.outputs["show assoc"] = TREE
+    runner.failures["GrpTRESMins="] = (
+        1,
+        "",
+        "sacctmgr: error: Problem talking to the database: Connection refused\n",
+    )
+    backend = make_backend(runner)
+    with pytest.raises(BackendNotReadyError):
+        backend.create_resource_with_id(resource(), "alloc-1")
+    assert not [c for c in runner.writes if "delete" in c]
+
+
+def test_negative_limits_are_refused_before_any_account_is_added(runner: FakeRunner) -> None:
+    runner.outputs["show assoc"] = TREE
+    backend = make_backend(runner)
+    with pytest.raises(BackendError, match="cpu"):
+        backend.create_resource_with_id(resource(limits={"cpu": -5}), "alloc-1")
+    assert runner.writes == []

@@ -16,7 +16,15 @@ from waldur_site_agent.backend.structures import BackendResourceInfo
 from waldur_site_agent_slurm import limits, qos, validation
 from waldur_site_agent_slurm.client import SlurmClient
 from waldur_site_agent_slurm.config import load_settings
-from waldur_site_agent_slurm.errors import InvalidValueError, SlurmCommandError
+from waldur_site_agent_slurm.errors import (
+    HistoricalLoadStopped,
+    InvalidValueError,
+    SlurmCommandError,
+    SlurmError,
+    SlurmUnavailableError,
+    UnknownAllocationError,
+)
+from waldur_site_agent_slurm.periodic_service import PeriodicService, apply_settings
 from waldur_site_agent_slurm.runner import CommandRunner
 from waldur_site_agent_slurm.usage import (
     UsageAccumulator,
@@ -24,6 +32,8 @@ from waldur_site_agent_slurm.usage import (
     build_report,
     current_month,
     month_window,
+    period_window,
+    usage_zone,
 )
 
 JOBS_ACTIVE_MARK = "Job(s) active"
@@ -47,6 +57,9 @@ class SlurmBackend(BaseBackend):
     """Keeps SLURM accounts, associations, limits and QoS in step with Waldur."""
 
     supports_user_homedirs = True
+    supports_periodic_settings = True
+    # Order cycles start with a cheap ping, so an unreachable SLURM leaves orders alone.
+    supports_cycle_preflight = True
 
     def __init__(
         self, backend_settings: dict[str, Any], backend_components: dict[str, dict[str, Any]]
@@ -174,7 +187,29 @@ class SlurmBackend(BaseBackend):
             validation.account_name(
                 self._get_project_backend_id(_text(waldur_resource.project_slug)), "project account"
             )
-        return super().create_resource_with_id(waldur_resource, resource_backend_id, user_context)
+        self._collect_resource_limits(waldur_resource)  # bad limits fail before any write
+        try:
+            return super().create_resource_with_id(
+                waldur_resource, resource_backend_id, user_context
+            )
+        except SlurmUnavailableError:
+            raise  # SLURM is away: the next attempt adopts what was already created
+        except BackendError as err:
+            self._undo_added_accounts(err)
+            raise
+
+    def _undo_added_accounts(self, err: BackendError) -> None:
+        """Remove the accounts this create added, newest first, after a failed create."""
+        added = list(reversed(self.client.added_accounts))
+        if not added:
+            return
+        logger.error("Creating the allocation failed (%s); removing %s", err, ", ".join(added))
+        for name in added:
+            try:
+                self.client.remove_account(name)
+            except BackendError as undo_err:
+                logger.error("Could not remove %s, remove it by hand: %s", name, undo_err)
+        self.client.added_accounts.clear()
 
     def _pre_create_resource(
         self, waldur_resource: WaldurResource, user_context: dict[str, Any] | None = None
@@ -418,35 +453,33 @@ class SlurmBackend(BaseBackend):
 
     # ---- QoS ---------------------------------------------------------------------------
 
-    def _apply_qos_level(self, resource_backend_id: str, level: qos.QosLevel) -> bool:
-        account = validation.account_name(resource_backend_id)
-        state = self.client.snapshot().account(account)
-        if state is None:
-            raise BackendError(f"Account {account} does not exist; cannot set its QoS")
-        target = qos.qos_name(qos.decide(level), self.settings)
-        # A single-QoS list with no explicit default already means that QoS.
-        if state.record.qos == (target,) and state.record.default_qos in ("", target):
-            return True
-        logger.info(
-            "Setting QoS of %s to %s (was %s)",
-            account,
-            target,
-            state.record.default_qos or ",".join(state.record.qos),
-        )
-        self.client.modify_account(account, {"QOS": target, "DefaultQOS": target})
-        return True
+    def _apply_qos_level(self, resource_backend_id: str, flags: qos.QosLevel) -> bool:
+        """QoS = the stricter of Waldur's flags and the last usage thresholds."""
+        service = PeriodicService(self.client, self.settings, timezone=self._zone())
+        return service.enforce_flags(resource_backend_id, flags)
 
     def downscale_resource(self, resource_backend_id: str) -> bool:
-        """Put the allocation on ``qos_downscaled``."""
-        return self._apply_qos_level(resource_backend_id, qos.QosLevel.DOWNSCALED)
+        """Put the allocation on ``qos_downscaled`` (or stricter, see ``qos``)."""
+        flags = qos.from_flags(paused=False, downscaled=True)
+        return self._apply_qos_level(resource_backend_id, flags)
 
     def pause_resource(self, resource_backend_id: str) -> bool:
         """Put the allocation on ``qos_paused``."""
-        return self._apply_qos_level(resource_backend_id, qos.QosLevel.PAUSED)
+        flags = qos.from_flags(paused=True, downscaled=False)
+        return self._apply_qos_level(resource_backend_id, flags)
 
     def restore_resource(self, resource_backend_id: str) -> bool:
-        """Put the allocation back on ``qos_default`` (no write when already there)."""
-        return self._apply_qos_level(resource_backend_id, qos.QosLevel.DEFAULT)
+        """Put the allocation back on ``qos_default``, unless usage thresholds hold it."""
+        flags = qos.from_flags(paused=False, downscaled=False)
+        return self._apply_qos_level(resource_backend_id, flags)
+
+    def apply_periodic_settings(
+        self, resource_id: str, settings: dict[str, Any], config: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Apply Waldur's periodic settings (``config`` overrides ``periodic_limits`` keys)."""
+        return apply_settings(
+            self.client, self.settings, resource_id, settings, self.timezone, override=config
+        )
 
     def get_resource_metadata(self, resource_backend_id: str) -> dict[str, Any]:
         """The allocation's current QoS."""
@@ -514,10 +547,15 @@ class SlurmBackend(BaseBackend):
             self._usage_cache[window] = cached
         return build_report(cached[1], sorted(wanted), self.settings.components)
 
+    def _zone(self) -> str:
+        """The zone usage months are cut in: the agent's or ``backend_settings.timezone``."""
+        return usage_zone(self.timezone, self.settings.timezone)
+
     def _get_usage_report(self, resource_backend_ids: list[str]) -> dict[str, Any]:
         """Usage of the current month (in the configured timezone), in Waldur units."""
-        year, month = current_month(self.timezone)
-        return self._usage(month_window(year, month, self.timezone), resource_backend_ids)
+        zone = self._zone()
+        year, month = current_month(zone)
+        return self._usage(month_window(year, month, zone), resource_backend_ids)
 
     def get_usage_report_for_period(
         self,
@@ -526,9 +564,46 @@ class SlurmBackend(BaseBackend):
         month: int,
         waldur_resource: WaldurResource | None = None,
     ) -> dict[str, Any]:
-        """Usage of a past month, with jobs clipped to the month."""
-        del waldur_resource
-        return self._usage(month_window(year, month, self.timezone), resource_backend_ids)
+        """Usage of one month in Waldur units, with jobs clipped to the month.
+
+        Report mode asks for past months one resource at a time, with ``waldur_resource``,
+        and gets a ``BackendError`` when a month cannot be reported. The historical loader
+        asks once per month for all its allocations, without it, on a backend that no
+        processor gave the agent's timezone (hence ``backend_settings.timezone``); there
+        any failure (an allocation SLURM does not know, a month that has not begun, SLURM
+        failing) stops the whole run before the month is posted (``HistoricalLoadStopped``).
+        """
+        if not self.timezone and not self.settings.timezone:
+            logger.warning(
+                "Cutting usage months at midnight UTC: the agent passed no timezone; set "
+                "backend_settings.timezone to the agent's timezone"
+            )
+        try:
+            window = period_window(year, month, self._zone())
+            self._require_allocations(resource_backend_ids)
+            return self._usage(window, resource_backend_ids)
+        except SlurmError as err:
+            if waldur_resource is not None:
+                raise
+            message = (
+                f"Usage of {year:04d}-{month:02d} not loaded, nothing posted for it or any "
+                f"later month: {err}"
+            )
+            logger.error("%s", message)
+            raise HistoricalLoadStopped(message) from err
+
+    def _require_allocations(self, resource_backend_ids: list[str]) -> None:
+        """Refuse usage of allocation accounts SLURM does not know (rather than zeros)."""
+        wanted = {validation.account_name(i, "allocation account") for i in resource_backend_ids}
+        missing = sorted(wanted - set(self.client.snapshot().accounts))
+        if not missing:
+            return
+        shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if missing[10:] else "")
+        cluster = f" on cluster {self.settings.cluster_name}" if self.settings.cluster_name else ""
+        raise UnknownAllocationError(
+            f"Allocation accounts not in SLURM{cluster}: {shown}; create them, or leave those "
+            "resources out (the loader's --resource-backend-id)"
+        )
 
     def pull_resources(
         self, waldur_resources: list[WaldurResource]

@@ -84,6 +84,8 @@ class SlurmClient(BaseClient):
         self.cluster_name = cluster_name
         self._snapshot: AssociationSnapshot | None = None
         self._tres: frozenset[str] | None = None
+        # Accounts this client added, oldest first, so a failed create can be undone.
+        self.added_accounts: list[str] = []
 
     # ---- command building -------------------------------------------------------------
 
@@ -111,6 +113,23 @@ class SlurmClient(BaseClient):
             lines = self._read("show", "assoc", *where, "format=" + ",".join(parser.ASSOC_FIELDS))
             self._snapshot = AssociationSnapshot(parser.parse_associations(lines))
         return self._snapshot
+
+    def account_record(self, name: str) -> AssociationRecord | None:
+        """One account's association: from the cycle's snapshot, else one targeted read."""
+        account = validation.account_name(name)
+        if self._snapshot is not None:
+            state = self._snapshot.account(account)
+            return state.record if state else None
+        lines = self._read(
+            "show",
+            "assoc",
+            "where",
+            f"account={account}",
+            *self._cluster(),
+            "format=" + ",".join(parser.ASSOC_FIELDS),
+        )
+        rows = parser.parse_associations(lines)
+        return next((r for r in rows if r.account == account and not r.user), None)
 
     def tres_names(self) -> frozenset[str]:
         """TRES the cluster accounts for (``cpu``, ``mem``, ``gres/gpu`` …), read once."""
@@ -170,6 +189,7 @@ class SlurmClient(BaseClient):
             f"Parent={validation.account_name(parent, 'parent account')}",
             *self._cluster("Cluster"),
         )
+        self.added_accounts.append(name)
 
     def remove_account(self, name: str) -> None:
         """Delete an account association; a missing one is not an error."""

@@ -9,9 +9,17 @@ with a message that names the key and the allowed values.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    ValidationError,
+    model_validator,
+)
 from waldur_site_agent.backend import logger
 from waldur_site_agent.common.plugin_schemas import HomedirSettingsSchema, PluginComponentSchema
 
@@ -41,20 +49,68 @@ class QosLevelsSchema(BaseModel):
     blocked: str | None = None
 
 
+DEFAULT_STATE_DIR = "/var/lib/waldur-site-agent-slurm"
+# A billing weight: a finite, non-negative number of billing units per Waldur unit.
+BillingWeight = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
 class PeriodicLimitsSchema(BaseModel):
-    """The ``periodic_limits`` block of ``backend_settings``."""
+    """The ``periodic_limits`` block of ``backend_settings``.
+
+    Defaults and why:
+
+    - ``enabled: false``: periodic settings are applied only where a site asks for them.
+    - ``limit_type: GrpTRESMins``: Mastermind's default. Settings of another limit type
+      are refused; ``GrpTRES`` must be chosen here on purpose, because Mastermind sends
+      minutes, not a count of concurrently used TRES.
+    - ``tres_billing_enabled: true``: the ``billing`` entry Mastermind adds is applied as
+      the ``billing`` TRES; ``false`` leaves it out (for clusters whose SLURM billing
+      weights do not match Waldur's).
+    - ``tres_billing_weights`` (alias ``billing_weights``): weights per Waldur component
+      for the usage compared with ``qos_threshold``/``grace_limit``; by default
+      Mastermind's own (CPU 0.015625, Mem 0.001953125, GRES/gpu 0.25).
+    - ``threshold_qos: false``: Mastermind already turns thresholds into the resource's
+      paused/downscaled flags, which membership sync applies. Local thresholds use
+      another weighting than Waldur's usage percentage, so they can disagree with it,
+      and as the stricter level always wins, a local false alarm could not be lifted
+      from Waldur. They also cost one ``sacct`` per message. Switch on where Waldur's
+      policy does not pause or downscale by itself.
+    - ``allow_blocking_limits: false``: a zero limit (Mastermind's ``billing: 0``
+      pitfall) or a zero threshold blocks an account; such values are refused and
+      reported unless this is true.
+    - ``period: quarter``: the billing period when a message does not name its
+      previous period; ``total`` (one-off allocations) never resets RawUsage.
+    - ``state_dir: /var/lib/waldur-site-agent-slurm``: where the RawUsage-reset guard,
+      the last threshold level and the last Waldur flags survive restarts (the agent
+      builds a new backend for every message). It must be writable by the agent.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool = False
     emulator_mode: bool = False
-    emulator_base_url: str | None = None
+    emulator_base_url: str | None = Field(
+        default=None, pattern=r"^https?://[^\s/]+(/\S*)?$", description="slurm-emulator's API"
+    )
     limit_type: Literal["GrpTRESMins", "MaxTRESMins", "GrpTRES"] = "GrpTRESMins"
     tres_billing_enabled: bool = True
-    billing_weights: dict[str, float] | None = None
-    tres_billing_weights: dict[str, float] | None = None
+    billing_weights: dict[str, BillingWeight] | None = None
+    tres_billing_weights: dict[str, BillingWeight] | None = None
     qos_levels: QosLevelsSchema | None = None
     fairshare_decay_half_life: PositiveFloat | None = None
+    threshold_qos: bool = False
+    allow_blocking_limits: bool = False
+    period: Literal["month", "quarter", "year", "total"] = "quarter"
+    state_dir: str = Field(default=DEFAULT_STATE_DIR, min_length=1)
+
+    @model_validator(mode="after")
+    def _one_set_of_weights(self) -> PeriodicLimitsSchema:
+        both = self.billing_weights is not None and self.tres_billing_weights is not None
+        if both and self.billing_weights != self.tres_billing_weights:
+            raise ValueError(
+                "billing_weights and tres_billing_weights differ; set only tres_billing_weights"
+            )
+        return self
 
 
 class SlurmBackendSettingsSchema(HomedirSettingsSchema):
@@ -83,6 +139,11 @@ class SlurmBackendSettingsSchema(HomedirSettingsSchema):
     )
     emulator_mode: bool | None = Field(
         default=None, description="Run slurm-emulator's commands instead of SLURM's"
+    )
+    timezone: str | None = Field(
+        default=None,
+        description="IANA zone usage months are cut in where the agent passes none "
+        "(the historical usage loader); must equal the agent's timezone",
     )
     qos_default: str | None = None
     qos_downscaled: str | None = None
@@ -141,6 +202,7 @@ class SlurmSettings:
     default_partition: str | None
     homedirs_enabled: bool
     homedir_umask: str
+    timezone: str | None = None
     periodic: PeriodicLimitsSchema = field(default_factory=PeriodicLimitsSchema)
     components: dict[str, Component] = field(default_factory=dict)
 
@@ -242,6 +304,16 @@ def _as_config(check: Any, value: object, field_name: str) -> Any:
         raise SlurmConfigError(str(err)) from err
 
 
+def _check_zone(name: str) -> None:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as err:
+        raise SlurmConfigError(
+            f"Invalid backend_settings.timezone {name!r}: use an IANA zone name such as "
+            "UTC or Europe/Tallinn, the same as the agent's timezone"
+        ) from err
+
+
 def load_settings(raw: dict[str, Any], components: dict[str, dict[str, Any]]) -> SlurmSettings:
     """Validate ``backend_settings`` and ``backend_components`` and apply the defaults.
 
@@ -276,6 +348,8 @@ def load_settings(raw: dict[str, Any], components: dict[str, dict[str, Any]]) ->
     partition = schema.default_partition
     if partition is not None:
         _as_config(validation.partition_name, partition, "backend_settings.default_partition")
+    if schema.timezone is not None:
+        _check_zone(schema.timezone)
     return SlurmSettings(
         default_account=default_account,
         default_account_policy=policy,
@@ -298,6 +372,7 @@ def load_settings(raw: dict[str, Any], components: dict[str, dict[str, Any]]) ->
         default_partition=partition,
         homedirs_enabled=schema.enable_user_homedir_account_creation is not False,
         homedir_umask=schema.default_homedir_umask or "0077",
+        timezone=schema.timezone,
         periodic=periodic,
         components={key: _component(key, comp, schema) for key, comp in components.items()},
     )

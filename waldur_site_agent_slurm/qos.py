@@ -1,14 +1,18 @@
 """The QoS decision: which QoS level an allocation should be on.
 
-Waldur asks for pause and downscale through resource flags; the decision is the
-strictest level any input asks for, so one input can never undo another.
+Two inputs ask for a level: Waldur's resource flags (paused/downscaled, applied by
+membership sync) and, when a site enables it, the usage thresholds of the last periodic
+settings. The decision is the strictest level any input asks for, so one input can
+never undo another and the two never flap.
 """
 
 from __future__ import annotations
 
+from decimal import Decimal
 from enum import IntEnum
 
 from waldur_site_agent_slurm.config import SlurmSettings
+from waldur_site_agent_slurm.parser import AssociationRecord
 
 
 class QosLevel(IntEnum):
@@ -33,6 +37,20 @@ def from_flags(*, paused: bool, downscaled: bool) -> QosLevel:
     return QosLevel.DEFAULT
 
 
+def from_thresholds(usage: Decimal | float, threshold: int | None, grace: int | None) -> QosLevel:
+    """The level usage asks for: PAUSED at the grace limit, DOWNSCALED at the threshold.
+
+    Mastermind's rule: ``usage ≥ (1 + grace_ratio) × allocation`` pauses and
+    ``usage ≥ allocation`` downscales (its 80 % mark only notifies). ``None`` is a
+    threshold the settings did not carry.
+    """
+    if grace is not None and usage >= grace:
+        return QosLevel.PAUSED
+    if threshold is not None and usage >= threshold:
+        return QosLevel.DOWNSCALED
+    return QosLevel.DEFAULT
+
+
 def qos_name(level: QosLevel, settings: SlurmSettings) -> str:
     """The configured SLURM QoS name of a level."""
     return {
@@ -40,3 +58,26 @@ def qos_name(level: QosLevel, settings: SlurmSettings) -> str:
         QosLevel.DOWNSCALED: settings.qos_downscaled,
         QosLevel.PAUSED: settings.qos_paused,
     }[level]
+
+
+def current_qos(record: AssociationRecord) -> str:
+    """The QoS an account's jobs get: its default QoS, else its QoS list."""
+    return record.default_qos or ",".join(record.qos)
+
+
+def level_of(record: AssociationRecord, settings: SlurmSettings) -> QosLevel:
+    """The level an account is on now (DEFAULT for any QoS that is not a managed one)."""
+    name = current_qos(record)
+    if name == settings.qos_paused:
+        return QosLevel.PAUSED
+    if name == settings.qos_downscaled:
+        return QosLevel.DOWNSCALED
+    return QosLevel.DEFAULT
+
+
+def qos_fields(record: AssociationRecord, target: str) -> dict[str, str]:
+    """The fields to set so the account is on ``target`` only ({} when it already is)."""
+    # A single-QoS list with no explicit default already means that QoS.
+    if record.qos == (target,) and record.default_qos in ("", target):
+        return {}
+    return {"QOS": target, "DefaultQOS": target}

@@ -20,6 +20,7 @@ MAX_DESCRIPTION_LENGTH = 100
 # SLURM stores limits as unsigned 64-bit integers; values above 2**53 cannot come
 # exactly from a float, and no real allocation comes near them.
 MAX_LIMIT_VALUE = 2**53
+MAX_FAIRSHARE = 2**31 - 1
 
 _ACCOUNT_RE = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 _USERNAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@-]*")
@@ -111,6 +112,20 @@ def limit_value(value: object, field: str = "limit") -> int:
     if value > MAX_LIMIT_VALUE:
         raise InvalidValueError(field, value, f"must not exceed {MAX_LIMIT_VALUE}")
     return value
+
+
+def fairshare(value: object, field: str = "fairshare") -> int:
+    """Return a Fairshare value (a whole number of shares, at least 1) or raise.
+
+    SLURM keeps shares in 32 bits with the top values reserved; 0 would leave the
+    account without any share of the cluster.
+    """
+    number = limit_value(value, field)
+    if number < 1:
+        raise InvalidValueError(field, value, "must be at least 1")
+    if number > MAX_FAIRSHARE:
+        raise InvalidValueError(field, value, f"must not exceed {MAX_FAIRSHARE}")
+    return number
 
 
 def amount(value: object, field: str = "amount") -> float:
