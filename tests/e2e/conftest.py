@@ -1,0 +1,66 @@
+"""End to end: the real ``waldur_site_agent`` command against the Waldur stand-in.
+
+Each test gets a fresh stand-in (seeded from the demo scenario), a fresh emulator state
+and an agent configuration pointing at both; ``agent.run(mode)`` starts the real agent
+process for one cycle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.emulator.conftest import emulator  # noqa: F401 - the per-test emulator fixture
+from waldur_site_agent_slurm.demo.agentrun import AgentRun, run_agent_cycle
+from waldur_site_agent_slurm.standin import StandIn, load_scenario
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIO = ROOT / "examples" / "standin-scenario.yaml"
+EXAMPLE_CONFIG = ROOT / "examples" / "emulator-config.yaml"
+
+FLOOD = "Flood model 2026"
+SKY = "Sky survey"
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def standin() -> Iterator[StandIn]:
+    with StandIn(load_scenario(SCENARIO)) as server:
+        yield server
+
+
+@dataclass
+class Agent:
+    """The agent configuration of one test and a way to run the real agent with it."""
+
+    config: Path
+    env: dict[str, str]
+
+    def run(self, mode: str, *, expect_ok: bool = True, **kwargs: Any) -> AgentRun:
+        result = run_agent_cycle(mode, self.config, env=self.env, **kwargs)
+        assert result.returncode == 0, result.output[-3000:]
+        if expect_ok:
+            errors = result.messages("error")
+            assert not errors, errors
+        return result
+
+
+def agent_config(path: Path, api_url: str, **backend_settings: Any) -> Path:
+    """The example emulator configuration, pointed at ``api_url``."""
+    config = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    offering = config["offerings"][0]
+    offering["waldur_api_url"] = api_url
+    offering["backend_settings"].update(backend_settings)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def agent(standin: StandIn, emulator: Path, tmp_path: Path) -> Agent:  # noqa: F811
+    return Agent(agent_config(tmp_path / "agent-config.yaml", standin.api_url), {})

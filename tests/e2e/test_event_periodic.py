@@ -1,0 +1,542 @@
+"""Periodic limits over a real broker: ``waldur_site_agent -m event_process`` end to end.
+
+The real agent runs as a site starts it, against the Waldur stand-in and the RabbitMQ of
+scripts/rabbitmq.sh. Its start-up order cycle creates the scenario's allocations; the
+test then publishes ``resource_periodic_limits`` messages to the offering's queue the
+way Waldur Mastermind does (``mastermind-periodic-policy.md`` §6), and checks SLURM's
+associations and the ``report-command-result`` calls the stand-in receives.
+
+Expected figures are computed here from Mastermind's documented formulas (§2) and the
+offering's units, not by the plugin.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.broker import broker_env, publish, purge
+from tests.broker.conftest import rabbitmq  # noqa: F401 - the broker tier's guard fixture
+from tests.e2e.conftest import FLOOD, ROOT, SCENARIO, SKY, agent_config
+from tests.emulator.conftest import sacctmgr
+from tests.real import conftest as real_tier
+from tests.real.conftest import CLUSTER, USERS, run
+from waldur_site_agent_slurm.demo.agentrun import AgentProcess, start_agent
+from waldur_site_agent_slurm.parser import parse_tres
+from waldur_site_agent_slurm.standin import StandIn, load_scenario
+
+pytestmark = [pytest.mark.e2e, pytest.mark.broker, pytest.mark.usefixtures("rabbitmq")]
+
+POLICY = "11111111-2222-3333-4444-555555555555"
+OFFERING = "d0e1f2a3-b4c5-4d6e-8f9a-0b1c2d3e4f50"
+SUBSCRIBED = "Started unified STOMP connection for queue"
+READY = "Signal handlers set"  # after it, SIGTERM takes the agent's graceful path
+REPORT_WAIT = 60  # seconds for one message to be applied and reported
+MB_PER_GB = 1024
+
+# A monthly Mastermind policy: grace 0.2, carry-over factor 50, billing on with its
+# default weights. The scenario's resources have limits cpu 100, mem 200, gpu 10 (hours).
+BASE = {"cpu": 100.0, "mem": 200.0, "gpu": 10.0}
+WEIGHTS = {"CPU": 0.015625, "Mem": 0.001953125, "GRES/gpu": 0.25}
+GRACE = 0.2
+CARRYOVER_FACTOR = 50
+
+
+# ---- what Mastermind sends --------------------------------------------------------------
+
+
+def weight(component: str) -> float:
+    if component in WEIGHTS:
+        return WEIGHTS[component]
+    return {k.lower(): v for k, v in WEIGHTS.items()}.get(component.lower(), 0.0)
+
+
+def mastermind_settings(previous_usage: dict[str, float], *, reset: bool) -> dict[str, Any]:
+    """``calculate_slurm_settings`` for the scenario's limits (§2 of the policy sheet)."""
+    total = {
+        c: base + min(max(0.0, base - previous_usage.get(c, 0.0)), CARRYOVER_FACTOR / 100 * base)
+        for c, base in BASE.items()
+    }
+    tres = {c: int(v * 60) for c, v in total.items()}
+    scalar = sum(v * weight(c) for c, v in total.items())
+    tres["billing"] = int(scalar * 60)
+    return {
+        "fairshare": max(1, int(sum(total.values()) // 3)),
+        "qos_threshold": {"billing": int(scalar * 60)},
+        "grace_limit": {"billing": int(scalar * (1 + GRACE) * 60)},
+        "limit_type": "GrpTRESMins",
+        "reset_raw_usage": reset,
+        "carryover_details": {
+            "carryover_applied": True,
+            "previous_period": "2026-04",
+            "carryover_factor": CARRYOVER_FACTOR,
+        },
+        "grp_tres_mins": {k: int(v * (1 + GRACE)) for k, v in tres.items()},
+    }
+
+
+def message(resource: dict[str, Any], settings: Any, **changes: Any) -> dict[str, Any]:
+    """The body Mastermind publishes on the unified queue (hyphenated UUIDs, naive time)."""
+    body = {
+        "resource_uuid": str(uuid.UUID(resource["uuid"])),
+        "backend_id": resource["backend_id"],
+        "offering_uuid": OFFERING,
+        "policy_uuid": POLICY,
+        "action": "apply_periodic_settings",
+        "timestamp": datetime.now().isoformat(),  # naive local time, as Mastermind sends it
+        "object_type": "resource_periodic_limits",
+        "settings": settings,
+    }
+    body.update(changes)
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def expected_grp_tres_mins(settings: dict[str, Any]) -> dict[str, int]:
+    """SLURM's GrpTRESMins: minutes as sent; memory GB-minutes → MB-minutes; gpu → gres/gpu."""
+    sent = settings["grp_tres_mins"]
+    return {
+        "billing": sent["billing"],
+        "cpu": sent["cpu"],
+        "gres/gpu": sent["gpu"],
+        "mem": sent["mem"] * MB_PER_GB,
+    }
+
+
+def modify_line(account: str, fields: str, *, cluster: str = "") -> str:
+    where = f"name={account}" + (f" cluster={cluster}" if cluster else "")
+    return f"sacctmgr --immediate modify account where {where} set {fields}"
+
+
+def changes_line(account: str, before: tuple[str, dict[str, int]], settings: dict[str, Any]) -> str:
+    """The modify command for what differs between ``before`` and ``settings``."""
+    fields = []
+    if before[0] != str(settings["fairshare"]):
+        fields.append(f"Fairshare={settings['fairshare']}")
+    wanted = expected_grp_tres_mins(settings)
+    differ = {k: v for k, v in sorted(wanted.items()) if before[1].get(k) != v}
+    if differ:
+        fields.append("GrpTRESMins=" + ",".join(f"{k}={v}" for k, v in differ.items()))
+    return modify_line(account, " ".join(fields))
+
+
+def limits_line(settings: dict[str, Any]) -> str:
+    tres = ",".join(f"{k}={v}" for k, v in sorted(expected_grp_tres_mins(settings).items()))
+    return f"Fairshare={settings['fairshare']} GrpTRESMins={tres}"
+
+
+# ---- the stand-in, the agent and SLURM ------------------------------------------------------
+
+
+def scenario_with_policy(path: Path, names: dict[str, str] | None = None) -> Path:
+    """The demo scenario plus the offering's periodic usage policy (and renamed users)."""
+    text = SCENARIO.read_text()
+    for demo, real in (names or {}).items():
+        text = text.replace(f"username: {demo}", f"username: {real}")
+    data = yaml.safe_load(text)
+    data["policies"] = [
+        {
+            "uuid": POLICY,
+            "period": 2,
+            "limit_type": "GrpTRESMins",
+            "grace_ratio": GRACE,
+            "carryover_factor": CARRYOVER_FACTOR,
+            "tres_billing_enabled": True,
+        }
+    ]
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def event_config(path: Path, api_url: str, state_dir: Path, **backend_settings: Any) -> Path:
+    """The example configuration with STOMP on the local broker and periodic limits on."""
+    env = broker_env()
+    agent_config(
+        path,
+        api_url,
+        periodic_limits={"enabled": True, "state_dir": str(state_dir)},
+        **backend_settings,
+    )
+    config = yaml.safe_load(path.read_text())
+    config["offerings"][0].update(
+        stomp_enabled=True,
+        stomp_ws_host=env["RMQ_HOST"],
+        stomp_ws_port=int(env["RMQ_WS_PORT"]),
+        stomp_ws_path=env["RMQ_WS_PATH"],
+        websocket_use_tls=False,
+    )
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def reports(standin: StandIn) -> list[dict[str, Any]]:
+    return standin.state.command_results()
+
+
+def wait_for_reports(standin: StandIn, agent: AgentProcess, count: int) -> list[dict[str, Any]]:
+    """Wait until the stand-in holds ``count`` command results; return their bodies."""
+    deadline = time.monotonic() + REPORT_WAIT
+    while len(reports(standin)) < count:
+        if agent.process.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(
+                f"{len(reports(standin))} of {count} reports; agent output:\n"
+                + agent.snapshot().output[-4000:]
+            )
+        time.sleep(0.1)
+    found = reports(standin)
+    assert len(found) == count, found
+    return [r["body"] for r in found]
+
+
+def send(
+    standin: StandIn, agent: AgentProcess, body: dict[str, Any]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Publish one message; return its report and the agent's log records meanwhile."""
+    seen_reports = len(reports(standin))
+    seen_records = len(agent.snapshot().records)
+    publish(body)
+    report = wait_for_reports(standin, agent, seen_reports + 1)[-1]
+    return report, agent.snapshot().records[seen_records:]
+
+
+def errors(records: list[dict[str, Any]]) -> list[str]:
+    return [str(r.get("event", "")) for r in records if r.get("level") == "error"]
+
+
+def executed(records: list[dict[str, Any]]) -> list[str]:
+    """The SLURM changes the agent logged having run."""
+    prefix = "Executed: "
+    return [
+        str(r["event"])[len(prefix) :]
+        for r in records
+        if str(r.get("event", "")).startswith(prefix)
+    ]
+
+
+def account_settings(read: Callable[..., str], account: str, *where: str) -> tuple[str, dict]:
+    """(Fairshare, GrpTRESMins) of ``account``'s own association, as sacctmgr shows it."""
+    out = read("-P", "-n", "show", "assoc", *where, "format=Account,User,Fairshare,GrpTRESMins")
+    for line in out.splitlines():
+        name, user, fairshare, grp = line.split("|")
+        if name == account and not user:
+            return fairshare, parse_tres(grp)
+    raise AssertionError(f"no association of {account}: {out!r}")
+
+
+def emulator_account(account: str) -> tuple[str, dict]:
+    return account_settings(sacctmgr, account)
+
+
+@pytest.fixture
+def queue() -> Iterator[None]:
+    """An empty offering queue before and after the test."""
+    purge()
+    yield
+    purge()
+
+
+@pytest.fixture
+def policy_standin(tmp_path: Path) -> Iterator[StandIn]:
+    with StandIn(load_scenario(scenario_with_policy(tmp_path / "scenario.yaml"))) as server:
+        yield server
+
+
+@pytest.fixture
+def event_agent(
+    policy_standin: StandIn, emulator: Path, queue: None, tmp_path: Path
+) -> Iterator[AgentProcess]:
+    """The real agent in event_process mode, subscribed to the queue."""
+    config = event_config(
+        tmp_path / "agent-config.yaml", policy_standin.api_url, tmp_path / "periodic-state"
+    )
+    with start_agent("event_process", config) as agent:
+        agent.wait_for_log(SUBSCRIBED)
+        agent.wait_for_log(READY)
+        yield agent
+        finished = agent.stop()
+    assert finished.returncode == 0, finished.output[-3000:]
+
+
+# ---- emulator ---------------------------------------------------------------------------------
+
+
+def test_a_periodic_message_is_applied_and_reported_then_a_resend_changes_nothing(
+    policy_standin: StandIn, event_agent: AgentProcess
+) -> None:
+    standin = policy_standin
+    flood = standin.state.resource_by_name(FLOOD)
+    assert (flood["state"], flood["backend_id"]) == ("OK", "a_flood-model")
+    sky_before = emulator_account("a_sky-survey")
+    # April: 80 CPU-hours, all the memory, no GPU used → CPU and GPU carry over.
+    settings = mastermind_settings({"cpu": 80.0, "mem": 200.0, "gpu": 0.0}, reset=True)
+    assert settings["grp_tres_mins"] == {"cpu": 8640, "mem": 14400, "gpu": 1080, "billing": 162}
+    assert settings["fairshare"] == 111
+
+    report, records = send(standin, event_agent, message(flood, settings))
+
+    assert report == {
+        "resource_uuid": str(uuid.UUID(flood["uuid"])),
+        "success": True,
+        "error_message": "",
+        "mode": "production",
+        "commands_executed": [
+            modify_line("a_flood-model", limits_line(settings)),
+            modify_line("a_flood-model", "RawUsage=0"),
+        ],
+    }
+    assert errors(records) == []
+    assert executed(records) == report["commands_executed"]
+    assert emulator_account("a_flood-model") == ("111", expected_grp_tres_mins(settings))
+    assert emulator_account("a_sky-survey") == sky_before
+    [stored] = standin.state.command_results()
+    assert (stored["policy_uuid"], stored["user_agent"]) == (uuid.UUID(POLICY).hex, "site-agent")
+
+    # The same message again (Mastermind re-sends after its hash cache expires).
+    before = emulator_account("a_flood-model")
+    again, records = send(standin, event_agent, message(flood, settings))
+
+    assert again == {**report, "commands_executed": []}
+    assert errors(records) == []
+    assert executed(records) == []
+    assert emulator_account("a_flood-model") == before
+
+
+# (case, settings, message changes, what the error must name)
+MALFORMED: list[tuple[str, Any, dict[str, Any], str]] = [
+    (
+        "unknown component",
+        {"grp_tres_mins": {"cpu": 6000, "tpu": 600}},
+        {},
+        "unknown component 'tpu' in grp_tres_mins",
+    ),
+    ("negative limit", {"grp_tres_mins": {"cpu": -6000}}, {}, "must not be negative"),
+    (
+        "non-numeric fairshare",
+        {"fairshare": "plenty", "grp_tres_mins": {"cpu": 6000}},
+        {},
+        "fairshare",
+    ),
+    ("non-numeric limit", {"grp_tres_mins": {"cpu": "6000 minutes"}}, {}, "grp_tres_mins.cpu"),
+    (
+        "limit key of another limit type",
+        {"limit_type": "GrpTRESMins", "max_tres_mins": {"cpu": 6000}},
+        {},
+        "max_tres_mins present but limit_type is GrpTRESMins",
+    ),
+    ("settings not a mapping", "fairshare=500", {}, "must be a mapping"),
+    ("missing backend_id", {"grp_tres_mins": {"cpu": 6000}}, {"backend_id": None}, "backend_id"),
+    ("unknown action", {"grp_tres_mins": {"cpu": 6000}}, {"action": "apply"}, "invalid action"),
+    (
+        "unknown account",
+        {"grp_tres_mins": {"cpu": 6000}},
+        {"backend_id": "a_no-such-allocation"},
+        "a_no-such-allocation does not exist",
+    ),
+]
+
+
+def test_bad_messages_are_reported_as_failed_and_the_agent_keeps_applying_good_ones(
+    policy_standin: StandIn, event_agent: AgentProcess
+) -> None:
+    standin = policy_standin
+    flood = standin.state.resource_by_name(FLOOD)
+    for n, (case, settings, changes, problem) in enumerate(MALFORMED):
+        before = emulator_account("a_flood-model")
+
+        report, records = send(standin, event_agent, message(flood, settings, **changes))
+
+        assert report == {
+            "resource_uuid": str(uuid.UUID(flood["uuid"])),
+            "success": False,
+            "error_message": report["error_message"],
+            "mode": "production",
+            "commands_executed": [],
+        }, case
+        assert problem in report["error_message"], (case, report)
+        assert "Unexpected" not in report["error_message"], (case, report)
+        assert any(problem in e for e in errors(records)), (case, errors(records))
+        assert emulator_account("a_flood-model") == before, case
+
+        # The agent keeps consuming: the next valid message is applied.
+        good = mastermind_settings({"cpu": 60.0 + 5 * n}, reset=False)
+        expected = changes_line("a_flood-model", before, good)
+        report, records = send(standin, event_agent, message(flood, good))
+        assert report["success"] is True, (case, report)
+        assert report["commands_executed"] == [expected], case
+        assert errors(records) == [], case
+        assert emulator_account("a_flood-model") == (
+            str(good["fairshare"]),
+            expected_grp_tres_mins(good),
+        ), case
+    assert event_agent.process.poll() is None
+
+
+def test_a_zero_billing_limit_is_refused_and_reported_while_the_rest_is_applied(
+    policy_standin: StandIn, event_agent: AgentProcess
+) -> None:
+    """Mastermind's ``billing: 0`` pitfall (policy sheet §6 example 3, §9.1)."""
+    standin = policy_standin
+    flood = standin.state.resource_by_name(FLOOD)
+    fairshare, limits = emulator_account("a_flood-model")
+    assert "billing" not in limits
+
+    report, records = send(
+        standin,
+        event_agent,
+        message(flood, {"limit_type": "GrpTRESMins", "grp_tres_mins": {"cpu": 9000, "billing": 0}}),
+    )
+
+    assert report["success"] is False
+    assert "billing=0" in report["error_message"]
+    assert report["commands_executed"] == [modify_line("a_flood-model", "GrpTRESMins=cpu=9000")]
+    assert any("billing=0" in e for e in errors(records)), errors(records)
+    assert emulator_account("a_flood-model") == (fairshare, {**limits, "cpu": 9000})
+
+
+def test_messages_for_two_allocations_change_each_its_own_account(
+    policy_standin: StandIn, event_agent: AgentProcess
+) -> None:
+    standin = policy_standin
+    flood = standin.state.resource_by_name(FLOOD)
+    sky = standin.state.resource_by_name(SKY)
+    flood_settings = mastermind_settings({"cpu": 100.0, "mem": 200.0, "gpu": 10.0}, reset=False)
+    sky_settings = mastermind_settings({}, reset=False)
+
+    publish(message(flood, flood_settings))
+    publish(message(sky, sky_settings))
+    bodies = wait_for_reports(standin, event_agent, 2)
+
+    assert [b["resource_uuid"] for b in bodies] == [
+        str(uuid.UUID(flood["uuid"])),
+        str(uuid.UUID(sky["uuid"])),
+    ]
+    assert all(b["success"] for b in bodies), bodies
+    assert emulator_account("a_flood-model") == (
+        str(flood_settings["fairshare"]),
+        expected_grp_tres_mins(flood_settings),
+    )
+    assert emulator_account("a_sky-survey") == (
+        str(sky_settings["fairshare"]),
+        expected_grp_tres_mins(sky_settings),
+    )
+
+
+def test_a_message_without_policy_uuid_is_applied_but_cannot_be_reported(
+    policy_standin: StandIn, event_agent: AgentProcess
+) -> None:
+    """Mastermind's first (v1) messages carry no policy_uuid (policy sheet §4)."""
+    standin = policy_standin
+    flood = standin.state.resource_by_name(FLOOD)
+    settings = mastermind_settings({}, reset=False)
+    seen = len(event_agent.snapshot().records)
+
+    publish(message(flood, settings, policy_uuid=None))
+
+    event_agent.wait_for_log("Successfully applied periodic settings", after=seen)
+    event_agent.wait_for_log("No policy_uuid in periodic limits message", after=seen)
+    assert standin.state.command_results() == []
+    assert standin.state.writes(path_contains="report-command-result") == []
+    assert emulator_account("a_flood-model") == (
+        str(settings["fairshare"]),
+        expected_grp_tres_mins(settings),
+    )
+
+
+# ---- real SLURM -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def real_slurm() -> None:
+    """The real SLURM tier's guard, for the one test here that needs it.
+
+    (Importing that tier's fixture would make it apply to every test of this module.)
+    """
+    if real_tier._stack_is_up():
+        return
+    message = f"real SLURM is not running: sudo bash {real_tier.SCRIPT.relative_to(ROOT)} up"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def tag(real_slurm: None) -> Iterator[str]:
+    """A tag for this test's account names; its accounts are removed afterwards."""
+    tag = uuid.uuid4().hex[:6]
+    yield tag
+    out = run("sacctmgr", "-P", "-n", "list", "account", "format=Account").stdout
+    ours = [a for a in out.split() if a[1:].startswith(tag + "_")]
+    for user in USERS:
+        run(
+            "sacctmgr",
+            "-i",
+            "delete",
+            "user",
+            "where",
+            f"name={user}",
+            *(f"account={a}" for a in ours),
+            check=False,
+        )
+    for account in sorted(ours, key=lambda a: "apc".index(a[0])):
+        run("sacctmgr", "-i", "delete", "account", "where", f"name={account}", check=False)
+
+
+@pytest.mark.real_slurm
+@pytest.mark.usefixtures("queue")
+def test_a_periodic_message_reaches_real_slurm_and_is_reported(tmp_path: Path, tag: str) -> None:
+    names = {"alice": USERS[0], "bob": USERS[1], "carol": USERS[2]}
+    scenario = load_scenario(scenario_with_policy(tmp_path / "scenario.yaml", names))
+    with StandIn(scenario) as standin:
+        config = event_config(
+            tmp_path / "agent.yaml",
+            standin.api_url,
+            tmp_path / "periodic-state",
+            emulator_mode=False,
+            slurm_bin_path="/usr/bin",
+            cluster_name=CLUSTER,
+            customer_prefix=f"c{tag}_",
+            project_prefix=f"p{tag}_",
+            allocation_prefix=f"a{tag}_",
+        )
+        account = f"a{tag}_flood-model"
+        with start_agent("event_process", config) as agent:
+            agent.wait_for_log(SUBSCRIBED)
+            agent.wait_for_log(READY)
+            flood = standin.state.resource_by_name(FLOOD)
+            assert flood["backend_id"] == account
+            settings = mastermind_settings({"cpu": 80.0, "mem": 200.0, "gpu": 0.0}, reset=True)
+
+            report, records = send(standin, agent, message(flood, settings))
+
+            assert report == {
+                "resource_uuid": str(uuid.UUID(flood["uuid"])),
+                "success": True,
+                "error_message": "",
+                "mode": "production",
+                "commands_executed": [
+                    modify_line(account, limits_line(settings), cluster=CLUSTER),
+                    modify_line(account, "RawUsage=0", cluster=CLUSTER),
+                ],
+            }
+            assert errors(records) == []
+            real = account_settings(
+                lambda *a: run("sacctmgr", *a).stdout,
+                account,
+                "where",
+                f"account={account}",
+                f"cluster={CLUSTER}",
+            )
+            assert real == ("111", expected_grp_tres_mins(settings))
+
+            again, _ = send(standin, agent, message(flood, settings))
+            assert again["success"] is True
+            assert again["commands_executed"] == []
+            finished = agent.stop()
+        assert finished.returncode == 0, finished.output[-3000:]

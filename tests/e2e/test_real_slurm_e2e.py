@@ -1,0 +1,140 @@
+"""The end-to-end scenario once against the real SLURM of scripts/real-slurm.sh.
+
+The real agent creates the allocations, users run real jobs, the report reaches the
+stand-in with what sacct measured, pause blocks sbatch and restore allows it, and the
+terminate order removes the accounts.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.e2e.conftest import FLOOD, SCENARIO, Agent, agent_config
+from tests.real.conftest import (  # noqa: F401 - real_slurm is a fixture
+    CLUSTER,
+    USERS,
+    assoc_rows,
+    real_slurm,
+    run,
+    submit,
+    wait_finished,
+)
+from waldur_site_agent_slurm.standin import StandIn, load_scenario
+
+pytestmark = [pytest.mark.real_slurm, pytest.mark.usefixtures("real_slurm")]
+
+NAMES = {"alice": USERS[0], "bob": USERS[1], "carol": USERS[2]}
+
+
+def cents(value: Decimal) -> Decimal:
+    return value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+@pytest.fixture
+def tag() -> Iterator[str]:
+    tag = uuid.uuid4().hex[:6]
+    yield tag
+    out = run("sacctmgr", "-P", "-n", "list", "account", "format=Account").stdout
+    ours = [a for a in out.split() if a[1:].startswith(tag + "_")]
+    run("scancel", *(f"--account={a}" for a in ours if a.startswith("a")), check=False)
+    for account in sorted(ours, key=lambda a: "apc".index(a[0])):
+        run("sacctmgr", "-i", "delete", "account", "where", f"name={account}", check=False)
+    for user in USERS:
+        run(
+            "sacctmgr",
+            "-i",
+            "delete",
+            "user",
+            "where",
+            f"name={user}",
+            *(f"account={a}" for a in ours),
+            check=False,
+        )
+
+
+@pytest.fixture
+def real_standin(tmp_path: Path) -> Iterator[StandIn]:
+    text = SCENARIO.read_text()
+    for demo, real in NAMES.items():
+        text = text.replace(f"username: {demo}", f"username: {real}")
+    path = tmp_path / "scenario.yaml"
+    path.write_text(text)
+    with StandIn(load_scenario(path)) as server:
+        yield server
+
+
+def test_orders_jobs_report_pause_restore_terminate_on_real_slurm(
+    real_standin: StandIn, tmp_path: Path, tag: str
+) -> None:
+    standin = real_standin
+    config = agent_config(
+        tmp_path / "agent.yaml",
+        standin.api_url,
+        emulator_mode=False,
+        slurm_bin_path="/usr/bin",
+        cluster_name=CLUSTER,
+        customer_prefix=f"c{tag}_",
+        project_prefix=f"p{tag}_",
+        allocation_prefix=f"a{tag}_",
+    )
+    settings = yaml.safe_load(config.read_text())
+    settings["offerings"][0]["backend_components"]["cpu"]["unit_factor"] = 1  # CPU-minutes
+    config.write_text(yaml.safe_dump(settings))
+    agent = Agent(config, {})
+    account = f"a{tag}_flood-model"
+
+    agent.run("order_process")
+    flood = standin.state.resource_by_name(FLOOD)
+    assert flood["backend_id"] == account
+    rows = {row[1]: row for row in assoc_rows(account)}
+    assert rows[""][2] == f"p{tag}_hydro-sim"
+    assert {USERS[0], USERS[1]} <= set(rows)
+
+    jobs = {
+        USERS[0]: submit(USERS[0], account, "-n2", wrap="sleep 3"),
+        USERS[1]: submit(USERS[1], account, "-n1", wrap="sleep 2"),
+    }
+    assert all(code == 0 for code, _ in jobs.values()), jobs
+    wait_finished([jid for _, jid in jobs.values()])
+    expected_cpu = {}
+    for user, (_, jid) in jobs.items():
+        elapsed, tres = (
+            run(
+                "sacct", "-X", "-n", "-P", "-j", jid, "--noconvert", "--format=ElapsedRaw,AllocTRES"
+            )
+            .stdout.strip()
+            .split("|")
+        )
+        ncpus = int(dict(item.split("=") for item in tres.split(","))["cpu"])
+        expected_cpu[user] = cents(Decimal(ncpus * int(elapsed)) / 60)
+
+    agent.run("report")
+    cpu = [u for u in standin.state.component_usages(flood["uuid"]) if u["type"] == "cpu"]
+    assert [Decimal(str(u["usage"])) for u in cpu][-1] == sum(expected_cpu.values())
+    per_user = {
+        u["username"]: Decimal(str(u["usage"]))
+        for u in standin.state.user_usages(flood["uuid"])
+        if u["component_type"] == "cpu"
+    }
+    assert {u: per_user[u] for u in expected_cpu} == expected_cpu
+
+    standin.state.update_resource(flood["uuid"], paused=True)
+    agent.run("membership_sync")
+    code, message = submit(USERS[0], account, "-n1", wrap="true")
+    assert code != 0, message
+    standin.state.update_resource(flood["uuid"], paused=False)
+    agent.run("membership_sync")
+    code, message = submit(USERS[0], account, "-n1", wrap="true")
+    assert code == 0, message
+    wait_finished([message])
+
+    order = standin.state.add_order("Terminate", resource_uuid=flood["uuid"])
+    agent.run("order_process")
+    assert standin.state.order(order)["state"] == "done"
+    assert assoc_rows(account) == []
