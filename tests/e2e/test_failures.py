@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import stat
+import sys
 from pathlib import Path
 
 from tests.e2e.conftest import FLOOD, Agent, agent_config
@@ -116,3 +117,60 @@ def test_slurm_unreachable_leaves_orders_untouched_until_it_is_back(
     agent.run("order_process")
     assert {o["state"] for o in standin.state.orders()} == {"done"}
     assert allocation_accounts() == {"a_flood-model", "a_sky-survey"}
+
+
+def test_waldur_hanging_mid_cycle_times_out_and_the_retry_converges(
+    standin: StandIn, agent: Agent
+) -> None:
+    # Waldur takes 3 s to answer the first set_limits; the agent gives up after 1 s.
+    standin.state.add_fault(method="POST", path="set_limits", status=None, delay=3, times=1)
+
+    run = agent.run("order_process", expect_ok=False, sleep_scale=FAST, http_timeout=1)
+
+    assert any("timed out" in m.lower() for m in run.messages())
+    assert {o["state"] for o in standin.state.orders()} == {"done"}
+    assert standin.state.resource_by_name(FLOOD)["limits"] == {"cpu": 100, "mem": 200, "gpu": 10}
+    assert allocation_accounts() == {"a_flood-model", "a_sky-survey"}
+
+
+def refusing_limits(tmp_path: Path) -> Path:
+    """A slurm_bin_path running the emulator, except that sacctmgr refuses any limit."""
+    bin_dir = tmp_path / "refusing-bin"
+    bin_dir.mkdir()
+    real = Path(sys.executable).parent
+    for name in ("sacctmgr", "sacct", "scancel"):
+        refuse = (
+            'case "$*" in *GrpTRESMins=*) '
+            "echo ' Error with request: Unknown TRES gres/gpu' >&2; exit 1;; esac\n"
+            if name == "sacctmgr"
+            else ""
+        )
+        script = bin_dir / name
+        script.write_text(f'#!/bin/sh\n{refuse}exec {real / name} "$@"\n')
+        script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    return bin_dir
+
+
+def test_slurm_refusing_a_step_errs_the_order_and_removes_what_the_create_added(
+    standin: StandIn, agent: Agent, tmp_path: Path
+) -> None:
+    refusing = Agent(
+        agent_config(
+            tmp_path / "refusing.yaml",
+            standin.api_url,
+            emulator_mode=False,
+            slurm_bin_path=str(refusing_limits(tmp_path)),
+        ),
+        {},
+    )
+    before = Tree.read(assoc_rows).accounts
+
+    refusing.run("order_process", expect_ok=False)
+
+    orders = standin.state.orders()
+    assert {o["state"] for o in orders} == {"erred"}
+    assert all("Unknown TRES gres/gpu" in o["error_message"] for o in orders)
+    assert Tree.read(assoc_rows).accounts == before
+
+    agent.run("order_process")  # erred orders stay erred; nothing is left to clean up
+    assert Tree.read(assoc_rows).accounts == before
