@@ -68,6 +68,7 @@ def run_agent_cycle(
     env: dict[str, str] | None = None,
     timeout: float = 300,
     sleep_scale: float = 1.0,
+    http_timeout: float | None = None,
 ) -> AgentRun:
     """Run ``waldur_site_agent -m mode -c config`` until its first cycle ends.
 
@@ -77,6 +78,8 @@ def run_agent_cycle(
         env: Extra environment variables (e.g. the emulator's state file).
         timeout: Seconds before the process is killed and ``TimeoutError`` raised.
         sleep_scale: Factor applied to the agent's retry pauses.
+        http_timeout: Seconds the agent waits for Waldur before giving up on a
+            request (the framework's own is 600 s), for tests of a hanging Waldur.
 
     Returns:
         The finished run.
@@ -87,6 +90,8 @@ def run_agent_cycle(
     )
     full_env["WALDUR_SLURM_ONE_CYCLE"] = "1"
     full_env["WALDUR_SLURM_SLEEP_SCALE"] = str(sleep_scale)
+    if http_timeout is not None:
+        full_env["WALDUR_SLURM_HTTP_TIMEOUT"] = str(http_timeout)
     try:
         proc = subprocess.run(  # noqa: S603 - fixed argv: the agent's own console script
             [str(AGENT), "-m", mode, "-c", str(config)],
