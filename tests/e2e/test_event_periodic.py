@@ -12,7 +12,6 @@ offering's units, not by the plugin.
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -25,9 +24,8 @@ import yaml
 
 from tests.broker import broker_env, publish, purge
 from tests.broker.conftest import rabbitmq  # noqa: F401 - the broker tier's guard fixture
-from tests.e2e.conftest import FLOOD, ROOT, SCENARIO, SKY, agent_config
+from tests.e2e.conftest import FLOOD, SCENARIO, SKY, agent_config
 from tests.emulator.conftest import sacctmgr
-from tests.real import conftest as real_tier
 from tests.real.conftest import CLUSTER, USERS, run
 from waldur_site_agent_slurm.demo.agentrun import AgentProcess, start_agent
 from waldur_site_agent_slurm.parser import parse_tres
@@ -450,42 +448,6 @@ def test_a_message_without_policy_uuid_is_applied_but_cannot_be_reported(
 
 
 # ---- real SLURM -------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def real_slurm() -> None:
-    """The real SLURM tier's guard, for the one test here that needs it.
-
-    (Importing that tier's fixture would make it apply to every test of this module.)
-    """
-    if real_tier._stack_is_up():
-        return
-    message = f"real SLURM is not running: sudo bash {real_tier.SCRIPT.relative_to(ROOT)} up"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-@pytest.fixture
-def tag(real_slurm: None) -> Iterator[str]:
-    """A tag for this test's account names; its accounts are removed afterwards."""
-    tag = uuid.uuid4().hex[:6]
-    yield tag
-    out = run("sacctmgr", "-P", "-n", "list", "account", "format=Account").stdout
-    ours = [a for a in out.split() if a[1:].startswith(tag + "_")]
-    for user in USERS:
-        run(
-            "sacctmgr",
-            "-i",
-            "delete",
-            "user",
-            "where",
-            f"name={user}",
-            *(f"account={a}" for a in ours),
-            check=False,
-        )
-    for account in sorted(ours, key=lambda a: "apc".index(a[0])):
-        run("sacctmgr", "-i", "delete", "account", "where", f"name={account}", check=False)
 
 
 @pytest.mark.real_slurm

@@ -7,7 +7,6 @@ terminate order removes the accounts.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -34,28 +33,6 @@ NAMES = {"alice": USERS[0], "bob": USERS[1], "carol": USERS[2]}
 
 def cents(value: Decimal) -> Decimal:
     return value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-
-
-@pytest.fixture
-def tag() -> Iterator[str]:
-    tag = uuid.uuid4().hex[:6]
-    yield tag
-    out = run("sacctmgr", "-P", "-n", "list", "account", "format=Account").stdout
-    ours = [a for a in out.split() if a[1:].startswith(tag + "_")]
-    run("scancel", *(f"--account={a}" for a in ours if a.startswith("a")), check=False)
-    for account in sorted(ours, key=lambda a: "apc".index(a[0])):
-        run("sacctmgr", "-i", "delete", "account", "where", f"name={account}", check=False)
-    for user in USERS:
-        run(
-            "sacctmgr",
-            "-i",
-            "delete",
-            "user",
-            "where",
-            f"name={user}",
-            *(f"account={a}" for a in ours),
-            check=False,
-        )
 
 
 @pytest.fixture

@@ -37,14 +37,19 @@ def _stack_is_up() -> bool:
     )
 
 
-@pytest.fixture(scope="session", autouse=True)
-def real_slurm() -> None:
+def require_real_slurm() -> None:
+    """Skip (outside CI) or fail (in CI) when the real SLURM is not running."""
     if _stack_is_up():
         return
     message = f"real SLURM is not running: sudo bash {SCRIPT.relative_to(ROOT)} up"
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     pytest.skip(message)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def real_slurm() -> None:
+    require_real_slurm()
 
 
 def run(
@@ -141,21 +146,34 @@ def names() -> Iterator[dict[str, str]]:
         "backend_id": f"ra-{tag}",
     }
     yield slugs
-    run("scancel", f"--account={slugs['slug']}", check=False)
+    remove_accounts([slugs["slug"], slugs["project_slug"], slugs["customer_slug"]])
+
+
+def remove_accounts(accounts: list[str]) -> None:
+    """Cancel the jobs of ``accounts``, drop the test users from them, delete them.
+
+    Give children before parents; a deletion refused while cancelled jobs end is retried.
+    """
+    if not accounts:
+        return
+    run("scancel", "--account=" + ",".join(accounts), check=False)
     for user in USERS:
-        run(
-            "sacctmgr",
-            "-i",
-            "delete",
-            "user",
-            "where",
-            f"name={user}",
-            f"account={slugs['slug']}",
-            check=False,
-        )
-    for name in (slugs["slug"], slugs["project_slug"], slugs["customer_slug"]):
+        where = [f"name={user}", *(f"account={a}" for a in accounts)]
+        run("sacctmgr", "-i", "delete", "user", "where", *where, check=False)
+    for name in accounts:
         for _ in range(10):
             proc = run("sacctmgr", "-i", "delete", "account", "where", f"name={name}", check=False)
             if "Job(s) active" not in proc.stderr + proc.stdout:
                 break
             time.sleep(2)
+
+
+@pytest.fixture
+def tag() -> Iterator[str]:
+    """A tag for account names (``c<tag>_…``, ``p<tag>_…``, ``a<tag>_…``), removed afterwards."""
+    require_real_slurm()
+    tag = uuid.uuid4().hex[:6]
+    yield tag
+    out = run("sacctmgr", "-P", "-n", "list", "account", "format=Account").stdout
+    ours = [a for a in out.split() if a[1:].startswith(tag + "_")]
+    remove_accounts(sorted(ours, key=lambda a: "apc".index(a[0])))
