@@ -336,7 +336,9 @@ def load_settings(raw: dict[str, Any], components: dict[str, dict[str, Any]]) ->
         return str(_as_config(validation.account_name, value.lower(), f"backend_settings.{name}"))
 
     def qos(value: str | None, name: str) -> str:
-        return str(_as_config(validation.qos_name, value, f"backend_settings.{name}"))
+        # SLURM lower-cases QoS names; compare and write the spelling it stores.
+        lowered = value.lower() if isinstance(value, str) else value
+        return str(_as_config(validation.qos_name, lowered, f"backend_settings.{name}"))
 
     policy = schema.default_account_policy or ("common" if schema.default_account else "none")
     default_account = account(schema.default_account, "default_account")
@@ -347,6 +349,7 @@ def load_settings(raw: dict[str, Any], components: dict[str, dict[str, Any]]) ->
         )
     partition = schema.default_partition
     if partition is not None:
+        partition = partition.lower()  # SLURM stores association partitions in lower case
         _as_config(validation.partition_name, partition, "backend_settings.default_partition")
     if schema.timezone is not None:
         _check_zone(schema.timezone)

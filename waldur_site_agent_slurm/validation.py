@@ -23,8 +23,8 @@ MAX_LIMIT_VALUE = 2**53
 MAX_FAIRSHARE = 2**31 - 1
 
 _ACCOUNT_RE = re.compile(r"[a-z0-9][a-z0-9_.-]*")
-_USERNAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@-]*")
-_QOS_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+_USERNAME_RE = re.compile(r"[a-z0-9_][a-z0-9_.@-]*")
+_QOS_RE = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 _TRES_RE = re.compile(r"[a-z]+(/[a-z0-9_.:-]+)?")
 _DESCRIPTION_DROP_RE = re.compile(r"[^A-Za-z0-9 _.:()/+@-]")
 _WHITESPACE_RE = re.compile(r"\s+")
@@ -65,19 +65,32 @@ def account_prefix(value: str, field: str = "account prefix") -> str:
 
 
 def username(value: object, field: str = "username") -> str:
-    """Return a valid SLURM user name or raise ``InvalidValueError``."""
+    """Return a valid SLURM user name or raise ``InvalidValueError``.
+
+    sacctmgr stores user names in lower case (without ``PreserveCaseUser``): an
+    association added for ``Alice`` is listed as ``alice``, so membership sync would
+    find it stale and remove it every other cycle. Upper case is therefore rejected.
+    """
     return _check_name(
         field,
         value,
         _USERNAME_RE,
-        "letters, digits, '_', '.', '@', '-', starting with a letter, digit or '_'",
+        "lower-case letters, digits, '_', '.', '@', '-', starting with a letter, digit or "
+        "'_' (SLURM stores user names in lower case)",
     )
 
 
 def qos_name(value: object, field: str = "QoS name") -> str:
-    """Return a valid QoS (or partition) name or raise ``InvalidValueError``."""
+    """Return a valid QoS (or partition) name or raise ``InvalidValueError``.
+
+    sacctmgr lower-cases QoS and partition names; the configuration lower-cases them
+    before they get here, so the names compared with SLURM's are the names it stores.
+    """
     return _check_name(
-        field, value, _QOS_RE, "letters, digits, '_', '.', '-', starting with a letter or digit"
+        field,
+        value,
+        _QOS_RE,
+        "lower-case letters, digits, '_', '.', '-', starting with a letter or digit",
     )
 
 
