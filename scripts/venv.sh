@@ -14,7 +14,8 @@ python_bin() {
 }
 
 ensure_venv() {
-    if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import waldur_site_agent_slurm, emulator' 2>/dev/null; then
+    if [ ! -x .venv/bin/python ] || [ ! -x .venv/bin/waldur_site_diagnose_slurm_account ] ||
+        ! .venv/bin/python -c 'import waldur_site_agent_slurm, emulator, jsonschema' 2>/dev/null; then
         echo "== creating .venv and installing the package with its dev dependencies"
         if ! "$(python_bin)" -m venv .venv 2>/dev/null; then
             echo "python3 -m venv failed: install the venv module (Debian: apt-get install python3-venv)" >&2

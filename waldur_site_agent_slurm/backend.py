@@ -13,7 +13,7 @@ from waldur_site_agent.backend.backends import BaseBackend
 from waldur_site_agent.backend.exceptions import BackendError
 from waldur_site_agent.backend.structures import BackendResourceInfo
 
-from waldur_site_agent_slurm import limits, qos, validation
+from waldur_site_agent_slurm import accounts, limits, membership, qos, validation
 from waldur_site_agent_slurm.client import SlurmClient
 from waldur_site_agent_slurm.config import load_settings
 from waldur_site_agent_slurm.errors import (
@@ -82,13 +82,13 @@ class SlurmBackend(BaseBackend):
 
     def _get_resource_backend_id(self, resource_slug: str, prefix: str = "") -> str:
         del prefix
-        return f"{self.settings.allocation_prefix}{resource_slug}".lower()
+        return accounts.allocation_account(self.settings, resource_slug)
 
     def _get_project_backend_id(self, slug: str) -> str:
-        return f"{self.settings.project_prefix}{slug}".lower()
+        return accounts.project_account(self.settings, slug)
 
     def _get_customer_backend_id(self, slug: str) -> str:
-        return f"{self.settings.customer_prefix}{slug}".lower()
+        return accounts.customer_account(self.settings, slug)
 
     # ---- health ------------------------------------------------------------------------
 
@@ -227,20 +227,14 @@ class SlurmBackend(BaseBackend):
         root = self.settings.root_account
         if snapshot.account(root) is None:
             raise BackendError(f"root_account {root!r} does not exist: sacctmgr add account {root}")
-        customer = self._get_customer_backend_id(_text(waldur_resource.customer_slug))
-        project = self._get_project_backend_id(_text(waldur_resource.project_slug))
-        self._ensure_account(
-            customer,
-            validation.description(waldur_resource.customer_name, customer),
-            customer,
-            root,
-        )
-        self._ensure_account(
-            project,
-            validation.description(waldur_resource.project_name, project),
-            customer,
-            customer,
-        )
+        for spec in accounts.parent_chain(
+            self.settings,
+            customer_slug=_text(waldur_resource.customer_slug),
+            customer_name=_text(waldur_resource.customer_name),
+            project_slug=_text(waldur_resource.project_slug),
+            project_name=_text(waldur_resource.project_name),
+        ):
+            self._ensure_account(spec.name, spec.description, spec.organization, spec.parent)
 
     def _create_backend_resource(
         self,
@@ -269,13 +263,7 @@ class SlurmBackend(BaseBackend):
         self, waldur_resource: WaldurResource
     ) -> tuple[dict[str, int], dict[str, int]]:
         """GrpTRESMins for a new allocation: Waldur limits × unit_factor, per known TRES."""
-        requested: dict[str, Any] = {}
-        resource_limits = _limits_dict(waldur_resource)
-        for key, comp in self.settings.components.items():
-            if key in resource_limits:
-                requested[key] = resource_limits[key]
-            elif comp.limit is not None:
-                requested[key] = comp.limit
+        requested = limits.requested(_limits_dict(waldur_resource), self.settings.components)
         tres_limits, waldur_limits = limits.to_tres_minutes(
             requested, self.settings.components, self.client.tres_names()
         )
@@ -366,14 +354,7 @@ class SlurmBackend(BaseBackend):
     ) -> set[str]:
         """Associate users with the allocation, following the default-account policy."""
         account = validation.account_name(waldur_resource.backend_id, "allocation account")
-        states = kwargs.get("offering_user_states") or {}
-        wanted = set()
-        for name in user_ids:
-            state = states.get(name)
-            if state is not None and getattr(state, "value", state) != "OK":
-                logger.info("Skipping user %s: offering user state is %s", name, state)
-                continue
-            wanted.add(name)
+        wanted = membership.wanted_users(user_ids, kwargs.get("offering_user_states") or {})
         self._validate_usernames(wanted)
         snapshot = self.client.snapshot()
         state = snapshot.account(account)
@@ -382,19 +363,9 @@ class SlurmBackend(BaseBackend):
         new = sorted(wanted - set(state.users))
         if not new:
             return wanted
-        policy = self.settings.default_account_policy
         partition = self.settings.default_partition
-        if policy == "common":
-            default = self.settings.default_account
-            assert default is not None  # noqa: S101 - load_settings guarantees it
-            self.client.add_users(new, [account, default], default, partition)
-        elif policy == "individual":
-            unknown = [u for u in new if u not in snapshot.user_accounts]
-            known = [u for u in new if u in snapshot.user_accounts]
-            self.client.add_users(unknown, [account], account, partition)
-            self.client.add_users(known, [account], None, partition)
-        else:
-            self.client.add_users(new, [account], None, partition)
+        for step in membership.additions(account, new, self.settings, snapshot.user_accounts):
+            self.client.add_users(step.users, step.accounts, step.default_account, partition)
         if self.settings.homedirs_enabled and not self.settings.emulator_mode:
             umask = str(kwargs.get("homedir_umask") or self.settings.homedir_umask)
             self.create_user_homedirs(set(new), umask=umask)
@@ -436,15 +407,14 @@ class SlurmBackend(BaseBackend):
             return []
         defaults = self.client.user_defaults(present)
         removed = []
-        for user in present:
-            others = sorted(snapshot.user_accounts.get(user, set()) - {account})
+        for step in membership.removals(
+            account, present, snapshot.user_accounts, defaults, self.settings.default_account
+        ):
+            user = step.user
             self.client.cancel_user_jobs(user, account)
-            if defaults.get(user) == account and others:
-                common = self.settings.default_account
-                new_default = common if common in others else others[0]
-                self.client.modify_user(user, None, {"DefaultAccount": new_default})
-            # Without other associations the user goes: its last one is also its default.
-            target = account if others else None
+            if step.new_default:
+                self.client.modify_user(user, None, {"DefaultAccount": step.new_default})
+            target = None if step.whole_user else account
             self._retry_while_jobs_active(
                 partial(self.client.remove_user, user, target), f"{user} in {account}"
             )

@@ -95,14 +95,18 @@ class SlurmClient(BaseClient):
     def _write(self, *args: str, accept_nothing: bool = True) -> CommandResult:
         """Run a sacctmgr change; "Nothing ..." answers are success (idempotent writes)."""
         self._snapshot = None
-        argv = [SACCTMGR, "--immediate", *args]
+        argv = self.change_argv(*args)
         result = self.runner.run(argv, mutating=True, accept_nothing=accept_nothing)
         logger.info("Executed: %s", self.runner.display(argv))
         return result
 
+    def change_argv(self, *args: str) -> list[str]:
+        """The argv of a sacctmgr change (``--immediate``: no confirmation prompt)."""
+        return [SACCTMGR, "--immediate", *args]
+
     def command_line(self, *args: str) -> str:
         """The sacctmgr change command for ``args``, as it would be run (for plans)."""
-        return self.runner.display([SACCTMGR, "--immediate", *args])
+        return self.runner.display(self.change_argv(*args))
 
     # ---- bulk reads --------------------------------------------------------------------
 
@@ -114,10 +118,14 @@ class SlurmClient(BaseClient):
             self._snapshot = AssociationSnapshot(parser.parse_associations(lines))
         return self._snapshot
 
-    def account_record(self, name: str) -> AssociationRecord | None:
-        """One account's association: from the cycle's snapshot, else one targeted read."""
+    def account_record(self, name: str, *, fresh: bool = False) -> AssociationRecord | None:
+        """One account's association: from the cycle's snapshot, else one targeted read.
+
+        ``fresh`` always reads: for decisions taken under a lock, which another process
+        may have changed SLURM for since the snapshot was read.
+        """
         account = validation.account_name(name)
-        if self._snapshot is not None:
+        if self._snapshot is not None and not fresh:
             state = self._snapshot.account(account)
             return state.record if state else None
         lines = self._read(
@@ -178,9 +186,11 @@ class SlurmClient(BaseClient):
 
     # ---- accounts ----------------------------------------------------------------------
 
-    def add_account(self, name: str, description: str, organization: str, parent: str) -> None:
-        """Create an account under ``parent``; an existing one is left as it is."""
-        self._write(
+    def add_account_args(
+        self, name: str, description: str, organization: str, parent: str
+    ) -> list[str]:
+        """Arguments of ``add account`` creating ``name`` under ``parent``."""
+        return [
             "add",
             "account",
             validation.account_name(name),
@@ -188,7 +198,11 @@ class SlurmClient(BaseClient):
             f"Organization={validation.account_name(organization, 'organization')}",
             f"Parent={validation.account_name(parent, 'parent account')}",
             *self._cluster("Cluster"),
-        )
+        ]
+
+    def add_account(self, name: str, description: str, organization: str, parent: str) -> None:
+        """Create an account under ``parent``; an existing one is left as it is."""
+        self._write(*self.add_account_args(name, description, organization, parent))
         self.added_accounts.append(name)
 
     def remove_account(self, name: str) -> None:
@@ -228,15 +242,18 @@ class SlurmClient(BaseClient):
         """Names of the QoS that exist."""
         return parser.parse_names(self._read("show", "qos", "format=Name"))
 
-    def cancel_user_jobs(self, username: str, account: str) -> None:
-        """Cancel one user's pending and running jobs in ``account``."""
-        argv = [
+    def cancel_user_jobs_argv(self, username: str, account: str) -> list[str]:
+        """The ``scancel`` of one user's pending and running jobs in ``account``."""
+        return [
             SCANCEL,
             f"--account={validation.account_name(account)}",
             f"--user={validation.username(username)}",
             *self._cluster("--clusters"),
         ]
-        self.runner.run(argv, mutating=True)
+
+    def cancel_user_jobs(self, username: str, account: str) -> None:
+        """Cancel one user's pending and running jobs in ``account``."""
+        self.runner.run(self.cancel_user_jobs_argv(username, account), mutating=True)
 
     def cancel_jobs(self, account: str) -> None:
         """Cancel every pending and running job of ``account``."""
@@ -257,30 +274,48 @@ class SlurmClient(BaseClient):
         partition: str | None = None,
     ) -> None:
         """Associate users with ``accounts`` in one command."""
+        args = self.add_users_args(usernames, accounts, default_account, partition)
+        if args:
+            self._write(*args)
+
+    def add_users_args(
+        self,
+        usernames: Iterable[str],
+        accounts: Iterable[str],
+        default_account: str | None = None,
+        partition: str | None = None,
+    ) -> list[str]:
+        """Arguments of ``add user`` (``[]`` when there is nobody to add)."""
         names = sorted({validation.username(name) for name in usernames})
         if not names:
-            return
+            return []
         targets = ",".join(dict.fromkeys(validation.account_name(a) for a in accounts))
         args = ["add", "user", ",".join(names), f"Account={targets}"]
         if default_account:
             args.append(f"DefaultAccount={validation.account_name(default_account)}")
         if partition:
             args.append(f"Partition={validation.partition_name(partition)}")
-        self._write(*args, *self._cluster("Cluster"))
+        return [*args, *self._cluster("Cluster")]
+
+    def remove_user_args(self, username: str, account: str | None = None) -> list[str]:
+        """Arguments of ``delete user`` for one association, or the whole user if None."""
+        where = ["where", f"name={validation.username(username)}"]
+        if account is not None:
+            where.append(f"account={validation.account_name(account)}")
+        return ["delete", "user", *where, *self._cluster()]
 
     def remove_user(self, username: str, account: str | None = None) -> None:
         """Delete a user's association with ``account``, or the whole user if None."""
-        where = ["where", f"name={validation.username(username)}"]
-        if account is not None:
-            where.append(f"account={validation.account_name(account)}")
-        self._write("delete", "user", *where, *self._cluster())
+        self._write(*self.remove_user_args(username, account))
 
-    def modify_user(self, username: str, account: str | None, settings: dict[str, str]) -> str:
-        """Set fields of a user association (or of the user); return the command line."""
+    def modify_user_args(
+        self, username: str, account: str | None, settings: dict[str, str]
+    ) -> list[str]:
+        """Arguments of ``modify user`` setting ``settings`` (keys are SLURM fields)."""
         where = ["where", f"name={validation.username(username)}"]
         if account is not None:
             where.append(f"account={validation.account_name(account)}")
-        args = [
+        return [
             "modify",
             "user",
             *where,
@@ -288,6 +323,10 @@ class SlurmClient(BaseClient):
             "set",
             *(f"{k}={v}" for k, v in settings.items()),
         ]
+
+    def modify_user(self, username: str, account: str | None, settings: dict[str, str]) -> str:
+        """Set fields of a user association (or of the user); return the command line."""
+        args = self.modify_user_args(username, account, settings)
         self._write(*args, accept_nothing=False)
         return self.command_line(*args)
 

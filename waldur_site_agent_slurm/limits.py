@@ -17,6 +17,19 @@ from waldur_site_agent_slurm.units import tres_minutes_to_waldur, waldur_to_tres
 CLEAR = -1  # sacctmgr removes a single TRES limit when it is set to -1
 
 
+def requested(
+    resource_limits: Mapping[str, object], components: Mapping[str, Component]
+) -> dict[str, object]:
+    """Waldur limits of an allocation: the resource's own, else each component's ``limit``."""
+    wanted: dict[str, object] = {}
+    for key, comp in components.items():
+        if key in resource_limits:
+            wanted[key] = resource_limits[key]
+        elif comp.limit is not None:
+            wanted[key] = comp.limit
+    return wanted
+
+
 def to_tres_minutes(
     limits: Mapping[str, object], components: Mapping[str, Component], known_tres: frozenset[str]
 ) -> tuple[dict[str, int], dict[str, float]]:

@@ -104,15 +104,31 @@ class PeriodicService:
         if state is None:
             raise BackendError(f"Account {account} does not exist; cannot set its QoS")
         if not self.thresholds_on:
-            self._set_qos(state.record, qos.decide(requested), f"Waldur asks for {requested.name}")
+            self._set_qos(state.record, *self.decide_level(requested, None))
             return True
+        # Read, decide and write under the account's lock, so that a message applied
+        # meanwhile is neither overwritten by an older decision nor hidden by a stale read.
         with self.store.locked(account) as held:
+            record = self.client.account_record(account, fresh=True)
+            if record is None:
+                raise BackendError(f"Account {account} does not exist; cannot set its QoS")
             held.save(replace(held.state, flags=requested))
-            by_threshold = self._threshold_level(held.state, self.clock())
-        level = qos.decide(requested, by_threshold)
-        why = f"Waldur asks for {requested.name}, usage thresholds for {by_threshold.name}"
-        self._set_qos(state.record, level, why)
+            level, why = self.decide_level(requested, held.state)
+            self._set_qos(record, level, why)
         return True
+
+    def decide_level(self, requested: QosLevel, state: AccountState | None) -> tuple[QosLevel, str]:
+        """The level for Waldur's flags and, when thresholds count, the remembered state."""
+        if state is None or not self.thresholds_on:
+            return qos.decide(requested), f"Waldur asks for {requested.name}"
+        by_threshold = self._threshold_level(state, self.clock())
+        why = f"Waldur asks for {requested.name}, usage thresholds for {by_threshold.name}"
+        return qos.decide(requested, by_threshold), why
+
+    def expected_level(self, account: str, requested: QosLevel) -> tuple[QosLevel, str]:
+        """What ``enforce_flags`` would choose for ``account`` now, reading state only."""
+        state = self.store.read(account) if self.thresholds_on else None
+        return self.decide_level(requested, state)
 
     # ---- periodic settings ---------------------------------------------------------------
 
@@ -248,11 +264,12 @@ class PeriodicService:
         needs_state = settings.reset_raw_usage or self.thresholds_on
         if needs_state:
             self.store.ensure_writable()
-        record = self.client.account_record(account)
-        if record is None:
-            raise PeriodicSettingsError(f"Account {account} does not exist in SLURM")
         held_context = self.store.locked(account) if needs_state else nullcontext(None)
         with held_context as held:
+            # Read under the lock: membership sync may have set the QoS a moment ago.
+            record = self.client.account_record(account, fresh=held is not None)
+            if record is None:
+                raise PeriodicSettingsError(f"Account {account} does not exist in SLURM")
             previous = held.state if held is not None else AccountState()
             qos_target = None
             refused: tuple[Refusal, ...] = ()

@@ -43,5 +43,7 @@ def test_the_demo_runs_every_step_and_leaves_no_process(tmp_path: Path) -> None:
     # alice: 16 CPUs × 6 h last month; bob's month-crossing job split 3 h / 2 h.
     assert re.search(r"a_flood-model \d{4}-\d\d cpu 108.00 alice 96.00, bob 12.00", words)
     assert "a_flood-model: QoS blocked" in out
+    assert "SLURM Account Diagnostic: a_flood-model" in out
+    assert "OVERALL: OK" in out
     assert out.rstrip().splitlines()[-1].startswith("Done in")
     assert processes_mentioning(str(work)) == []

@@ -2,13 +2,15 @@
 
 Starts the Waldur stand-in (examples/standin-scenario.yaml) and a fresh slurm-emulator
 state in a temporary directory, then runs the real ``waldur_site_agent`` for one cycle
-of each mode, printing what changed in SLURM and what Waldur received.
+of each mode, printing what changed in SLURM and what Waldur received, and ends with
+the diagnostic of one account.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -101,6 +103,23 @@ def check(run: AgentRun) -> None:
         say(run.output[-4000:])
         raise SystemExit(f"the {run.mode} cycle failed: {errors or run.returncode}")
     say(f"   ({run.mode}: one cycle, {len(run.records)} log lines, no errors)")
+
+
+def diagnose_account(account: str, config: Path) -> str:
+    """The diagnostic's report of ``account`` (its console script, as a site admin runs it)."""
+    script = Path(sys.executable).parent / "waldur_site_diagnose_slurm_account"
+    proc = subprocess.run(  # noqa: S603 - fixed argv: this package's own console script
+        [str(script), account, "-c", str(config), "--no-color"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    if proc.returncode != 0:
+        say(proc.stdout + proc.stderr)
+        raise SystemExit(f"the diagnostic of {account} exited {proc.returncode}")
+    return proc.stdout
 
 
 def agent_config(directory: Path, api_url: str) -> Path:
@@ -198,6 +217,9 @@ def run_demo(directory: Path) -> None:
         say("   Waldur: resource restored")
         check(run_agent_cycle("membership_sync", config))
         say(f"   {account}: QoS {qos_of(account)}")
+
+        step("4. waldur_site_diagnose_slurm_account: SLURM against Waldur for one account")
+        say(diagnose_account(account, config).rstrip())
 
         writes = standin.state.writes()
         say()

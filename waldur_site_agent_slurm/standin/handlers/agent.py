@@ -191,8 +191,11 @@ def _policy_uuid(st: State, req: ApiRequest) -> str:
     return req.args["uuid"]
 
 
-def policies_list(st: State, _req: ApiRequest) -> Reply:
-    """``GET marketplace-slurm-periodic-usage-policies/``."""
+def policies_list(st: State, req: ApiRequest) -> Reply:
+    """``GET marketplace-slurm-periodic-usage-policies/`` (filter: scope_uuid)."""
+    scopes = req.uuid_param("scope_uuid")
+    if scopes and st.scenario.offering.uuid not in scopes:
+        return Reply(200, [])
     return Reply(200, [agent_views.policy(st, p) for p in st.db.policies.values()])
 
 

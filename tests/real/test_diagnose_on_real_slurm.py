@@ -1,0 +1,113 @@
+"""The diagnostic once on the real SLURM of scripts/real-slurm.sh.
+
+The real agent creates the scenario's allocations; the diagnostic finds them in sync,
+then names a limit and a QoS changed by hand with the exact cluster-scoped command,
+and ``--fix --yes`` puts them back, as real ``sacctmgr`` shows.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from tests.e2e.conftest import SCENARIO, Agent, agent_config
+from tests.real.conftest import CLUSTER, USERS, assoc_rows, run
+from waldur_site_agent_slurm.standin import StandIn, load_scenario
+
+pytestmark = pytest.mark.real_slurm
+
+SCRIPT = Path(sys.executable).parent / "waldur_site_diagnose_slurm_account"
+SCHEMA = Path(__file__).resolve().parents[2] / "waldur_site_agent_slurm/diagnose/report.schema.json"
+NAMES = {"alice": USERS[0], "bob": USERS[1], "carol": USERS[2]}
+
+
+@pytest.fixture
+def tag() -> Iterator[str]:
+    """A prefix of this test's accounts; they and their users are removed afterwards."""
+    tag = uuid.uuid4().hex[:6]
+    yield tag
+    out = run("sacctmgr", "-P", "-n", "list", "account", "format=Account").stdout
+    ours = [a for a in out.split() if a[1:].startswith(tag + "_")]
+    for user in USERS:
+        run(
+            "sacctmgr",
+            "-i",
+            "delete",
+            "user",
+            "where",
+            f"name={user}",
+            *(f"account={a}" for a in ours),
+            check=False,
+        )
+    for account in sorted(ours, key=lambda a: "apc".index(a[0])):
+        run("sacctmgr", "-i", "delete", "account", "where", f"name={account}", check=False)
+
+
+def diagnose(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(SCRIPT), "-c", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_diagnose_and_fix_an_allocation_on_real_slurm(tmp_path: Path, tag: str) -> None:
+    text = SCENARIO.read_text()
+    for demo, real in NAMES.items():
+        text = text.replace(f"username: {demo}", f"username: {real}")
+    (tmp_path / "scenario.yaml").write_text(text)
+    with StandIn(load_scenario(tmp_path / "scenario.yaml")) as standin:
+        config = agent_config(
+            tmp_path / "agent.yaml",
+            standin.api_url,
+            emulator_mode=False,
+            slurm_bin_path="/usr/bin",
+            cluster_name=CLUSTER,
+            customer_prefix=f"c{tag}_",
+            project_prefix=f"p{tag}_",
+            allocation_prefix=f"a{tag}_",
+        )
+        Agent(config, {}).run("order_process")
+        account = f"a{tag}_flood-model"
+
+        in_sync = diagnose(config, account)
+        assert in_sync.returncode == 0, in_sync.stdout + in_sync.stderr
+        assert f"[OK]       users: {USERS[0]},{USERS[1]} ==" in in_sync.stdout
+
+        run(
+            "sacctmgr",
+            "-i",
+            "modify",
+            "account",
+            "where",
+            f"name={account}",
+            f"cluster={CLUSTER}",
+            "set",
+            "GrpTRESMins=cpu=10",
+            "QOS=blocked",
+            "DefaultQOS=blocked",
+        )
+        drifted = diagnose(config, account, "--json")
+        assert drifted.returncode == 1, drifted.stdout + drifted.stderr
+        document = json.loads(drifted.stdout)
+        jsonschema.validate(document, json.loads(SCHEMA.read_text()))
+        assert document["accounts"][0]["remediation"] == [
+            f"sacctmgr --immediate modify account where name={account} cluster={CLUSTER} "
+            "set GrpTRESMins=cpu=6000 QOS=normal DefaultQOS=normal"
+        ]
+
+        fixed = diagnose(config, account, "--fix", "--yes")
+        assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+        row = next(r for r in assoc_rows(account) if r[1] == "")
+        assert "cpu=6000" in row[3].split(",")
+        assert row[5] == "normal"

@@ -1,0 +1,241 @@
+"""The diagnostic's domain with the fake runner: expectations, ranges and exact argv."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import make_backend
+from tests.fakes import TRES_OUTPUT, FakeRunner, assoc_lines
+from waldur_site_agent_slurm.diagnose.expected import Diagnoser
+from waldur_site_agent_slurm.diagnose.model import AccountDiagnosis, PolicyView, ResourceView
+from waldur_site_agent_slurm.diagnose.model import TeamMember as Member
+from waldur_site_agent_slurm.diagnose.policy import mastermind_settings
+from waldur_site_agent_slurm.periodic_service import PeriodicService
+
+# cpu k-Hours (×60000), mem GB-Hours (×61440), gpu GPU-Hours (×60): tests/conftest.py
+LIMITS = {"cpu": 2.0, "mem": 10.0, "gpu": 5.0}
+CREATED = "cpu=120000,gres/gpu=300,mem=614400"
+
+
+def resource(**overrides: Any) -> ResourceView:
+    values: dict[str, Any] = {
+        "uuid": "ab" * 16,
+        "name": "Alloc one",
+        "backend_id": "alloc-1",
+        "state": "OK",
+        "limits": LIMITS,
+        "paused": False,
+        "downscaled": False,
+        "restrict_member_access": False,
+        "project_uuid": "cd" * 16,
+        "project_slug": "proj-1",
+        "project_name": "Project one",
+        "customer_slug": "cust-1",
+        "customer_name": "Customer one",
+        "team": (Member("alice", "OK"), Member("bob", "OK")),
+    }
+    return ResourceView(**{**values, **overrides})
+
+
+def policy(**overrides: Any) -> PolicyView:
+    values: dict[str, Any] = {
+        "uuid": "11" * 16,
+        "period": "monthly",
+        "limit_type": "GrpTRESMins",
+        "tres_billing_enabled": False,
+        "weights": {},
+        "grace_ratio": 0.2,
+        "carryover_enabled": True,
+        "carryover_factor": 50,
+        "one_off": False,
+    }
+    return PolicyView(**{**values, **overrides})
+
+
+def cluster(*rows: str) -> FakeRunner:
+    base = (
+        "root|||||||||",
+        "cust-1|||root|1|||||",
+        "proj-1|||cust-1|1|||||",
+        "other|||proj-1|1|||||",
+        "other|carol||||||||",
+    )
+    return FakeRunner(outputs={"show assoc": assoc_lines(*base, *rows), "list tres": TRES_OUTPUT})
+
+
+def diagnose(
+    runner: FakeRunner,
+    tmp_path: Path,
+    view: ResourceView | None = None,
+    policy_view: PolicyView | None = None,
+    **settings: Any,
+) -> AccountDiagnosis:
+    settings.setdefault("periodic_limits", {"enabled": True, "state_dir": str(tmp_path)})
+    backend = make_backend(runner, **settings)
+    periodic = PeriodicService(backend.client, backend.settings)
+    diagnoser = Diagnoser(backend.settings, backend.client, periodic, policy_view, {})
+    return diagnoser.diagnose("alloc-1", backend.client.snapshot(), view or resource())
+
+
+def failed(diag: AccountDiagnosis) -> dict[str, tuple[str, str]]:
+    return {c.field: (c.actual, c.expected) for c in diag.issues}
+
+
+def test_mastermind_settings_match_the_policy_sheet_example() -> None:
+    # mastermind-periodic-policy.md §6 example 2: totals cpu 64000, mem 768000, gpu 600,
+    # billing on with the default weights, grace 0.2.
+    sent = mastermind_settings(
+        policy(tres_billing_enabled=True),
+        {"cpu": 64000, "mem": 768000, "gpu": 600},
+        with_carryover=False,
+    )
+    assert sent["fairshare"] == 277533
+    assert sent["grp_tres_mins"] == {
+        "cpu": 4608000,
+        "mem": 55296000,
+        "gpu": 43200,
+        "billing": 180000,
+    }
+    assert sent["qos_threshold"] == {"billing": 150000}
+    assert sent["grace_limit"] == {"billing": 180000}
+
+
+def test_an_allocation_in_sync_needs_no_step(tmp_path: Path) -> None:
+    runner = cluster(
+        f"alloc-1|||proj-1|1|{CREATED}|||normal|",
+        "alloc-1|alice||||||||",
+        "alloc-1|bob||||||||",
+    )
+    diag = diagnose(runner, tmp_path)
+
+    assert diag.status == "OK", failed(diag)
+    assert diag.steps == ()
+    assert runner.writes == []
+
+
+def test_steps_are_scoped_to_the_cluster(tmp_path: Path) -> None:
+    runner = cluster("alloc-1|||proj-1|1|cpu=1|||normal|", "alloc-1|alice||||||||")
+    diag = diagnose(runner, tmp_path, cluster_name="hpc")
+
+    assert failed(diag) == {
+        "GrpTRESMins[cpu]": ("1", "120000"),
+        "GrpTRESMins[mem]": ("unset", "614400"),
+        "GrpTRESMins[gres/gpu]": ("unset", "300"),
+        "users": ("alice", "alice,bob"),
+    }
+    assert [list(s.argv) for s in diag.steps] == [
+        [
+            "sacctmgr",
+            "--immediate",
+            "modify",
+            "account",
+            "where",
+            "name=alloc-1",
+            "cluster=hpc",
+            "set",
+            f"GrpTRESMins={CREATED}",
+        ],
+        ["sacctmgr", "--immediate", "add", "user", "bob", "Account=alloc-1", "Cluster=hpc"],
+    ]
+    assert runner.calls[0][-3:-1] == ["where", "cluster=hpc"]  # the one association read
+
+
+def test_common_policy_adds_missing_users_with_the_common_default(tmp_path: Path) -> None:
+    runner = cluster(f"alloc-1|||proj-1|1|{CREATED}|||normal|", "alloc-1|alice||||||||")
+    diag = diagnose(runner, tmp_path, default_account="common")
+
+    assert [s.line for s in diag.steps] == [
+        "sacctmgr --immediate add user bob Account=alloc-1,common DefaultAccount=common"
+    ]
+
+
+def test_offering_users_not_ok_are_not_expected(tmp_path: Path) -> None:
+    runner = cluster(f"alloc-1|||proj-1|1|{CREATED}|||normal|", "alloc-1|alice||||||||")
+    view = resource(team=(Member("alice", "OK"), Member("bob", "Requested")))
+
+    assert diagnose(runner, tmp_path, view).status == "OK"
+
+
+def test_removing_an_extra_user_moves_its_default_account_first(tmp_path: Path) -> None:
+    runner = cluster(
+        f"alloc-1|||proj-1|1|{CREATED}|||normal|",
+        "alloc-1|alice||||||||",
+        "alloc-1|bob||||||||",
+        "alloc-1|carol||||||||",
+    )
+    runner.outputs = {"list user": "carol|alloc-1\n", **runner.outputs}
+    diag = diagnose(runner, tmp_path)
+
+    assert [s.line for s in diag.steps] == [
+        "scancel --account=alloc-1 --user=carol",
+        "sacctmgr --immediate modify user where name=carol set DefaultAccount=other",
+        "sacctmgr --immediate delete user where name=carol account=alloc-1",
+    ]
+
+
+def test_policy_values_within_the_carry_over_range_are_accepted(tmp_path: Path) -> None:
+    # cpu 2 k-hours: 2 × 60 × 1.2 = 144 minutes sent → 144 / 60 × 60000 = 144000 at the
+    # base, up to 216000 with 50 % carried over; fairshare 17 // 3 = 5 up to 25.5 // 3 = 8.
+    runner = cluster(
+        "alloc-1|||proj-1|7|cpu=200000,gres/gpu=360,mem=737280|||normal|",
+        "alloc-1|alice||||||||",
+        "alloc-1|bob||||||||",
+    )
+    diag = diagnose(runner, tmp_path, policy_view=policy())
+
+    assert diag.status == "OK", failed(diag)
+    expected = {c.field: c.expected for c in diag.checks}
+    assert expected["GrpTRESMins[cpu]"] == "144000..216000"
+    assert expected["Fairshare"] == "5..8"
+
+
+def test_policy_values_outside_the_range_are_set_to_the_base(tmp_path: Path) -> None:
+    runner = cluster(
+        "alloc-1|||proj-1|40|cpu=999999,gres/gpu=360,mem=737280|||normal|",
+        "alloc-1|alice||||||||",
+        "alloc-1|bob||||||||",
+    )
+    diag = diagnose(runner, tmp_path, policy_view=policy())
+
+    assert failed(diag) == {
+        "Fairshare": ("40", "5..8"),
+        "GrpTRESMins[cpu]": ("999999", "144000..216000"),
+    }
+    assert [s.line for s in diag.steps] == [
+        "sacctmgr --immediate modify account where name=alloc-1 set Fairshare=5 "
+        "GrpTRESMins=cpu=144000"
+    ]
+
+
+def test_a_policy_the_agent_does_not_apply_leaves_the_created_limits_expected(
+    tmp_path: Path,
+) -> None:
+    runner = cluster(
+        f"alloc-1|||proj-1|1|{CREATED}|||normal|",
+        "alloc-1|alice||||||||",
+        "alloc-1|bob||||||||",
+    )
+    diag = diagnose(runner, tmp_path, policy_view=policy(), periodic_limits={"enabled": False})
+
+    assert diag.status == "OK", failed(diag)
+    assert any("periodic_limits.enabled is false" in note for note in diag.notes)
+
+
+def test_a_policy_limit_type_the_agent_refuses_is_a_mismatch(tmp_path: Path) -> None:
+    runner = cluster(f"alloc-1|||proj-1|1|{CREATED}|||normal|", "alloc-1|alice||||||||")
+    diag = diagnose(runner, tmp_path, policy_view=policy(limit_type="MaxTRESMins"))
+
+    assert "periodic settings" in failed(diag)
+
+
+def test_paused_in_waldur_expects_the_paused_qos(tmp_path: Path) -> None:
+    runner = cluster(
+        f"alloc-1|||proj-1|1|{CREATED}|||normal|",
+        "alloc-1|alice||||||||",
+        "alloc-1|bob||||||||",
+    )
+    diag = diagnose(runner, tmp_path, resource(paused=True, downscaled=True))
+
+    assert failed(diag) == {"qos": ("normal", "blocked")}
+    assert diag.steps[0].argv[-2:] == ("QOS=blocked", "DefaultQOS=blocked")

@@ -1,0 +1,138 @@
+"""``waldur_site_diagnose_slurm_account``: the command line, mapped onto ``DiagnoseService``.
+
+Exit status: 0 everything matches, 1 mismatches found (after ``--fix``: still found),
+2 the diagnosis could not be made (configuration, Waldur or SLURM), with a one-line
+reason on stderr. ``--json`` prints one JSON document on stdout and nothing else; logs
+always go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from waldur_site_agent_slurm.diagnose.model import MISMATCH, Report, Step, error_document
+from waldur_site_agent_slurm.diagnose.render import Style, render, render_fix
+from waldur_site_agent_slurm.diagnose.service import DiagnoseError, DiagnoseService, Params, load
+
+PROG = "waldur_site_diagnose_slurm_account"
+EXIT_OK, EXIT_MISMATCH, EXIT_ERROR = 0, 1, 2
+DEFAULT_CONFIG = "waldur-site-agent-config.yaml"
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser."""
+    ap = argparse.ArgumentParser(
+        prog=PROG,
+        description="Compare a SLURM allocation account (or all of an offering's) with what "
+        "Waldur and its periodic usage policy ask for, and print the sacctmgr commands "
+        "that would bring SLURM in line.",
+        epilog="Exit status: 0 all OK, 1 mismatches found, 2 could not diagnose.",
+    )
+    ap.add_argument("account", nargs="?", help="SLURM account name (the resource's backend_id)")
+    ap.add_argument(
+        "-c",
+        "--config",
+        default=DEFAULT_CONFIG,
+        help="agent configuration file (default: %(default)s)",
+    )
+    ap.add_argument("--offering-uuid", help="the SLURM offering (needed when several)")
+    ap.add_argument("--all", action="store_true", help="check every allocation of the offering")
+    ap.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    ap.add_argument("-v", "--verbose", action="store_true", help="unit conversions, reasons")
+    ap.add_argument("--no-color", action="store_true", help="no colour (also NO_COLOR=1)")
+    ap.add_argument("--fix", action="store_true", help="apply the remediation commands")
+    ap.add_argument("--yes", action="store_true", help="with --fix: apply without asking")
+    return ap
+
+
+def colour_wanted(args: argparse.Namespace, stream: TextIO) -> bool:
+    """Colour only on a terminal, never with --no-color or a non-empty NO_COLOR."""
+    return stream.isatty() and not args.no_color and not os.environ.get("NO_COLOR")
+
+
+def logs_to_stderr(verbose: bool) -> None:
+    """Send the framework's log handlers to stderr; INFO with -v, else warnings only."""
+    root = logging.getLogger()
+    for handler in root.handlers:
+        if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
+            handler.setStream(sys.stderr)
+    level = logging.INFO if verbose else logging.WARNING
+    root.setLevel(level)
+    for handler in root.handlers:
+        handler.setLevel(level)
+
+
+def ask(steps: list[Step]) -> bool:
+    """Ask on the terminal whether to run the commands printed above."""
+    noun = "command" if len(steps) == 1 else "commands"
+    sys.stdout.write(f"\nApply the {len(steps)} {noun} above? [y/N] ")
+    sys.stdout.flush()
+    answer = sys.stdin.readline()
+    return answer.strip().lower() in {"y", "yes"}
+
+
+def exit_code(report: Report) -> int:
+    """0 when everything matches (after the fix, if one ran), else 1."""
+    final = report.after_fix or report
+    return EXIT_MISMATCH if final.overall == MISMATCH else EXIT_OK
+
+
+def _fail(reason: str, as_json: bool) -> int:
+    sys.stderr.write(f"{PROG}: could not diagnose: {reason}\n")
+    if as_json:
+        sys.stdout.write(json.dumps(error_document(reason), indent=2) + "\n")
+    return EXIT_ERROR
+
+
+def params_from(args: argparse.Namespace) -> Params:
+    """Check the combination of options and map them to ``Params``."""
+    if args.all and args.account:
+        raise DiagnoseError("give an account name or --all, not both")
+    if not args.all and not args.account:
+        raise DiagnoseError("give an account name, or --all for every allocation")
+    if args.yes and not args.fix:
+        raise DiagnoseError("--yes only goes with --fix")
+    if args.fix and args.json and not args.yes:
+        raise DiagnoseError("--fix with --json cannot ask: add --yes")
+    return Params(
+        config=Path(args.config),
+        account=args.account,
+        all_accounts=args.all,
+        offering_uuid=args.offering_uuid,
+        fix=args.fix,
+        yes=args.yes,
+    )
+
+
+def _write(lines: list[str]) -> None:
+    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the diagnostic; return the exit status."""
+    args = parser().parse_args(argv)
+    style = Style(colour_wanted(args, sys.stdout))
+    try:
+        params = params_from(args)
+        configuration = load(params.config)
+        logs_to_stderr(args.verbose)
+        service = DiagnoseService(params, configuration)
+        report = service.diagnose()
+        if not args.json:
+            _write(render(report, style, args.verbose))
+        if params.fix:
+            report = service.fix(report, ask)
+            if not args.json:
+                _write(render_fix(report, style, args.verbose))
+    except DiagnoseError as err:
+        return _fail(str(err), args.json)
+    if args.json:
+        _write([json.dumps(report.to_json(), indent=2)])
+    return exit_code(report)
