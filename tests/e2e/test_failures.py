@@ -86,15 +86,20 @@ def test_an_invalid_account_name_errs_the_order_with_a_clear_message_and_creates
     assert allocation_accounts() == {"a_sky-survey"}
 
 
-def failing_slurm(tmp_path: Path) -> Path:
-    """A slurm_bin_path whose commands all fail the way they do when slurmdbd is down."""
-    bin_dir = tmp_path / "down-bin"
-    bin_dir.mkdir()
-    for name in ("sacctmgr", "sacct", "scancel"):
-        script = bin_dir / name
-        script.write_text(f"#!/bin/sh\nprintf '{DBD_DOWN}' >&2\nexit 1\n")
+def slurm_bin(directory: Path, scripts: dict[str, str]) -> Path:
+    """A slurm_bin_path holding the given shell scripts as sacctmgr, sacct, scancel."""
+    directory.mkdir()
+    for name, body in scripts.items():
+        script = directory / name
+        script.write_text("#!/bin/sh\n" + body + "\n")
         script.chmod(script.stat().st_mode | stat.S_IXUSR)
-    return bin_dir
+    return directory
+
+
+def failing_slurm(tmp_path: Path) -> Path:
+    """Commands that all fail the way they do when slurmdbd is down."""
+    down = f"printf '{DBD_DOWN}' >&2\nexit 1"
+    return slurm_bin(tmp_path / "down-bin", dict.fromkeys(("sacctmgr", "sacct", "scancel"), down))
 
 
 def test_slurm_unreachable_leaves_orders_untouched_until_it_is_back(
@@ -134,21 +139,15 @@ def test_waldur_hanging_mid_cycle_times_out_and_the_retry_converges(
 
 
 def refusing_limits(tmp_path: Path) -> Path:
-    """A slurm_bin_path running the emulator, except that sacctmgr refuses any limit."""
-    bin_dir = tmp_path / "refusing-bin"
-    bin_dir.mkdir()
+    """The emulator's commands, except that sacctmgr refuses any limit."""
     real = Path(sys.executable).parent
-    for name in ("sacctmgr", "sacct", "scancel"):
-        refuse = (
-            'case "$*" in *GrpTRESMins=*) '
-            "echo ' Error with request: Unknown TRES gres/gpu' >&2; exit 1;; esac\n"
-            if name == "sacctmgr"
-            else ""
-        )
-        script = bin_dir / name
-        script.write_text(f'#!/bin/sh\n{refuse}exec {real / name} "$@"\n')
-        script.chmod(script.stat().st_mode | stat.S_IXUSR)
-    return bin_dir
+    refuse = (
+        'case "$*" in *GrpTRESMins=*) '
+        "echo ' Error with request: Unknown TRES gres/gpu' >&2; exit 1;; esac\n"
+    )
+    scripts = {name: f'exec {real / name} "$@"' for name in ("sacctmgr", "sacct", "scancel")}
+    scripts["sacctmgr"] = refuse + scripts["sacctmgr"]
+    return slurm_bin(tmp_path / "refusing-bin", scripts)
 
 
 def test_slurm_refusing_a_step_errs_the_order_and_removes_what_the_create_added(
