@@ -1,0 +1,301 @@
+"""slurmdbd stopped in the middle of an order, a report cycle and a periodic apply.
+
+A tripwire ``slurm_bin_path`` (``tests/real/slurmdbd.py``) runs the real commands and
+stops slurmdbd just before a chosen one, so the fault lands at the same step every
+time. Each test checks that the agent says clearly what failed, claims nothing it did
+not do, and that the first cycle after slurmdbd is back converges.
+
+These tests stop a daemon everyone on this machine shares: outside CI they skip while
+another pytest process runs, and slurmdbd is always started again afterwards.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from waldur_site_agent.backend.exceptions import BackendNotReadyError
+
+from tests.e2e.conftest import FLOOD, SCENARIO, SKY, Agent, agent_config
+from tests.real import slurmdbd
+from tests.real.conftest import (
+    BIN,
+    CLUSTER,
+    USERS,
+    assoc_rows,
+    real_backend,
+    remove_accounts,
+    run,
+    submit,
+    wait_finished,
+)
+from waldur_site_agent_slurm.errors import SlurmUnavailableError
+from waldur_site_agent_slurm.parser import parse_tres
+from waldur_site_agent_slurm.periodic_state import StateStore
+from waldur_site_agent_slurm.runner import CommandRunner
+from waldur_site_agent_slurm.standin import StandIn, load_scenario
+
+pytestmark = pytest.mark.real_slurm
+
+NAMES = {"alice": USERS[0], "bob": USERS[1], "carol": USERS[2]}
+# What SLURM 22.05's sacctmgr and sacct print first while slurmdbd is down (sacct adds
+# "Problem talking to the database: Connection refused", sacctmgr does not).
+DOWN = "Sending PersistInit msg: Connection refused"
+
+
+@pytest.fixture
+def dbd() -> Iterator[None]:
+    """This test may stop slurmdbd; it runs again when the test ends, whatever happened."""
+    with slurmdbd.exclusive():
+        yield
+
+
+@pytest.fixture
+def tag() -> Iterator[str]:
+    """A tag for this test's account names; its accounts go afterwards, slurmdbd up first."""
+    tag = uuid.uuid4().hex[:6]
+    yield tag
+    if not slurmdbd.running():
+        slurmdbd.start()
+    remove_accounts(sorted(our_accounts(tag), key=lambda a: "apc".index(a[0])))
+
+
+@pytest.fixture
+def standin(tmp_path: Path) -> Iterator[StandIn]:
+    """The demo scenario with the real test users."""
+    text = SCENARIO.read_text()
+    for demo, real in NAMES.items():
+        text = text.replace(f"username: {demo}", f"username: {real}")
+    path = tmp_path / "scenario.yaml"
+    path.write_text(text)
+    with StandIn(load_scenario(path)) as server:
+        yield server
+
+
+def real_agent(path: Path, api_url: str, tag: str, bin_path: Path | str = BIN) -> Agent:
+    """The agent on the real SLURM, with this test's prefixes; CPU is reported in minutes."""
+    agent_config(
+        path,
+        api_url,
+        emulator_mode=False,
+        slurm_bin_path=str(bin_path),
+        cluster_name=CLUSTER,
+        customer_prefix=f"c{tag}_",
+        project_prefix=f"p{tag}_",
+        allocation_prefix=f"a{tag}_",
+    )
+    config = yaml.safe_load(path.read_text())
+    config["offerings"][0]["backend_components"]["cpu"]["unit_factor"] = 1
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return Agent(path, {})
+
+
+def our_accounts(tag: str) -> set[str]:
+    out = run("sacctmgr", "-P", "-n", "list", "account", "format=Account").stdout
+    return {a for a in out.split() if a[1:].startswith(tag + "_")}
+
+
+def cents(value: Decimal) -> Decimal:
+    return value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+# ---- what SLURM 22.05 prints while slurmdbd is down ---------------------------------------
+
+
+@pytest.mark.usefixtures("dbd")
+def test_every_command_the_plugin_runs_reads_as_slurm_unavailable_while_slurmdbd_is_down(
+    names: dict[str, str],
+) -> None:
+    account = names["slug"]
+    runner = CommandRunner(bin_path=BIN, timeout=60)
+    read = ["sacctmgr", "--parsable2", "--noheader"]
+    commands: list[tuple[list[str], bool]] = [
+        ([*read, "show", "cluster", "format=Cluster"], False),
+        ([*read, "show", "assoc", "where", f"cluster={CLUSTER}", "format=Account"], False),
+        ([*read, "list", "tres", "format=Type,Name"], False),
+        ([*read, "show", "qos", "format=Name"], False),
+        ([*read, "list", "user", "where", f"name={USERS[0]}", "format=User"], False),
+        (["sacctmgr", "--immediate", "add", "account", account, "Parent=root"], True),
+        (["sacctmgr", "--immediate", "modify", "account", "where", f"name={account}",
+          "set", "Fairshare=5"], True),
+        (["sacctmgr", "--immediate", "delete", "account", "where", f"name={account}"], True),
+        (["sacct", "--parsable2", "--noheader", "--allusers", "--starttime=now-1hour",
+          f"--accounts={account}", "--format=JobID", f"--clusters={CLUSTER}"], False),
+    ]  # fmt: skip
+    slurmdbd.stop()
+    errors = []
+    for argv, mutating in commands:
+        with pytest.raises(SlurmUnavailableError) as caught:
+            if argv[0] == "sacct":
+                list(runner.stream(argv))
+            else:
+                runner.run(argv, mutating=mutating, accept_nothing=mutating)
+        assert isinstance(caught.value, BackendNotReadyError)
+        assert " ".join(argv[1:]) in str(caught.value)
+        errors.append(caught.value.stderr)
+
+    backend = real_backend()
+    assert backend.ping() is False
+    assert backend.diagnostics() is False
+    slurmdbd.start()
+    assert backend.ping() is True
+    # The texts SLURM 22.05 printed; runner.UNAVAILABLE_MARKERS must recognise them.
+    persist = "slurm_persist_conn_open_without_init: failed to open persistent connection"
+    assert all(persist in text and DOWN in text for text in errors), errors
+
+
+# ---- an order ------------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("dbd")
+def test_slurmdbd_stopping_mid_order_leaves_it_open_and_the_next_cycle_adopts_the_accounts(
+    standin: StandIn, tmp_path: Path, tag: str
+) -> None:
+    account = f"a{tag}_flood-model"
+    # slurmdbd stops after the customer, project and allocation accounts are made, just
+    # before the allocation's limits are set.
+    trip = slurmdbd.tripwire_bin(
+        tmp_path / "trip", f"sacctmgr*modify*account*name={account}*GrpTRESMins=*"
+    )
+    faulty = real_agent(tmp_path / "trip.yaml", standin.api_url, tag, trip)
+
+    first = faulty.run("order_process", expect_ok=False)
+
+    assert (trip / "tripped").exists()
+    assert not slurmdbd.running()
+    # Waldur was told nothing: no order done or erred, no backend id, no limits.
+    assert {o["state"] for o in standin.state.orders()} == {"executing"}
+    assert not standin.state.resource_by_name(FLOOD)["backend_id"]
+    assert not standin.state.resource_by_name(SKY)["backend_id"]
+    for path in ("set_state_done", "set_state_erred", "set_backend_id", "set_limits"):
+        assert standin.state.writes(path_contains=path) == [], path
+    # The log says what failed and why, naming the command.
+    warnings = [m for m in first.messages() if "not ready for processing yet" in m]
+    assert any(DOWN in m and f"name={account}" in m and "GrpTRESMins" in m for m in warnings), (
+        first.messages()
+    )
+
+    slurmdbd.start()
+    real_agent(tmp_path / "ok.yaml", standin.api_url, tag).run("order_process")
+
+    assert {o["state"] for o in standin.state.orders()} == {"done"}
+    assert standin.state.resource_by_name(FLOOD)["backend_id"] == account
+    assert our_accounts(tag) == {
+        f"c{tag}_hydro",
+        f"c{tag}_astro",
+        f"p{tag}_hydro-sim",
+        f"p{tag}_astro-sky",
+        account,
+        f"a{tag}_sky-survey",
+    }
+    rows = {row[1]: row for row in assoc_rows(account)}
+    assert rows[""][2] == f"p{tag}_hydro-sim"
+    assert parse_tres(rows[""][3]) == {"cpu": 100, "mem": 200 * 61440, "gres/gpu": 600}
+    assert set(rows) == {"", USERS[0], USERS[1]}
+
+
+# ---- a report cycle -------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("dbd")
+def test_slurmdbd_stopping_mid_report_posts_nothing_and_the_next_cycle_reports_the_jobs(
+    standin: StandIn, tmp_path: Path, tag: str
+) -> None:
+    agent = real_agent(tmp_path / "ok.yaml", standin.api_url, tag)
+    agent.run("order_process")
+    flood = standin.state.resource_by_name(FLOOD)
+    account = flood["backend_id"]
+    code, job = submit(USERS[0], account, "-n2", wrap="sleep 2")
+    assert code == 0, job
+    wait_finished([job])
+    elapsed, tres = (
+        run("sacct", "-X", "-n", "-P", "-j", job, "--noconvert", "--format=ElapsedRaw,AllocTRES")
+        .stdout.strip()
+        .split("|")
+    )
+    cpus = int(dict(item.split("=") for item in tres.split(","))["cpu"])
+    expected = cents(Decimal(cpus * int(elapsed)) / 60)
+    assert expected > 0
+    # The association snapshot is read, then slurmdbd stops before the usage is.
+    trip = slurmdbd.tripwire_bin(tmp_path / "trip", "'sacct '*")
+    faulty = real_agent(tmp_path / "trip.yaml", standin.api_url, tag, trip)
+    standin.state.clear_writes()
+
+    first = faulty.run("report", expect_ok=False)
+
+    assert (trip / "tripped").exists()
+    assert standin.state.writes(path_contains="usage") == []
+    assert standin.state.component_usages(flood["uuid"]) == []
+    errors = first.messages("error")
+    assert any(DOWN in m and "sacct" in m and account in m for m in errors), first.messages()
+
+    slurmdbd.start()
+    agent.run("report")
+
+    month = datetime.now(UTC).date().replace(day=1).isoformat()
+    cpu = {
+        u["billing_period"][:10]: Decimal(str(u["usage"]))
+        for u in standin.state.component_usages(flood["uuid"])
+        if u["type"] == "cpu"
+    }
+    assert cpu[month] == expected
+    users = {
+        u["username"]: Decimal(str(u["usage"]))
+        for u in standin.state.user_usages(flood["uuid"])
+        if u["component_type"] == "cpu" and u["billing_period"][:10] == month
+    }
+    assert users == {USERS[0]: expected}
+
+
+# ---- a periodic apply -----------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("dbd")
+def test_slurmdbd_stopping_mid_periodic_apply_reports_what_ran_and_the_resend_converges(
+    names: dict[str, str], tmp_path: Path
+) -> None:
+    account = names["slug"]
+    run("sacctmgr", "-i", "add", "account", account, "Parent=root", f"Cluster={CLUSTER}")
+    state_dir = tmp_path / "periodic-state"
+    periodic = {"enabled": True, "state_dir": str(state_dir), "period": "month"}
+    settings: dict[str, Any] = {
+        "fairshare": 321,
+        "limit_type": "GrpTRESMins",
+        "grp_tres_mins": {"cpu": 6000, "billing": 900},
+        "reset_raw_usage": True,
+    }
+    # The first modify (Fairshare, limits) runs; slurmdbd stops before the RawUsage reset.
+    trip = slurmdbd.tripwire_bin(tmp_path / "trip", "sacctmgr*RawUsage=0*")
+    faulty = real_backend(slurm_bin_path=str(trip), periodic_limits=periodic)
+
+    result = faulty.apply_periodic_settings(account, settings)
+
+    assert (trip / "tripped").exists()
+    where = f"where name={account} cluster={CLUSTER} set"
+    limits_line = (
+        f"sacctmgr --immediate modify account {where} Fairshare=321 GrpTRESMins=billing=900,cpu=100"
+    )
+    assert result["success"] is False
+    assert result["commands_executed"] == [limits_line]
+    assert DOWN in result["error"]
+    assert f"modify account {where} RawUsage=0" in result["error"]
+    state = StateStore(state_dir, CLUSTER).read(account)
+    assert state.resets == ()  # the reset did not happen, so it is not recorded
+
+    slurmdbd.start()
+    row = run("sacctmgr", "-P", "-n", "show", "assoc", "where", f"account={account}",
+              f"cluster={CLUSTER}", "format=User,Fairshare,GrpTRESMins").stdout  # fmt: skip
+    assert "|321|billing=900,cpu=100" in row  # what the result said ran, did
+    again = real_backend(periodic_limits=periodic).apply_periodic_settings(account, settings)
+
+    assert again["success"] is True, again
+    assert again["commands_executed"] == [f"sacctmgr --immediate modify account {where} RawUsage=0"]
+    assert StateStore(state_dir, CLUSTER).read(account).resets == (again["period"],)
+    third = real_backend(periodic_limits=periodic).apply_periodic_settings(account, settings)
+    assert third["commands_executed"] == []
