@@ -23,6 +23,8 @@ POLICY = "11111111-2222-3333-4444-555555555555"
 OFFERING = "d0e1f2a3-b4c5-4d6e-8f9a-0b1c2d3e4f50"
 SUBSCRIBED = "Started unified STOMP connection for queue"
 READY = "Signal handlers set"  # after it, SIGTERM takes the agent's graceful path
+GRACE = 0.2  # the policy's grace ratio
+CARRYOVER_FACTOR = 50  # the policy's carry-over, in percent
 
 
 def policy_scenario(path: Path, names: dict[str, str] | None = None) -> Path:
@@ -36,8 +38,8 @@ def policy_scenario(path: Path, names: dict[str, str] | None = None) -> Path:
             "uuid": POLICY,
             "period": 2,
             "limit_type": "GrpTRESMins",
-            "grace_ratio": 0.2,
-            "carryover_factor": 50,
+            "grace_ratio": GRACE,
+            "carryover_factor": CARRYOVER_FACTOR,
             "tres_billing_enabled": True,
         }
     ]

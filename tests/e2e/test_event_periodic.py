@@ -12,7 +12,6 @@ offering's units, not by the plugin.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -20,11 +19,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from tests.broker import broker_env, publish, purge
+from tests.broker import publish, purge
 from tests.broker.conftest import rabbitmq  # noqa: F401 - the broker tier's guard fixture
-from tests.e2e.conftest import FLOOD, SCENARIO, SKY, agent_config
+from tests.e2e import events
+from tests.e2e.conftest import FLOOD, SKY
+from tests.e2e.events import (
+    CARRYOVER_FACTOR,
+    GRACE,
+    OFFERING,
+    POLICY,
+    READY,
+    SUBSCRIBED,
+    event_config,
+    policy_scenario,
+)
 from tests.emulator.conftest import sacctmgr
 from tests.real.conftest import CLUSTER, USERS, run
 from waldur_site_agent_slurm.demo.agentrun import AgentProcess, start_agent
@@ -33,10 +42,6 @@ from waldur_site_agent_slurm.standin import StandIn, load_scenario
 
 pytestmark = [pytest.mark.e2e, pytest.mark.broker, pytest.mark.usefixtures("rabbitmq")]
 
-POLICY = "11111111-2222-3333-4444-555555555555"
-OFFERING = "d0e1f2a3-b4c5-4d6e-8f9a-0b1c2d3e4f50"
-SUBSCRIBED = "Started unified STOMP connection for queue"
-READY = "Signal handlers set"  # after it, SIGTERM takes the agent's graceful path
 REPORT_WAIT = 60  # seconds for one message to be applied and reported
 MB_PER_GB = 1024
 
@@ -44,8 +49,6 @@ MB_PER_GB = 1024
 # default weights. The scenario's resources have limits cpu 100, mem 200, gpu 10 (hours).
 BASE = {"cpu": 100.0, "mem": 200.0, "gpu": 10.0}
 WEIGHTS = {"CPU": 0.015625, "Mem": 0.001953125, "GRES/gpu": 0.25}
-GRACE = 0.2
-CARRYOVER_FACTOR = 50
 
 
 # ---- what Mastermind sends --------------------------------------------------------------
@@ -133,64 +136,15 @@ def limits_line(settings: dict[str, Any]) -> str:
 # ---- the stand-in, the agent and SLURM ------------------------------------------------------
 
 
-def scenario_with_policy(path: Path, names: dict[str, str] | None = None) -> Path:
-    """The demo scenario plus the offering's periodic usage policy (and renamed users)."""
-    text = SCENARIO.read_text()
-    for demo, real in (names or {}).items():
-        text = text.replace(f"username: {demo}", f"username: {real}")
-    data = yaml.safe_load(text)
-    data["policies"] = [
-        {
-            "uuid": POLICY,
-            "period": 2,
-            "limit_type": "GrpTRESMins",
-            "grace_ratio": GRACE,
-            "carryover_factor": CARRYOVER_FACTOR,
-            "tres_billing_enabled": True,
-        }
-    ]
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
-
-
-def event_config(path: Path, api_url: str, state_dir: Path, **backend_settings: Any) -> Path:
-    """The example configuration with STOMP on the local broker and periodic limits on."""
-    env = broker_env()
-    agent_config(
-        path,
-        api_url,
-        periodic_limits={"enabled": True, "state_dir": str(state_dir)},
-        **backend_settings,
-    )
-    config = yaml.safe_load(path.read_text())
-    config["offerings"][0].update(
-        stomp_enabled=True,
-        stomp_ws_host=env["RMQ_HOST"],
-        stomp_ws_port=int(env["RMQ_WS_PORT"]),
-        stomp_ws_path=env["RMQ_WS_PATH"],
-        websocket_use_tls=False,
-    )
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
-
-
 def reports(standin: StandIn) -> list[dict[str, Any]]:
     return standin.state.command_results()
 
 
 def wait_for_reports(standin: StandIn, agent: AgentProcess, count: int) -> list[dict[str, Any]]:
-    """Wait until the stand-in holds ``count`` command results; return their bodies."""
-    deadline = time.monotonic() + REPORT_WAIT
-    while len(reports(standin)) < count:
-        if agent.process.poll() is not None or time.monotonic() > deadline:
-            raise AssertionError(
-                f"{len(reports(standin))} of {count} reports; agent output:\n"
-                + agent.snapshot().output[-4000:]
-            )
-        time.sleep(0.1)
-    found = reports(standin)
+    """Wait until the stand-in holds ``count`` command results (and no more); their bodies."""
+    found = events.wait_for_reports(standin, agent, count, timeout=REPORT_WAIT)
     assert len(found) == count, found
-    return [r["body"] for r in found]
+    return found
 
 
 def send(
@@ -242,7 +196,7 @@ def queue() -> Iterator[None]:
 
 @pytest.fixture
 def policy_standin(tmp_path: Path) -> Iterator[StandIn]:
-    with StandIn(load_scenario(scenario_with_policy(tmp_path / "scenario.yaml"))) as server:
+    with StandIn(load_scenario(policy_scenario(tmp_path / "scenario.yaml"))) as server:
         yield server
 
 
@@ -252,7 +206,9 @@ def event_agent(
 ) -> Iterator[AgentProcess]:
     """The real agent in event_process mode, subscribed to the queue."""
     config = event_config(
-        tmp_path / "agent-config.yaml", policy_standin.api_url, tmp_path / "periodic-state"
+        tmp_path / "agent-config.yaml",
+        policy_standin.api_url,
+        {"state_dir": str(tmp_path / "periodic-state")},
     )
     with start_agent("event_process", config) as agent:
         agent.wait_for_log(SUBSCRIBED)
@@ -454,12 +410,12 @@ def test_a_message_without_policy_uuid_is_applied_but_cannot_be_reported(
 @pytest.mark.usefixtures("queue")
 def test_a_periodic_message_reaches_real_slurm_and_is_reported(tmp_path: Path, tag: str) -> None:
     names = {"alice": USERS[0], "bob": USERS[1], "carol": USERS[2]}
-    scenario = load_scenario(scenario_with_policy(tmp_path / "scenario.yaml", names))
+    scenario = load_scenario(policy_scenario(tmp_path / "scenario.yaml", names))
     with StandIn(scenario) as standin:
         config = event_config(
             tmp_path / "agent.yaml",
             standin.api_url,
-            tmp_path / "periodic-state",
+            {"state_dir": str(tmp_path / "periodic-state")},
             emulator_mode=False,
             slurm_bin_path="/usr/bin",
             cluster_name=CLUSTER,
