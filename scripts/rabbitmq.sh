@@ -65,43 +65,17 @@ PID_FILE=$RUN_DIR/rabbitmq.pid
 LOG_DIR=/var/log/rabbitmq
 LOG_FILE=$LOG_DIR/$NODENAME.log
 STARTUP_LOG=$LOG_DIR/startup.log
-POLICY_RC=/usr/sbin/policy-rc.d
 RMQ_BIN=/usr/lib/rabbitmq/bin        # the real scripts; /usr/sbin ones wrap them in su
 
 START_TIMEOUT=90   # seconds for a cold boot (the first one creates the database)
 PID_GRACE=5        # seconds the launcher may take to write the PID file
 STOP_TIMEOUT=30    # seconds between SIGTERM and SIGKILL
 
-export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH"
+LOG_TAG=rabbitmq
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # ---------------------------------------------------------------------------- helpers
-
-T0=${EPOCHREALTIME/./}
-log() {
-  local us=$(( ${EPOCHREALTIME/./} - T0 ))
-  printf '[rabbitmq %d.%02ds] %s\n' $((us / 1000000)) $((us % 1000000 / 10000)) "$*" >&2
-}
-
-die() {
-  log "ERROR: $*"
-  exit 1
-}
-
-die_with_log() {
-  local file msg=$1; shift
-  log "ERROR: $msg"
-  for file in "$@"; do
-    [[ -s $file ]] || continue
-    printf -- '--- last lines of %s ---\n' "$file" >&2
-    tail -n 40 "$file" >&2
-    printf -- '---\n' >&2
-  done
-  exit 1
-}
-
-require_root() {
-  [[ $EUID -eq 0 ]] || die "must run as root (try: sudo bash $0 ${1:-up})"
-}
 
 # Names end up in JSON, in URLs and in a permission regex: keep them plain. Passwords
 # may hold anything printable except the two characters JSON and curl configs escape.
@@ -133,35 +107,9 @@ as_rabbitmq() {
 }
 
 # Print the broker's PID if its PID file names a live Erlang VM.
-running_pid() {
-  local pid exe
-  pid=$(cat "$PID_FILE" 2>/dev/null) || return 1
-  pid=${pid//[^0-9]/}
-  [[ -n $pid ]] || return 1
-  exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
-  exe=${exe% (deleted)}
-  [[ ${exe##*/} == beam.smp ]] || return 1
-  echo "$pid"
-}
+running_pid() { pid_from_file "$PID_FILE" beam.smp; }
 
 epmd_up() { epmd -port "$EPMD_PORT" -names >/dev/null 2>&1; }
-
-# Write stdin to $1 (owner $2, mode $3) only if the content differs. Sets
-# CONFIG_CHANGED=1 on a rewrite.
-CONFIG_CHANGED=0
-update_file() {
-  local dest=$1 owner=$2 mode=$3 tmp
-  tmp=$(mktemp "$dest.XXXXXX")   # mode 600 from the start: some files hold passwords
-  cat >"$tmp"
-  if [[ -f $dest ]] && cmp -s "$tmp" "$dest"; then
-    rm -f "$tmp"
-  else
-    mv -f "$tmp" "$dest"
-    CONFIG_CHANGED=1
-  fi
-  chown "$owner" "$dest"
-  chmod "$mode" "$dest"
-}
 
 # ---------------------------------------------------------------------------- HTTP API
 
@@ -181,34 +129,6 @@ api_ok() { api "$@" >/dev/null 2>&1; }
 queue_path() { echo "/queues/$VHOST/$QUEUE"; }
 
 # ---------------------------------------------------------------------------- install
-
-install_packages() {
-  local p missing=()
-  for p in "${PACKAGES[@]}"; do
-    [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true) == "install ok installed" ]] \
-      || missing+=("$p")
-  done
-  ((${#missing[@]})) || return 0
-
-  log "installing packages: ${missing[*]}"
-  # Without systemd the maintainer script would start the broker through invoke-rc.d,
-  # as the wrong user setup and without our PID file.
-  local own_policy=0
-  if [[ ! -e $POLICY_RC ]]; then
-    printf '#!/bin/sh\nexit 101\n' >"$POLICY_RC"
-    chmod 755 "$POLICY_RC"
-    own_policy=1
-    trap 'rm -f "$POLICY_RC"' EXIT
-  fi
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get -q update >&2
-  apt-get -q -o Dpkg::Use-Pty=0 install -y --no-install-recommends "${PACKAGES[@]}" >&2
-  if ((own_policy)); then
-    rm -f "$POLICY_RC"
-    trap - EXIT
-  fi
-  log "packages installed"
-}
 
 # ---------------------------------------------------------------------------- configs
 
@@ -358,24 +278,13 @@ apply_definitions() {
 }
 
 stop_broker() {
-  local pid i
+  local pid
   if ! pid=$(running_pid); then
     log "broker: not running"
     return 0
   fi
-  log "broker: stopping (pid $pid)"
   # The VM traps SIGTERM and shuts RabbitMQ down cleanly.
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < STOP_TIMEOUT * 10; i++)); do
-    [[ -e /proc/$pid ]] || break
-    sleep 0.1
-  done
-  if [[ -e /proc/$pid ]]; then
-    log "broker: still running after ${STOP_TIMEOUT}s, sending SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-    sleep 0.5
-    [[ ! -e /proc/$pid ]] || die "broker (pid $pid) survived SIGKILL"
-  fi
+  stop_pid broker "$pid" "$STOP_TIMEOUT"
   rm -f "$PID_FILE"
 }
 
@@ -489,16 +398,4 @@ cmd_env() {
     RMQ_ADMIN_PASSWORD_FILE "$ADMIN_PASS_FILE"
 }
 
-usage() {
-  echo "usage: $0 up|down|reset|status|env" >&2
-  exit 2
-}
-
-case "${1:-}" in
-  up) cmd_up ;;
-  down) cmd_down ;;
-  reset) cmd_reset ;;
-  status) cmd_status ;;
-  env) cmd_env ;;
-  *) usage ;;
-esac
+dispatch "$@"

@@ -37,7 +37,6 @@ RUN_DIR=/run/slurm                   # slurm-owned: slurmctld writes its PID fil
 MYSQL_RUN_DIR=/run/mysqld
 MYSQL_SOCKET=$MYSQL_RUN_DIR/mysqld.sock
 DB_NAME=slurm_acct_db
-POLICY_RC=/usr/sbin/policy-rc.d
 
 # Start order; `down` walks it backwards.
 DAEMONS=(munged mariadbd slurmdbd slurmctld slurmd)
@@ -66,49 +65,14 @@ PID_GRACE=3        # seconds a starting daemon may take to write its PID file
 STOP_TIMEOUT=20    # seconds between SIGTERM and SIGKILL
 JOBS_TIMEOUT=60    # seconds to wait for cancelled jobs to leave squeue
 
-export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH"
+LOG_TAG=real-slurm
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # ---------------------------------------------------------------------------- helpers
 
-T0=${EPOCHREALTIME/./}
-log() {
-  local us=$(( ${EPOCHREALTIME/./} - T0 ))
-  printf '[real-slurm %d.%02ds] %s\n' $((us / 1000000)) $((us % 1000000 / 10000)) "$*" >&2
-}
-
-die() {
-  log "ERROR: $*"
-  exit 1
-}
-
-# die, showing the end of a log file (the reason is nearly always there).
-die_with_log() {
-  local file=$1; shift
-  log "ERROR: $*"
-  if [[ -r $file ]]; then
-    printf -- '--- last lines of %s ---\n' "$file" >&2
-    tail -n 40 "$file" >&2
-    printf -- '---\n' >&2
-  fi
-  exit 1
-}
-
-require_root() {
-  [[ $EUID -eq 0 ]] || die "must run as root"
-}
-
-# Print the PID of daemon $1 if its PID file names a live process of the expected
-# binary. A stale PID file, a zombie or a recycled PID all count as "not running".
-running_pid() {
-  local name=$1 pid exe
-  pid=$(cat "${PIDFILE[$name]}" 2>/dev/null) || return 1   # a stopping daemon removes it
-  pid=${pid//[^0-9]/}
-  [[ -n $pid ]] || return 1
-  exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
-  exe=${exe% (deleted)}   # binary replaced by a package upgrade: still our daemon
-  [[ ${exe##*/} == "${EXE[$name]}" ]] || return 1
-  echo "$pid"
-}
+# Print the PID of daemon $1 if it runs.
+running_pid() { pid_from_file "${PIDFILE[$1]}" "${EXE[$1]}"; }
 
 # Die with the tail of daemon $1's log if it is not running (PID_GRACE seconds after
 # start time $2, long enough to daemonise and write its PID file) or if $3 (what we
@@ -116,10 +80,10 @@ running_pid() {
 check_starting() {
   local name=$1 start=$2 what=$3
   if ((SECONDS - start >= PID_GRACE)) && ! running_pid "$name" >/dev/null; then
-    die_with_log "${LOGFILE[$name]}" "$name is not running"
+    die_with_log "$name is not running" "${LOGFILE[$name]}"
   fi
   ((SECONDS - start < START_TIMEOUT)) \
-    || die_with_log "${LOGFILE[$name]}" "$what not ready after ${START_TIMEOUT}s"
+    || die_with_log "$what not ready after ${START_TIMEOUT}s" "${LOGFILE[$name]}"
 }
 
 # Poll "$@" every 0.1 s until it succeeds, failing early if daemon $1 dies.
@@ -129,54 +93,6 @@ wait_for() {
     check_starting "$name" "$start" "$name"
     sleep 0.1
   done
-}
-
-# Write stdin to $1 (owner $2, mode $3) only if the content differs, so that an
-# unchanged `up` does not touch running daemons. Sets CONFIG_CHANGED=1 on a rewrite.
-CONFIG_CHANGED=0
-update_file() {
-  local dest=$1 owner=$2 mode=$3 tmp
-  tmp=$(mktemp "$dest.XXXXXX")   # mode 600 from the start: slurmdbd.conf holds a password
-  cat >"$tmp"
-  if [[ -f $dest ]] && cmp -s "$tmp" "$dest"; then
-    rm -f "$tmp"
-  else
-    mv -f "$tmp" "$dest"
-    CONFIG_CHANGED=1
-  fi
-  chown "$owner" "$dest"
-  chmod "$mode" "$dest"
-}
-
-# ---------------------------------------------------------------------------- install
-
-install_packages() {
-  local p missing=()
-  for p in "${PACKAGES[@]}"; do
-    [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true) == "install ok installed" ]] \
-      || missing+=("$p")
-  done
-  ((${#missing[@]})) || return 0
-
-  log "installing packages: ${missing[*]}"
-  # Without systemd the maintainer scripts would start munge, mariadb, slurmd and
-  # slurmdbd through invoke-rc.d; we would then have daemons without our PID files.
-  local own_policy=0
-  if [[ ! -e $POLICY_RC ]]; then
-    printf '#!/bin/sh\nexit 101\n' >"$POLICY_RC"
-    chmod 755 "$POLICY_RC"
-    own_policy=1
-    trap 'rm -f "$POLICY_RC"' EXIT   # also on a failed install
-  fi
-  export DEBIAN_FRONTEND=noninteractive
-  # Use-Pty=0: no progress bars in a CI log.
-  apt-get -q update >&2
-  apt-get -q -o Dpkg::Use-Pty=0 install -y --no-install-recommends "${PACKAGES[@]}" >&2
-  if ((own_policy)); then
-    rm -f "$POLICY_RC"
-    trap - EXIT
-  fi
-  log "packages installed"
 }
 
 # ---------------------------------------------------------------------------- host setup
@@ -365,7 +281,7 @@ start_daemon() {
     return 0
   fi
   log "$name: starting"
-  "$@" || die_with_log "${LOGFILE[$name]}" "$name failed to start"
+  "$@" || die_with_log "$name failed to start" "${LOGFILE[$name]}"
 }
 
 munge_works() { munge -n | unmunge; }
@@ -485,24 +401,12 @@ ensure_qos() {
 # SIGTERM, poll, SIGKILL after STOP_TIMEOUT. Only a PID whose /proc/PID/exe is the
 # expected binary is signalled.
 stop_daemon() {
-  local name=$1 pid i
+  local name=$1 pid
   if ! pid=$(running_pid "$name"); then
     log "$name: not running"
     return 0
   fi
-  log "$name: stopping (pid $pid)"
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < STOP_TIMEOUT * 4; i++)); do
-    running_pid "$name" >/dev/null || return 0
-    sleep 0.25
-  done
-  log "$name: still running after ${STOP_TIMEOUT}s, sending SIGKILL"
-  kill -KILL "$pid" 2>/dev/null || true
-  for ((i = 0; i < 20; i++)); do
-    running_pid "$name" >/dev/null || return 0
-    sleep 0.25
-  done
-  die "$name (pid $pid) survived SIGKILL"
+  stop_pid "$name" "$pid" "$STOP_TIMEOUT"
 }
 
 stop_slurm_daemons() {
@@ -617,16 +521,4 @@ cmd_env() {
     REAL_SLURM_USERS "${TEST_USERS[*]}"
 }
 
-usage() {
-  echo "usage: $0 up|down|reset|status|env" >&2
-  exit 2
-}
-
-case "${1:-}" in
-  up) cmd_up ;;
-  down) cmd_down ;;
-  reset) cmd_reset ;;
-  status) cmd_status ;;
-  env) cmd_env ;;
-  *) usage ;;
-esac
+dispatch "$@"
