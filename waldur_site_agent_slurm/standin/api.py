@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from waldur_site_agent_slurm.standin.scenario import TokenSpec
 
@@ -40,6 +40,22 @@ class ApiError(Exception):
         super().__init__(f"{status}: {body}")
         self.status = status
         self.body = body
+
+
+def not_found() -> ApiError:
+    """A 404 in DRF's shape."""
+    return ApiError(404, NOT_FOUND)
+
+
+_Rec = TypeVar("_Rec")
+
+
+def lookup(table: Mapping[str, _Rec], req: ApiRequest) -> _Rec:
+    """The record the request's ``uuid`` argument names, or a 404."""
+    rec = table.get(req.args["uuid"])
+    if rec is None:
+        raise not_found()
+    return rec
 
 
 def bad_request(detail: str, key: str = "non_field_errors") -> ApiError:

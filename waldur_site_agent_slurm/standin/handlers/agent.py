@@ -18,12 +18,13 @@ from waldur_api_client.models import (
 
 from waldur_site_agent_slurm.standin import agent_views, views
 from waldur_site_agent_slurm.standin.api import (
-    NOT_FOUND,
     ApiError,
     ApiRequest,
     Reply,
     bad_request,
     check_body,
+    lookup,
+    not_found,
 )
 from waldur_site_agent_slurm.standin.records import Identity, Processor, Service, new_uuid
 
@@ -43,13 +44,6 @@ def users_me(st: State, req: ApiRequest) -> Reply:
     if req.caller is None:
         raise ApiError(401, {"detail": "Authentication credentials were not provided."})
     return Reply(200, agent_views.user_me(st, st.ensure_user(req.caller.username)))
-
-
-def _identity(st: State, req: ApiRequest) -> Identity:
-    rec = st.db.identities.get(req.args["uuid"])
-    if rec is None:
-        raise ApiError(404, NOT_FOUND)
-    return rec
 
 
 def identities_list(st: State, req: ApiRequest) -> Reply:
@@ -104,7 +98,7 @@ def identities_create(st: State, req: ApiRequest) -> Reply:
 
 def identities_update(st: State, req: ApiRequest) -> Reply:
     """``PUT marketplace-site-agent-identities/<uuid>/`` → 200."""
-    rec = _identity(st, req)
+    rec = lookup(st.db.identities, req)
     body = check_body(req, AgentIdentityRequest)
     rec.offering_uuid = _check_offering(st, body)
     rec.name = body["name"]
@@ -115,7 +109,7 @@ def identities_update(st: State, req: ApiRequest) -> Reply:
 
 def register_service(st: State, req: ApiRequest) -> Reply:
     """``POST …/<identity>/register_service/``: 201 when new, 200 when it existed."""
-    identity = _identity(st, req)
+    identity = lookup(st.db.identities, req)
     body = check_body(req, AgentServiceCreateRequest)
     now = st.clock()
     for rec in st.db.services.values():
@@ -131,7 +125,7 @@ def register_processor(st: State, req: ApiRequest) -> Reply:
     """``POST marketplace-site-agent-services/<svc>/register_processor/``: 201 or 200."""
     service = st.db.services.get(req.args["uuid"])
     if service is None:
-        raise ApiError(404, NOT_FOUND)
+        raise not_found()
     body = check_body(req, AgentProcessorCreateRequest)
     now = st.clock()
     for rec in st.db.processors.values():
@@ -155,7 +149,7 @@ def register_processor(st: State, req: ApiRequest) -> Reply:
 
 def register_queue(st: State, req: ApiRequest) -> Reply:
     """``POST …/<identity>/register_queue/``: the scenario's STOMP block; 201 first time."""
-    identity = _identity(st, req)
+    identity = lookup(st.db.identities, req)
     body = check_body(req, AgentQueueRegistrationRequest)
     types = list(body.get("object_types") or [])
     first = "queue" not in identity.fields
@@ -181,13 +175,13 @@ def service_providers_list(st: State, req: ApiRequest) -> Reply:
 def service_provider_keys(st: State, req: ApiRequest) -> Reply:
     """``GET marketplace-service-providers/<sp>/keys/``: no SSH keys are known."""
     if req.args["service_provider_uuid"] != views.service_provider_uuid(st):
-        raise ApiError(404, NOT_FOUND)
+        raise not_found()
     return Reply(200, [])
 
 
 def _policy_uuid(st: State, req: ApiRequest) -> str:
     if req.args["uuid"] not in st.db.policies:
-        raise ApiError(404, NOT_FOUND)
+        raise not_found()
     return req.args["uuid"]
 
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from waldur_api_client.models import CheckUniqueBackendIDRequest
 
 from waldur_site_agent_slurm.standin import agent_views, views
-from waldur_site_agent_slurm.standin.api import NOT_FOUND, ApiError, ApiRequest, Reply, check_body
+from waldur_site_agent_slurm.standin.api import ApiRequest, Reply, check_body, not_found
 
 if TYPE_CHECKING:
     from waldur_site_agent_slurm.standin.state import State
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 def _check_offering(st: State, req: ApiRequest) -> None:
     if req.args["uuid"] != st.scenario.offering.uuid:
-        raise ApiError(404, NOT_FOUND)
+        raise not_found()
 
 
 def offering_retrieve(st: State, req: ApiRequest) -> Reply:
@@ -54,5 +54,5 @@ def check_unique_backend_id(st: State, req: ApiRequest) -> Reply:
 def plan_retrieve(st: State, req: ApiRequest) -> Reply:
     """``GET marketplace-plans/<uuid>/``."""
     if req.args["uuid"] != st.scenario.offering.plan.uuid:
-        raise ApiError(404, NOT_FOUND)
+        raise not_found()
     return Reply(200, views.plan(st))

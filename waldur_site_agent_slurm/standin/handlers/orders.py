@@ -20,24 +20,16 @@ from waldur_api_client.models import (
 
 from waldur_site_agent_slurm.standin import views
 from waldur_site_agent_slurm.standin.api import (
-    NOT_FOUND,
-    ApiError,
     ApiRequest,
     Reply,
     bad_request,
     check_body,
+    lookup,
 )
 from waldur_site_agent_slurm.standin.records import Order
 
 if TYPE_CHECKING:
     from waldur_site_agent_slurm.standin.state import State
-
-
-def _order(st: State, req: ApiRequest) -> Order:
-    rec = st.db.orders.get(req.args["uuid"])
-    if rec is None:
-        raise ApiError(404, NOT_FOUND)
-    return rec
 
 
 def _require_state(rec: Order, action: str, *allowed: str) -> None:
@@ -73,12 +65,12 @@ def orders_list(st: State, req: ApiRequest) -> Reply:
 
 def orders_retrieve(st: State, req: ApiRequest) -> Reply:
     """``GET marketplace-orders/<uuid>/``."""
-    return Reply(200, views.order(st, _order(st, req)))
+    return Reply(200, views.order(st, lookup(st.db.orders, req)))
 
 
 def approve_by_provider(st: State, req: ApiRequest) -> Reply:
     """``POST …/approve_by_provider/``: pending-provider → executing."""
-    rec = _order(st, req)
+    rec = lookup(st.db.orders, req)
     check_body(req, OrderApproveByProviderRequest)
     _require_state(rec, "approval", "pending-provider")
     now = st.clock()
@@ -89,7 +81,7 @@ def approve_by_provider(st: State, req: ApiRequest) -> Reply:
 
 def reject_by_provider(st: State, req: ApiRequest) -> Reply:
     """``POST …/reject_by_provider/``: pending-provider → rejected."""
-    rec = _order(st, req)
+    rec = lookup(st.db.orders, req)
     check_body(req, OrderProviderRejectionRequest)
     _require_state(rec, "rejection", "pending-provider")
     now = st.clock()
@@ -103,7 +95,7 @@ def reject_by_provider(st: State, req: ApiRequest) -> Reply:
 
 def set_state_done(st: State, req: ApiRequest) -> Reply:
     """``POST …/set_state_done/``: executing → done, applied to the resource."""
-    rec = _order(st, req)
+    rec = lookup(st.db.orders, req)
     _require_state(rec, "completion", "executing")
     now = st.clock()
     rec.state, rec.modified, rec.completed_at = "done", now, now
@@ -122,7 +114,7 @@ def set_state_done(st: State, req: ApiRequest) -> Reply:
 
 def set_state_erred(st: State, req: ApiRequest) -> Reply:
     """``POST …/set_state_erred/``: pending-provider or executing → erred."""
-    rec = _order(st, req)
+    rec = lookup(st.db.orders, req)
     body = check_body(req, OrderErrorDetailsRequest)
     _require_state(rec, "failure", "pending-provider", "executing")
     now = st.clock()
@@ -137,7 +129,7 @@ def set_state_erred(st: State, req: ApiRequest) -> Reply:
 
 def set_order_backend_id(st: State, req: ApiRequest) -> Reply:
     """``POST …/set_backend_id/`` on an order (async backends)."""
-    rec = _order(st, req)
+    rec = lookup(st.db.orders, req)
     body = check_body(req, OrderBackendIDRequest)
     rec.backend_id, rec.modified = str(body["backend_id"]), st.clock()
     return Reply(200, {"status": "Order backend_id has been changed."})

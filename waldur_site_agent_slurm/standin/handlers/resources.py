@@ -15,24 +15,16 @@ from waldur_api_client.models import (
 
 from waldur_site_agent_slurm.standin import views
 from waldur_site_agent_slurm.standin.api import (
-    NOT_FOUND,
-    ApiError,
     ApiRequest,
     Reply,
     bad_request,
     check_body,
+    lookup,
 )
 from waldur_site_agent_slurm.standin.records import Resource
 
 if TYPE_CHECKING:
     from waldur_site_agent_slurm.standin.state import State
-
-
-def _resource(st: State, req: ApiRequest) -> Resource:
-    rec = st.db.resources.get(req.args["uuid"])
-    if rec is None:
-        raise ApiError(404, NOT_FOUND)
-    return rec
 
 
 def _status(st: State, rec: Resource, text: str) -> Reply:
@@ -69,18 +61,18 @@ def resources_list(st: State, req: ApiRequest) -> Reply:
 
 def resources_retrieve(st: State, req: ApiRequest) -> Reply:
     """``GET marketplace-provider-resources/<uuid>/``."""
-    return Reply(200, views.resource(st, _resource(st, req)))
+    return Reply(200, views.resource(st, lookup(st.db.resources, req)))
 
 
 def resource_team(st: State, req: ApiRequest) -> Reply:
     """``GET …/<uuid>/team/``: the project's members with their offering usernames."""
-    rec = _resource(st, req)
+    rec = lookup(st.db.resources, req)
     return Reply(200, views.team(st, st.db.projects[rec.project_uuid]))
 
 
 def set_backend_id(st: State, req: ApiRequest) -> Reply:
     """``POST …/set_backend_id/``."""
-    rec = _resource(st, req)
+    rec = lookup(st.db.resources, req)
     body = check_body(req, ResourceBackendIDRequest)
     rec.backend_id = str(body.get("backend_id") or "")
     return _status(st, rec, "Resource backend_id has been changed.")
@@ -88,7 +80,7 @@ def set_backend_id(st: State, req: ApiRequest) -> Reply:
 
 def set_limits(st: State, req: ApiRequest) -> Reply:
     """``POST …/set_limits/``: replaces the resource's limits."""
-    rec = _resource(st, req)
+    rec = lookup(st.db.resources, req)
     body = check_body(req, ResourceSetLimitsRequest)
     limits = body["limits"]
     if not isinstance(limits, dict):
@@ -106,7 +98,7 @@ def set_limits(st: State, req: ApiRequest) -> Reply:
 
 def set_backend_metadata(st: State, req: ApiRequest) -> Reply:
     """``POST …/set_backend_metadata/``."""
-    rec = _resource(st, req)
+    rec = lookup(st.db.resources, req)
     body = check_body(req, ResourceBackendMetadataRequest)
     rec.backend_metadata = dict(body["backend_metadata"] or {})
     return _status(st, rec, "Resource backend_metadata has been changed.")
@@ -114,7 +106,7 @@ def set_backend_metadata(st: State, req: ApiRequest) -> Reply:
 
 def set_endpoints(st: State, req: ApiRequest) -> Reply:
     """``POST …/set_endpoints/``."""
-    rec = _resource(st, req)
+    rec = lookup(st.db.resources, req)
     body = check_body(req, ResourceEndpointsRequest)
     rec.endpoints = [{"name": str(e["name"]), "url": str(e["url"])} for e in body["endpoints"]]
     return _status(st, rec, "Resource endpoints have been changed.")
@@ -122,14 +114,14 @@ def set_endpoints(st: State, req: ApiRequest) -> Reply:
 
 def refresh_last_sync(st: State, req: ApiRequest) -> Reply:
     """``POST …/refresh_last_sync/``."""
-    rec = _resource(st, req)
+    rec = lookup(st.db.resources, req)
     rec.last_sync = st.clock()
     return Reply(200, {"status": "Resource last sync has been refreshed."})
 
 
 def set_as_ok(st: State, req: ApiRequest) -> Reply:
     """``POST …/set_as_ok/``."""
-    rec = _resource(st, req)
+    rec = lookup(st.db.resources, req)
     if rec.state == "Terminated":
         raise bad_request("A terminated resource cannot be set to OK.", "detail")
     rec.state, rec.error_message, rec.error_traceback = "OK", "", ""
@@ -138,7 +130,7 @@ def set_as_ok(st: State, req: ApiRequest) -> Reply:
 
 def set_as_erred(st: State, req: ApiRequest) -> Reply:
     """``POST …/set_as_erred/``."""
-    rec = _resource(st, req)
+    rec = lookup(st.db.resources, req)
     body = check_body(req, ResourceSetStateErredRequest)
     rec.state = "Erred"
     rec.error_message = str(body.get("error_message") or "")
@@ -148,7 +140,7 @@ def set_as_erred(st: State, req: ApiRequest) -> Reply:
 
 def set_membership_sync_statuses(st: State, req: ApiRequest) -> Reply:
     """``POST …/set_membership_sync_statuses/``: stores the report."""
-    rec = _resource(st, req)
+    rec = lookup(st.db.resources, req)
     body = check_body(req, MemberSyncStatusReportRequest)
     statuses: list[Any] = list(body["statuses"])
     rec.membership_sync_statuses = statuses

@@ -19,12 +19,11 @@ from waldur_api_client.models import (
 
 from waldur_site_agent_slurm.standin import views
 from waldur_site_agent_slurm.standin.api import (
-    NOT_FOUND,
-    ApiError,
     ApiRequest,
     Reply,
     bad_request,
     check_body,
+    lookup,
 )
 from waldur_site_agent_slurm.standin.records import ComponentUsage, UserUsage, new_uuid
 
@@ -133,16 +132,9 @@ def _store_user_usage(st: State, usage: ComponentUsage, item: dict[str, Any]) ->
     rec.usage, rec.date, rec.modified, rec.user_url = number, date, now, user_url
 
 
-def _component_usage(st: State, req: ApiRequest) -> ComponentUsage:
-    rec = st.db.usages.get(req.args["uuid"])
-    if rec is None:
-        raise ApiError(404, NOT_FOUND)
-    return rec
-
-
 def set_user_usages(st: State, req: ApiRequest) -> Reply:
     """``POST marketplace-component-usages/<uuid>/set_user_usages/`` → 201."""
-    usage = _component_usage(st, req)
+    usage = lookup(st.db.usages, req)
     body = check_body(req, ComponentUserUsageBulkCreateRequest)
     for item in body["usages"]:
         _store_user_usage(st, usage, item)
@@ -151,7 +143,7 @@ def set_user_usages(st: State, req: ApiRequest) -> Reply:
 
 def set_user_usage(st: State, req: ApiRequest) -> Reply:
     """``POST marketplace-component-usages/<uuid>/set_user_usage/`` → 201."""
-    usage = _component_usage(st, req)
+    usage = lookup(st.db.usages, req)
     _store_user_usage(st, usage, check_body(req, ComponentUserUsageCreateRequest))
     return Reply(201)
 
