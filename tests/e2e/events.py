@@ -47,11 +47,23 @@ def policy_scenario(path: Path, names: dict[str, str] | None = None) -> Path:
     return path
 
 
-def event_config(path: Path, api_url: str, periodic: dict[str, Any], **backend: Any) -> Path:
-    """The example configuration with STOMP on the local broker and ``periodic_limits``."""
+def event_config(
+    path: Path,
+    api_url: str,
+    periodic: dict[str, Any],
+    *,
+    token: str | None = None,
+    **backend: Any,
+) -> Path:
+    """The example configuration with STOMP on the local broker and ``periodic_limits``.
+
+    ``token`` replaces the offering's API token (and so the STOMP password).
+    """
     env = broker_env()
     agent_config(path, api_url, periodic_limits={"enabled": True, **periodic}, **backend)
     config = yaml.safe_load(path.read_text())
+    if token is not None:
+        config["offerings"][0]["waldur_api_token"] = token
     config["offerings"][0].update(
         stomp_enabled=True,
         stomp_ws_host=env["RMQ_HOST"],

@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from tests.e2e.conftest import FLOOD, SCENARIO, agent_config
+from tests.e2e.events import event_config
 from tests.e2e.test_failures import failing_slurm
 from tests.emulator.conftest import emulator  # noqa: F401 - the per-test emulator fixture
 from waldur_site_agent_slurm.demo.agentrun import AGENT, AgentRun, run_agent_cycle, start_agent
@@ -130,26 +131,6 @@ def test_the_api_token_shows_in_no_agent_output_even_when_things_fail(
 # ---- STOMP ---------------------------------------------------------------------------------
 
 
-def event_config(path: Path, api_url: str, token: str, state_dir: Path) -> Path:
-    """An event_process configuration: STOMP on the local broker, periodic limits on."""
-    from tests.broker import broker_env
-
-    env = broker_env()
-    config_with_token(
-        path, api_url, token, periodic_limits={"enabled": True, "state_dir": str(state_dir)}
-    )
-    config = yaml.safe_load(path.read_text())
-    config["offerings"][0].update(
-        stomp_enabled=True,
-        stomp_ws_host=env["RMQ_HOST"],
-        stomp_ws_port=int(env["RMQ_WS_PORT"]),
-        stomp_ws_path=env["RMQ_WS_PATH"],
-        websocket_use_tls=False,
-    )
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
-
-
 @pytest.mark.e2e
 @pytest.mark.broker
 @pytest.mark.usefixtures("emulator")
@@ -172,12 +153,13 @@ def test_stomp_passwords_show_in_no_event_process_output(tmp_path: Path) -> None
     scenario = tmp_path / "scenario.yaml"
     scenario.write_text(yaml.safe_dump(data, sort_keys=False))
     outputs = []
+    periodic = {"state_dir": str(tmp_path / "s")}
     with StandIn(load_scenario(scenario)) as standin:
-        config = event_config(tmp_path / "ok.yaml", standin.api_url, password, tmp_path / "s")
+        config = event_config(tmp_path / "ok.yaml", standin.api_url, periodic, token=password)
         with start_agent("event_process", config) as agent:
             agent.wait_for_log(SUBSCRIBED)
             outputs.append(agent.stop().output)
-        config = event_config(tmp_path / "no.yaml", standin.api_url, refused, tmp_path / "s")
+        config = event_config(tmp_path / "no.yaml", standin.api_url, periodic, token=refused)
         with start_agent("event_process", config) as agent:
             agent.wait_for_log("Failed to connect to STOMP server", timeout=120)
             outputs.append(agent.stop().output)
