@@ -52,12 +52,28 @@ class Agent:
         return result
 
 
-def agent_config(path: Path, api_url: str, **backend_settings: Any) -> Path:
-    """The example emulator configuration, pointed at ``api_url``."""
+def demo_scenario(path: Path, names: dict[str, str] | None = None) -> Path:
+    """Write the demo scenario to ``path``, its users renamed by ``names`` (demo → real)."""
+    text = SCENARIO.read_text()
+    for demo, real in (names or {}).items():
+        text = text.replace(f"username: {demo}", f"username: {real}")
+    path.write_text(text)
+    return path
+
+
+def agent_config(
+    path: Path, api_url: str, *, cpu_minutes: bool = False, **backend_settings: Any
+) -> Path:
+    """The example emulator configuration, pointed at ``api_url``.
+
+    ``cpu_minutes`` reports CPU in minutes (unit factor 1), easy to check by hand.
+    """
     config = yaml.safe_load(EXAMPLE_CONFIG.read_text())
     offering = config["offerings"][0]
     offering["waldur_api_url"] = api_url
     offering["backend_settings"].update(backend_settings)
+    if cpu_minutes:
+        offering["backend_components"]["cpu"]["unit_factor"] = 1
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tests.broker import broker_env
-from tests.e2e.conftest import SCENARIO, agent_config
+from tests.e2e.conftest import agent_config, demo_scenario
 from tests.real.slurmdbd import other_test_runs
 from waldur_site_agent_slurm.demo.agentrun import AgentProcess
 from waldur_site_agent_slurm.standin import StandIn
@@ -29,10 +29,7 @@ CARRYOVER_FACTOR = 50  # the policy's carry-over, in percent
 
 def policy_scenario(path: Path, names: dict[str, str] | None = None) -> Path:
     """The demo scenario with a periodic usage policy (and demo users renamed)."""
-    text = SCENARIO.read_text()
-    for demo, real in (names or {}).items():
-        text = text.replace(f"username: {demo}", f"username: {real}")
-    data = yaml.safe_load(text)
+    data = yaml.safe_load(demo_scenario(path, names).read_text())
     data["policies"] = [
         {
             "uuid": POLICY,

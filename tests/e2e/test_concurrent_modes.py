@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tests.broker import publish, purge
 from tests.broker.conftest import rabbitmq  # noqa: F401 - the broker tier's guard fixture
@@ -33,10 +32,11 @@ from tests.e2e.events import (
     wait_for_reports,
 )
 from tests.real.conftest import (  # noqa: F401 - real_slurm is a fixture
-    BIN,
     CLUSTER,
+    DEMO_USERS,
     USERS,
     assoc_rows,
+    real_settings,
     real_slurm,
     remove_accounts,
     run,
@@ -53,8 +53,6 @@ pytestmark = [
     pytest.mark.real_slurm,
     pytest.mark.usefixtures("rabbitmq", "real_slurm"),
 ]
-
-NAMES = {"alice": USERS[0], "bob": USERS[1], "carol": USERS[2]}
 
 
 @pytest.fixture
@@ -82,22 +80,15 @@ def fairshare(account: str) -> str:
 def test_three_modes_at_once_leave_slurm_as_the_last_decisions_ask(
     tmp_path: Path, tag: str
 ) -> None:
-    scenario = load_scenario(policy_scenario(tmp_path / "scenario.yaml", NAMES))
+    scenario = load_scenario(policy_scenario(tmp_path / "scenario.yaml", DEMO_USERS))
     with StandIn(scenario) as standin:
         config = event_config(
             tmp_path / "agent.yaml",
             standin.api_url,
             {"state_dir": str(tmp_path / "state"), "threshold_qos": True, "period": "month"},
-            emulator_mode=False,
-            slurm_bin_path=BIN,
-            cluster_name=CLUSTER,
-            customer_prefix=f"c{tag}_",
-            project_prefix=f"p{tag}_",
-            allocation_prefix=f"a{tag}_",
+            cpu_minutes=True,
+            **real_settings(tag),
         )
-        data = yaml.safe_load(config.read_text())
-        data["offerings"][0]["backend_components"]["cpu"]["unit_factor"] = 1  # CPU-minutes
-        config.write_text(yaml.safe_dump(data, sort_keys=False))
 
         with start_agent("event_process", config) as events:
             events.wait_for_log(SUBSCRIBED)

@@ -35,7 +35,7 @@ from tests.e2e.events import (
     policy_scenario,
 )
 from tests.emulator.conftest import sacctmgr
-from tests.real.conftest import CLUSTER, USERS, run
+from tests.real.conftest import CLUSTER, DEMO_USERS, real_settings, run
 from waldur_site_agent_slurm.demo.agentrun import AgentProcess, start_agent
 from waldur_site_agent_slurm.parser import parse_tres
 from waldur_site_agent_slurm.standin import StandIn, load_scenario
@@ -409,19 +409,13 @@ def test_a_message_without_policy_uuid_is_applied_but_cannot_be_reported(
 @pytest.mark.real_slurm
 @pytest.mark.usefixtures("queue")
 def test_a_periodic_message_reaches_real_slurm_and_is_reported(tmp_path: Path, tag: str) -> None:
-    names = {"alice": USERS[0], "bob": USERS[1], "carol": USERS[2]}
-    scenario = load_scenario(policy_scenario(tmp_path / "scenario.yaml", names))
+    scenario = load_scenario(policy_scenario(tmp_path / "scenario.yaml", DEMO_USERS))
     with StandIn(scenario) as standin:
         config = event_config(
             tmp_path / "agent.yaml",
             standin.api_url,
             {"state_dir": str(tmp_path / "periodic-state")},
-            emulator_mode=False,
-            slurm_bin_path="/usr/bin",
-            cluster_name=CLUSTER,
-            customer_prefix=f"c{tag}_",
-            project_prefix=f"p{tag}_",
-            allocation_prefix=f"a{tag}_",
+            **real_settings(tag),
         )
         account = f"a{tag}_flood-model"
         with start_agent("event_process", config) as agent:

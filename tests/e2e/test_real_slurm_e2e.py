@@ -12,13 +12,13 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.e2e.conftest import FLOOD, SCENARIO, Agent, agent_config
+from tests.e2e.conftest import FLOOD, Agent, agent_config, demo_scenario
 from tests.real.conftest import (  # noqa: F401 - real_slurm is a fixture
-    CLUSTER,
+    DEMO_USERS,
     USERS,
     assoc_rows,
+    real_settings,
     real_slurm,
     run,
     submit,
@@ -28,8 +28,6 @@ from waldur_site_agent_slurm.standin import StandIn, load_scenario
 
 pytestmark = [pytest.mark.real_slurm, pytest.mark.usefixtures("real_slurm")]
 
-NAMES = {"alice": USERS[0], "bob": USERS[1], "carol": USERS[2]}
-
 
 def cents(value: Decimal) -> Decimal:
     return value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
@@ -37,12 +35,7 @@ def cents(value: Decimal) -> Decimal:
 
 @pytest.fixture
 def real_standin(tmp_path: Path) -> Iterator[StandIn]:
-    text = SCENARIO.read_text()
-    for demo, real in NAMES.items():
-        text = text.replace(f"username: {demo}", f"username: {real}")
-    path = tmp_path / "scenario.yaml"
-    path.write_text(text)
-    with StandIn(load_scenario(path)) as server:
+    with StandIn(load_scenario(demo_scenario(tmp_path / "scenario.yaml", DEMO_USERS))) as server:
         yield server
 
 
@@ -51,18 +44,8 @@ def test_orders_jobs_report_pause_restore_terminate_on_real_slurm(
 ) -> None:
     standin = real_standin
     config = agent_config(
-        tmp_path / "agent.yaml",
-        standin.api_url,
-        emulator_mode=False,
-        slurm_bin_path="/usr/bin",
-        cluster_name=CLUSTER,
-        customer_prefix=f"c{tag}_",
-        project_prefix=f"p{tag}_",
-        allocation_prefix=f"a{tag}_",
+        tmp_path / "agent.yaml", standin.api_url, cpu_minutes=True, **real_settings(tag)
     )
-    settings = yaml.safe_load(config.read_text())
-    settings["offerings"][0]["backend_components"]["cpu"]["unit_factor"] = 1  # CPU-minutes
-    config.write_text(yaml.safe_dump(settings))
     agent = Agent(config, {})
     account = f"a{tag}_flood-model"
 

@@ -23,6 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "real-slurm.sh"
 CLUSTER = os.environ.get("REAL_SLURM_CLUSTER", "testcluster")
 USERS = ("slurmtest1", "slurmtest2", "slurmtest3")
+# The demo scenario's users and the real accounts that play them on this cluster.
+DEMO_USERS = {"alice": USERS[0], "bob": USERS[1], "carol": USERS[2]}
 BIN = "/usr/bin"
 
 pytestmark = pytest.mark.real_slurm
@@ -133,6 +135,18 @@ def real_backend(**settings: Any) -> SlurmBackend:
     components = {k: dict(v) for k, v in COMPONENTS.items()}
     components["cpu"]["unit_factor"] = 1  # report CPU-minutes, easy to check by hand
     return SlurmBackend(settings, components)
+
+
+def real_settings(tag: str, bin_path: Path | str = BIN) -> dict[str, Any]:
+    """``backend_settings`` for the agent on the real SLURM, with ``tag``'s account prefixes."""
+    return {
+        "emulator_mode": False,
+        "slurm_bin_path": str(bin_path),
+        "cluster_name": CLUSTER,
+        "customer_prefix": f"c{tag}_",
+        "project_prefix": f"p{tag}_",
+        "allocation_prefix": f"a{tag}_",
+    }
 
 
 @pytest.fixture

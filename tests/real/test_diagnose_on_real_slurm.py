@@ -10,44 +10,19 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import jsonschema
 import pytest
 
-from tests.e2e.conftest import SCENARIO, Agent, agent_config
-from tests.real.conftest import CLUSTER, USERS, assoc_rows, run
+from tests.e2e.conftest import Agent, agent_config, demo_scenario
+from tests.real.conftest import CLUSTER, DEMO_USERS, USERS, assoc_rows, real_settings, run
 from waldur_site_agent_slurm.standin import StandIn, load_scenario
 
 pytestmark = pytest.mark.real_slurm
 
 SCRIPT = Path(sys.executable).parent / "waldur_site_diagnose_slurm_account"
 SCHEMA = Path(__file__).resolve().parents[2] / "waldur_site_agent_slurm/diagnose/report.schema.json"
-NAMES = {"alice": USERS[0], "bob": USERS[1], "carol": USERS[2]}
-
-
-@pytest.fixture
-def tag() -> Iterator[str]:
-    """A prefix of this test's accounts; they and their users are removed afterwards."""
-    tag = uuid.uuid4().hex[:6]
-    yield tag
-    out = run("sacctmgr", "-P", "-n", "list", "account", "format=Account").stdout
-    ours = [a for a in out.split() if a[1:].startswith(tag + "_")]
-    for user in USERS:
-        run(
-            "sacctmgr",
-            "-i",
-            "delete",
-            "user",
-            "where",
-            f"name={user}",
-            *(f"account={a}" for a in ours),
-            check=False,
-        )
-    for account in sorted(ours, key=lambda a: "apc".index(a[0])):
-        run("sacctmgr", "-i", "delete", "account", "where", f"name={account}", check=False)
 
 
 def diagnose(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -62,21 +37,9 @@ def diagnose(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_diagnose_and_fix_an_allocation_on_real_slurm(tmp_path: Path, tag: str) -> None:
-    text = SCENARIO.read_text()
-    for demo, real in NAMES.items():
-        text = text.replace(f"username: {demo}", f"username: {real}")
-    (tmp_path / "scenario.yaml").write_text(text)
-    with StandIn(load_scenario(tmp_path / "scenario.yaml")) as standin:
-        config = agent_config(
-            tmp_path / "agent.yaml",
-            standin.api_url,
-            emulator_mode=False,
-            slurm_bin_path="/usr/bin",
-            cluster_name=CLUSTER,
-            customer_prefix=f"c{tag}_",
-            project_prefix=f"p{tag}_",
-            allocation_prefix=f"a{tag}_",
-        )
+    scenario = load_scenario(demo_scenario(tmp_path / "scenario.yaml", DEMO_USERS))
+    with StandIn(scenario) as standin:
+        config = agent_config(tmp_path / "agent.yaml", standin.api_url, **real_settings(tag))
         Agent(config, {}).run("order_process")
         account = f"a{tag}_flood-model"
 

@@ -19,17 +19,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from waldur_site_agent.backend.exceptions import BackendNotReadyError
 
-from tests.e2e.conftest import FLOOD, SCENARIO, SKY, Agent, agent_config
+from tests.e2e.conftest import FLOOD, SKY, Agent, agent_config, demo_scenario
 from tests.real import slurmdbd
 from tests.real.conftest import (
     BIN,
     CLUSTER,
+    DEMO_USERS,
     USERS,
     assoc_rows,
     real_backend,
+    real_settings,
     remove_accounts,
     run,
     submit,
@@ -43,7 +44,6 @@ from waldur_site_agent_slurm.standin import StandIn, load_scenario
 
 pytestmark = pytest.mark.real_slurm
 
-NAMES = {"alice": USERS[0], "bob": USERS[1], "carol": USERS[2]}
 # What SLURM 22.05's sacctmgr and sacct print first while slurmdbd is down (sacct adds
 # "Problem talking to the database: Connection refused", sacctmgr does not).
 DOWN = "Sending PersistInit msg: Connection refused"
@@ -69,31 +69,13 @@ def tag() -> Iterator[str]:
 @pytest.fixture
 def standin(tmp_path: Path) -> Iterator[StandIn]:
     """The demo scenario with the real test users."""
-    text = SCENARIO.read_text()
-    for demo, real in NAMES.items():
-        text = text.replace(f"username: {demo}", f"username: {real}")
-    path = tmp_path / "scenario.yaml"
-    path.write_text(text)
-    with StandIn(load_scenario(path)) as server:
+    with StandIn(load_scenario(demo_scenario(tmp_path / "scenario.yaml", DEMO_USERS))) as server:
         yield server
 
 
 def real_agent(path: Path, api_url: str, tag: str, bin_path: Path | str = BIN) -> Agent:
     """The agent on the real SLURM, with this test's prefixes; CPU is reported in minutes."""
-    agent_config(
-        path,
-        api_url,
-        emulator_mode=False,
-        slurm_bin_path=str(bin_path),
-        cluster_name=CLUSTER,
-        customer_prefix=f"c{tag}_",
-        project_prefix=f"p{tag}_",
-        allocation_prefix=f"a{tag}_",
-    )
-    config = yaml.safe_load(path.read_text())
-    config["offerings"][0]["backend_components"]["cpu"]["unit_factor"] = 1
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return Agent(path, {})
+    return Agent(agent_config(path, api_url, cpu_minutes=True, **real_settings(tag, bin_path)), {})
 
 
 def our_accounts(tag: str) -> set[str]:
