@@ -36,6 +36,7 @@ from tests.real.conftest import (  # noqa: F401 - real_slurm is a fixture
     DEMO_USERS,
     USERS,
     assoc_rows,
+    fairshare,
     real_settings,
     real_slurm,
     remove_accounts,
@@ -69,12 +70,6 @@ def tag() -> Iterator[str]:
 
 def association(account: str) -> list[str]:
     return next(row for row in assoc_rows(account) if not row[1])
-
-
-def fairshare(account: str) -> str:
-    out = run("sacctmgr", "-P", "-n", "show", "assoc", "where", f"account={account}",
-              f"cluster={CLUSTER}", "format=User,Fairshare").stdout  # fmt: skip
-    return next(line.split("|")[1] for line in out.splitlines() if line.startswith("|"))
 
 
 def test_three_modes_at_once_leave_slurm_as_the_last_decisions_ask(

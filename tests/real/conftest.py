@@ -72,8 +72,11 @@ def run(
     )
 
 
-def assoc_rows(account: str) -> list[list[str]]:
-    """(Account, User, ParentName, GrpTRESMins, MaxTRESMins, QOS, DefaultQOS) rows."""
+ASSOC_FIELDS = "Account,User,ParentName,GrpTRESMins,MaxTRESMins,QOS,DefaultQOS"
+
+
+def assoc_rows(account: str, fields: str = ASSOC_FIELDS) -> list[list[str]]:
+    """The associations of ``account`` on this cluster, as rows of ``fields`` (sacctmgr's names)."""
     out = run(
         "sacctmgr",
         "-P",
@@ -83,9 +86,14 @@ def assoc_rows(account: str) -> list[list[str]]:
         "where",
         f"account={account}",
         f"cluster={CLUSTER}",
-        "format=Account,User,ParentName,GrpTRESMins,MaxTRESMins,QOS,DefaultQOS",
+        f"format={fields}",
     ).stdout
     return [line.split("|") for line in out.splitlines() if line]
+
+
+def fairshare(account: str) -> str:
+    """The Fairshare of ``account``'s own association."""
+    return next(share for user, share in assoc_rows(account, "User,Fairshare") if not user)
 
 
 def submit(user: str, account: str, *options: str, wrap: str = "sleep 3") -> tuple[int, str]:

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from waldur_api_client.models.resource import Resource
 from waldur_site_agent.backend.exceptions import BackendError
 
-from tests.real.conftest import BIN, CLUSTER, real_backend, run
+from tests.real.conftest import BIN, CLUSTER, assoc_rows, real_backend, run
 from tests.security import account_slugs, free_text, limit_values, usernames
 from waldur_site_agent_slurm.parser import parse_tres
 from waldur_site_agent_slurm.runner import CommandResult, CommandRunner
@@ -145,12 +145,12 @@ def check_accounts(ran: list[list[str]]) -> None:
             assert out.splitlines() == [
                 f"{name}|{given['Description'].lower()}|{given['Organization']}"
             ]
-            parent = [r.split("|") for r in assoc(name) if r.split("|")[1] == ""]
+            parent = [r for r in assoc_rows(name) if r[1] == ""]
             assert [p[2] for p in parent] == [given["Parent"]]
         elif argv[2:4] == ["modify", "account"]:
             name = fields(argv)["name"]
             wanted = parse_tres(argv[-1].removeprefix("GrpTRESMins="))
-            [own] = [r.split("|") for r in assoc(name) if r.split("|")[1] == ""]
+            [own] = [r for r in assoc_rows(name) if r[1] == ""]
             assert {k: v for k, v in parse_tres(own[3]).items() if k in wanted} == wanted
 
 
@@ -158,22 +158,8 @@ def check_users(account: str, ran: list[list[str]]) -> None:
     """The users listed in ``add user`` are exactly the user associations of the account."""
     added = [argv for argv in ran if argv[2:4] == ["add", "user"]]
     expected = set(added[0][4].split(",")) if added else set()
-    found = {r.split("|")[1] for r in assoc(account)} - {""}
+    found = {r[1] for r in assoc_rows(account)} - {""}
     assert found == expected
-
-
-def assoc(account: str) -> list[str]:
-    where = ["where", f"account={account}", f"cluster={CLUSTER}"]
-    out = run(
-        "sacctmgr",
-        "-P",
-        "-n",
-        "show",
-        "assoc",
-        *where,
-        "format=Account,User,ParentName,GrpTRESMins",
-    )
-    return out.stdout.splitlines()
 
 
 # ---- what SLURM does to case, and why the plugin refuses or lower-cases it ---------------

@@ -8,7 +8,15 @@ from typing import Any
 
 import pytest
 
-from tests.real.conftest import USERS, assoc_rows, real_backend, run, submit, wait_finished
+from tests.real.conftest import (
+    USERS,
+    assoc_rows,
+    fairshare,
+    real_backend,
+    run,
+    submit,
+    wait_finished,
+)
 from tests.test_backend_commands import resource
 from waldur_site_agent_slurm.backend import SlurmBackend
 
@@ -17,20 +25,6 @@ pytestmark = pytest.mark.real_slurm
 
 def periodic(state_dir: Path, **options: Any) -> SlurmBackend:
     return real_backend(periodic_limits={"enabled": True, "state_dir": str(state_dir), **options})
-
-
-def fairshare_of(account: str) -> str:
-    out = run(
-        "sacctmgr",
-        "-P",
-        "-n",
-        "show",
-        "assoc",
-        "where",
-        f"account={account}",
-        "format=User,Fairshare",
-    ).stdout
-    return next(share for user, share in (r.split("|") for r in out.splitlines()) if not user)
 
 
 def raw_usage(account: str) -> int:
@@ -59,7 +53,7 @@ def test_settings_apply_in_one_command_and_repeat_writes_nothing(
     first = periodic(tmp_path).apply_periodic_settings(names["slug"], settings())
     assert first["success"] is True, first["error"]
     assert len(first["commands_executed"]) == 1
-    assert fairshare_of(names["slug"]) == "500"
+    assert fairshare(names["slug"]) == "500"
     assert assoc_rows(names["slug"])[0][3] == "billing=14400,cpu=100,gres/gpu=600"
     second = periodic(tmp_path).apply_periodic_settings(names["slug"], settings())
     assert second == {**second, "success": True, "commands_executed": []}
