@@ -22,19 +22,11 @@ from waldur_site_agent_slurm.errors import (
     SlurmCommandError,
     SlurmError,
     SlurmUnavailableError,
-    UnknownAllocationError,
 )
 from waldur_site_agent_slurm.periodic_service import PeriodicService, apply_settings
 from waldur_site_agent_slurm.runner import CommandRunner
-from waldur_site_agent_slurm.usage import (
-    UsageAccumulator,
-    Window,
-    build_report,
-    current_month,
-    month_window,
-    period_window,
-    usage_zone,
-)
+from waldur_site_agent_slurm.usage import current_month, month_window, period_window, usage_zone
+from waldur_site_agent_slurm.usage_reader import UsageReader
 
 JOBS_ACTIVE_MARK = "Job(s) active"
 JOB_WAIT_ATTEMPTS = 15
@@ -76,7 +68,7 @@ class SlurmBackend(BaseBackend):
             timeout=self.settings.command_timeout,
         )
         self.client: SlurmClient = SlurmClient(self.runner, self.settings.cluster_name)
-        self._usage_cache: dict[Window, tuple[frozenset[str], UsageAccumulator]] = {}
+        self._usage_reader: UsageReader | None = None
 
     # ---- identifiers ---------------------------------------------------------------------
 
@@ -355,7 +347,7 @@ class SlurmBackend(BaseBackend):
         """Associate users with the allocation, following the default-account policy."""
         account = validation.account_name(waldur_resource.backend_id, "allocation account")
         wanted = membership.wanted_users(user_ids, kwargs.get("offering_user_states") or {})
-        self._validate_usernames(wanted)
+        validation.usernames(wanted)
         snapshot = self.client.snapshot()
         state = snapshot.account(account)
         if state is None:
@@ -381,23 +373,12 @@ class SlurmBackend(BaseBackend):
         """Remove users' associations with the allocation (their jobs there are cancelled)."""
         del kwargs
         account = validation.account_name(waldur_resource.backend_id, "allocation account")
-        self._validate_usernames(usernames)
+        validation.usernames(usernames)
         return self._remove_users(account, usernames)
 
     def remove_user(self, waldur_resource: WaldurResource, username: str, **kwargs: str) -> bool:
         """Remove one user (see ``remove_users_from_resource``)."""
         return bool(self.remove_users_from_resource(waldur_resource, {username}, **kwargs))
-
-    @staticmethod
-    def _validate_usernames(usernames: set[str]) -> None:
-        bad = []
-        for name in sorted(usernames):
-            try:
-                validation.username(name)
-            except InvalidValueError as err:
-                bad.append(str(err))
-        if bad:
-            raise BackendError("; ".join(bad))
 
     def _remove_users(self, account: str, usernames: set[str]) -> list[str]:
         snapshot = self.client.snapshot()
@@ -487,35 +468,11 @@ class SlurmBackend(BaseBackend):
 
     # ---- usage -------------------------------------------------------------------------
 
-    def _report_accounts(self) -> frozenset[str]:
-        """Accounts one sacct call of a cycle covers: every allocation-like account.
-
-        Allocations are leaves of the account tree (below ``parent_account`` in a flat
-        hierarchy) whose names start with ``allocation_prefix``. Reading them all at once
-        serves every resource of the cycle from a single sacct call.
-        """
-        snapshot = self.client.snapshot()
-        prefix = self.settings.allocation_prefix
-        flat = self.settings.parent_account
-        return frozenset(
-            name
-            for name, state in snapshot.accounts.items()
-            if not state.children
-            and name != self.settings.root_account
-            and state.parent
-            and name.startswith(prefix)
-            and (not flat or state.parent == flat)
-        )
-
-    def _usage(self, window: Window, resource_backend_ids: list[str]) -> dict[str, Any]:
-        wanted = frozenset(validation.account_name(i) for i in resource_backend_ids)
-        cached = self._usage_cache.get(window)
-        if cached is None or not wanted <= cached[0]:
-            accounts = wanted | self._report_accounts()
-            accumulator = UsageAccumulator(window).add_all(self.client.jobs(window, accounts))
-            cached = (accounts, accumulator)
-            self._usage_cache[window] = cached
-        return build_report(cached[1], sorted(wanted), self.settings.components)
+    def _usage(self) -> UsageReader:
+        """The usage reader of the current client (tests may swap the client)."""
+        if self._usage_reader is None or self._usage_reader.client is not self.client:
+            self._usage_reader = UsageReader(self.client, self.settings)
+        return self._usage_reader
 
     def _zone(self) -> str:
         """The zone usage months are cut in: the agent's or ``backend_settings.timezone``."""
@@ -525,7 +482,7 @@ class SlurmBackend(BaseBackend):
         """Usage of the current month (in the configured timezone), in Waldur units."""
         zone = self._zone()
         year, month = current_month(zone)
-        return self._usage(month_window(year, month, zone), resource_backend_ids)
+        return self._usage().report(month_window(year, month, zone), resource_backend_ids)
 
     def get_usage_report_for_period(
         self,
@@ -550,8 +507,9 @@ class SlurmBackend(BaseBackend):
             )
         try:
             window = period_window(year, month, self._zone())
-            self._require_allocations(resource_backend_ids)
-            return self._usage(window, resource_backend_ids)
+            reader = self._usage()
+            reader.require_allocations(resource_backend_ids)
+            return reader.report(window, resource_backend_ids)
         except SlurmError as err:
             if waldur_resource is not None:
                 raise
@@ -561,19 +519,6 @@ class SlurmBackend(BaseBackend):
             )
             logger.error("%s", message)
             raise HistoricalLoadStopped(message) from err
-
-    def _require_allocations(self, resource_backend_ids: list[str]) -> None:
-        """Refuse usage of allocation accounts SLURM does not know (rather than zeros)."""
-        wanted = {validation.account_name(i, "allocation account") for i in resource_backend_ids}
-        missing = sorted(wanted - set(self.client.snapshot().accounts))
-        if not missing:
-            return
-        shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if missing[10:] else "")
-        cluster = f" on cluster {self.settings.cluster_name}" if self.settings.cluster_name else ""
-        raise UnknownAllocationError(
-            f"Allocation accounts not in SLURM{cluster}: {shown}; create them, or leave those "
-            "resources out (the loader's --resource-backend-id)"
-        )
 
     def pull_resources(
         self, waldur_resources: list[WaldurResource]

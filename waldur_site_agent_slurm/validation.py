@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import re
 
-from waldur_site_agent_slurm.errors import InvalidValueError
+from waldur_site_agent_slurm.errors import InvalidValueError, SlurmError
 
 MAX_NAME_LENGTH = 64
 MAX_DESCRIPTION_LENGTH = 100
@@ -78,6 +78,19 @@ def username(value: object, field: str = "username") -> str:
         "lower-case letters, digits, '_', '.', '@', '-', starting with a letter, digit or "
         "'_' (SLURM stores user names in lower case)",
     )
+
+
+def usernames(values: set[str]) -> set[str]:
+    """Return ``values`` if every one is a valid user name, else raise naming each bad one."""
+    bad = []
+    for name in sorted(values):
+        try:
+            username(name)
+        except InvalidValueError as err:
+            bad.append(str(err))
+    if bad:
+        raise SlurmError("; ".join(bad))
+    return values
 
 
 def qos_name(value: object, field: str = "QoS name") -> str:
