@@ -22,6 +22,7 @@ from tests.real.conftest import (  # noqa: F401 - real_slurm is a fixture
     real_slurm,
     run,
     submit,
+    submit_until,
     wait_finished,
 )
 from waldur_site_agent_slurm.standin import StandIn, load_scenario
@@ -86,12 +87,10 @@ def test_orders_jobs_report_pause_restore_terminate_on_real_slurm(
 
     standin.state.update_resource(flood["uuid"], paused=True)
     agent.run("membership_sync")
-    code, message = submit(USERS[0], account, "-n1", wrap="true")
-    assert code != 0, message
+    submit_until(USERS[0], account, accepted=False)
     standin.state.update_resource(flood["uuid"], paused=False)
     agent.run("membership_sync")
-    code, message = submit(USERS[0], account, "-n1", wrap="true")
-    assert code == 0, message
+    message = submit_until(USERS[0], account, accepted=True)
     wait_finished([message])
 
     order = standin.state.add_order("Terminate", resource_uuid=flood["uuid"])

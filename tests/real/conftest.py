@@ -114,6 +114,28 @@ def submit(user: str, account: str, *options: str, wrap: str = "sleep 3") -> tup
     return proc.returncode, (proc.stdout.strip() or proc.stderr.strip())
 
 
+def submit_until(user: str, account: str, *, accepted: bool, timeout: float = 20) -> str:
+    """sbatch a trivial job until slurmctld accepts it (or refuses it); the job id or refusal.
+
+    A QoS change reaches slurmctld from slurmdbd a moment after sacctmgr returns, so a
+    submission right after it may still see the old QoS. While a refusal is awaited,
+    accepted jobs are cancelled.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        code, out = submit(user, account, "-n1", wrap="true")
+        if (code == 0) == accepted:
+            return out
+        if code == 0:
+            run("scancel", out, check=False)
+        if time.monotonic() >= deadline:
+            state = "refused" if accepted else "accepted"
+            raise AssertionError(
+                f"sbatch as {user} on {account} still {state} after {timeout}s: {out}"
+            )
+        time.sleep(0.5)
+
+
 def wait_finished(job_ids: list[str], timeout: float = 120) -> None:
     """Wait until sacct lists every job as finished in the plain -X listing."""
     deadline = time.monotonic() + timeout

@@ -14,6 +14,7 @@ from tests.real.conftest import (
     real_backend,
     run,
     submit,
+    submit_until,
     wait_finished,
 )
 from tests.test_backend_commands import resource
@@ -100,11 +101,9 @@ def test_pause_blocks_new_jobs_and_restore_allows_them(names: dict[str, str]) ->
     backend.add_users_to_resource(res, {USERS[2]})
     real_backend().pause_resource(names["slug"])
     assert real_backend().get_resource_metadata(names["slug"]) == {"qos": "blocked"}
-    code, message = submit(USERS[2], names["slug"], "-n1", wrap="true")
-    assert code != 0, message
+    submit_until(USERS[2], names["slug"], accepted=False)
     real_backend().restore_resource(names["slug"])
-    code, message = submit(USERS[2], names["slug"], "-n1", wrap="true")
-    assert code == 0, message
+    message = submit_until(USERS[2], names["slug"], accepted=True)
     wait_finished([message])
 
 

@@ -15,6 +15,7 @@ from tests.real.conftest import (
     real_backend,
     run,
     submit,
+    submit_until,
     wait_finished,
 )
 from tests.test_backend_commands import resource
@@ -122,5 +123,4 @@ def test_threshold_qos_blocks_submissions_and_restore_keeps_it(
     assert assoc_rows(names["slug"])[0][5:] == ["blocked", "blocked"]
     periodic(tmp_path, threshold_qos=True).restore_resource(names["slug"])
     assert assoc_rows(names["slug"])[0][5:] == ["blocked", "blocked"]
-    code, message = submit(USERS[2], names["slug"], "-n1", wrap="true")
-    assert code != 0, message
+    submit_until(USERS[2], names["slug"], accepted=False)
