@@ -35,6 +35,7 @@ from tests.e2e.events import (
     policy_scenario,
 )
 from tests.emulator.conftest import sacctmgr
+from tests.mastermind import Policy
 from tests.real.conftest import CLUSTER, DEMO_USERS, real_settings, run
 from waldur_site_agent_slurm.demo.agentrun import AgentProcess, start_agent
 from waldur_site_agent_slurm.parser import parse_tres
@@ -48,40 +49,15 @@ MB_PER_GB = 1024
 # A monthly Mastermind policy: grace 0.2, carry-over factor 50, billing on with its
 # default weights. The scenario's resources have limits cpu 100, mem 200, gpu 10 (hours).
 BASE = {"cpu": 100.0, "mem": 200.0, "gpu": 10.0}
-WEIGHTS = {"CPU": 0.015625, "Mem": 0.001953125, "GRES/gpu": 0.25}
+MASTERMIND = Policy(BASE, grace=GRACE, carryover_factor=CARRYOVER_FACTOR)
 
 
 # ---- what Mastermind sends --------------------------------------------------------------
 
 
-def weight(component: str) -> float:
-    if component in WEIGHTS:
-        return WEIGHTS[component]
-    return {k.lower(): v for k, v in WEIGHTS.items()}.get(component.lower(), 0.0)
-
-
 def mastermind_settings(previous_usage: dict[str, float], *, reset: bool) -> dict[str, Any]:
     """``calculate_slurm_settings`` for the scenario's limits (§2 of the policy sheet)."""
-    total = {
-        c: base + min(max(0.0, base - previous_usage.get(c, 0.0)), CARRYOVER_FACTOR / 100 * base)
-        for c, base in BASE.items()
-    }
-    tres = {c: int(v * 60) for c, v in total.items()}
-    scalar = sum(v * weight(c) for c, v in total.items())
-    tres["billing"] = int(scalar * 60)
-    return {
-        "fairshare": max(1, int(sum(total.values()) // 3)),
-        "qos_threshold": {"billing": int(scalar * 60)},
-        "grace_limit": {"billing": int(scalar * (1 + GRACE) * 60)},
-        "limit_type": "GrpTRESMins",
-        "reset_raw_usage": reset,
-        "carryover_details": {
-            "carryover_applied": True,
-            "previous_period": "2026-04",
-            "carryover_factor": CARRYOVER_FACTOR,
-        },
-        "grp_tres_mins": {k: int(v * (1 + GRACE)) for k, v in tres.items()},
-    }
+    return MASTERMIND.settings(previous_usage, previous_period="2026-04", reset=reset)
 
 
 def message(resource: dict[str, Any], settings: Any, **changes: Any) -> dict[str, Any]:

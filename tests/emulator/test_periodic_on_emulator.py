@@ -1,9 +1,9 @@
 """Periodic settings against slurm-emulator, and one allocation played through a quarter.
 
 The quarter uses the emulator's clock and Waldur Mastermind's current formulas
-(``mastermind-periodic-policy.md`` §2-3), re-implemented below independently of the
-plugin: settings are what Mastermind would send, and the expected QoS follows from
-Mastermind's usage percentage of the jobs the test records.
+(``mastermind-periodic-policy.md`` §2-3), re-implemented in ``tests/mastermind.py``
+independently of the plugin: settings are what Mastermind would send, and the expected
+QoS follows from Mastermind's usage percentage of the jobs the test records.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from tests.emulator.conftest import sacctmgr, seed_job
+from tests.mastermind import Policy
 from waldur_site_agent_slurm import parser
 from waldur_site_agent_slurm.backend import SlurmBackend
 
@@ -33,50 +34,14 @@ COMPONENTS = {
 # A node of 64 CPUs and 512 GB: one node-hour is 2 billing units with Mastermind's weights.
 NODE = {"cpu": 64, "mem": 512 * 1024, "node": 1}
 BASE = {"cpu": 6400.0, "mem": 51200.0, "gpu": 100.0}  # 100 node-hours, 100 GPU-hours
-WEIGHTS = {"CPU": 0.015625, "Mem": 0.001953125, "GRES/gpu": 0.25}
-GRACE = 0.2
-CARRYOVER_FACTOR = 50
-
-
-# ---- Mastermind's formulas, as documented ----------------------------------------------
-
-
-def mastermind_weight(component: str) -> float:
-    if component in WEIGHTS:
-        return WEIGHTS[component]
-    return {k.lower(): v for k, v in WEIGHTS.items()}.get(component.lower(), 0.0)
-
-
-def mastermind_totals(previous_usage: dict[str, float]) -> dict[str, float]:
-    totals = {}
-    for c, base in BASE.items():
-        unused = max(0.0, base - previous_usage.get(c, 0.0))
-        totals[c] = base + min(unused, CARRYOVER_FACTOR / 100 * base)
-    return totals
+MASTERMIND = Policy(BASE, grace=0.2, carryover_factor=50)
 
 
 def mastermind_settings(
     previous_period: str, previous_usage: dict[str, float], reset: bool
 ) -> dict[str, Any]:
     """``calculate_slurm_settings`` of the current Mastermind, billing on, grace 0.2."""
-    total = mastermind_totals(previous_usage)
-    tres = {c: int(v * 60) for c, v in total.items()}
-    scalar = sum(v * mastermind_weight(c) for c, v in total.items())
-    tres["billing"] = int(scalar * 60)
-    tres = {k: int(v * (1 + GRACE)) for k, v in tres.items()}
-    return {
-        "fairshare": max(1, int(sum(total.values()) // 3)),
-        "qos_threshold": {"billing": int(scalar * 60)},
-        "grace_limit": {"billing": int(scalar * (1 + GRACE) * 60)},
-        "limit_type": "GrpTRESMins",
-        "reset_raw_usage": reset,
-        "carryover_details": {
-            "carryover_applied": True,
-            "previous_period": previous_period,
-            "carryover_factor": CARRYOVER_FACTOR,
-        },
-        "grp_tres_mins": tres,
-    }
+    return MASTERMIND.settings(previous_usage, previous_period=previous_period, reset=reset)
 
 
 def threshold_percent(usage: dict[str, float], settings: dict[str, Any]) -> float:
@@ -85,13 +50,13 @@ def threshold_percent(usage: dict[str, float], settings: dict[str, Any]) -> floa
     (Mastermind's own usage percentage counts components without a weight at their raw
     value, here the unused GPU-hours, so its flags would trip later than these thresholds.)
     """
-    minutes = sum(v * mastermind_weight(c) for c, v in usage.items()) * 60
+    minutes = MASTERMIND.billing_minutes(usage)
     return 100 * minutes / settings["qos_threshold"]["billing"]
 
 
 def expected_qos(usage: dict[str, float], settings: dict[str, Any]) -> str:
     """The QoS the thresholds of ``settings`` select for ``usage`` in their period."""
-    minutes = sum(v * mastermind_weight(c) for c, v in usage.items()) * 60
+    minutes = MASTERMIND.billing_minutes(usage)
     if minutes >= settings["grace_limit"]["billing"]:
         return "blocked"
     if minutes >= settings["qos_threshold"]["billing"]:
