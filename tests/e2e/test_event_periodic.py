@@ -109,6 +109,22 @@ def limits_line(settings: dict[str, Any]) -> str:
     return f"Fairshare={settings['fairshare']} GrpTRESMins={tres}"
 
 
+def first_apply_report(
+    resource: dict[str, Any], account: str, settings: dict[str, Any], *, cluster: str = ""
+) -> dict[str, Any]:
+    """The result a first apply with a RawUsage reset reports: one modify, then the reset."""
+    return {
+        "resource_uuid": str(uuid.UUID(resource["uuid"])),
+        "success": True,
+        "error_message": "",
+        "mode": "production",
+        "commands_executed": [
+            modify_line(account, limits_line(settings), cluster=cluster),
+            modify_line(account, "RawUsage=0", cluster=cluster),
+        ],
+    }
+
+
 # ---- the stand-in, the agent and SLURM ------------------------------------------------------
 
 
@@ -211,16 +227,7 @@ def test_a_periodic_message_is_applied_and_reported_then_a_resend_changes_nothin
 
     report, records = send(standin, event_agent, message(flood, settings))
 
-    assert report == {
-        "resource_uuid": str(uuid.UUID(flood["uuid"])),
-        "success": True,
-        "error_message": "",
-        "mode": "production",
-        "commands_executed": [
-            modify_line("a_flood-model", limits_line(settings)),
-            modify_line("a_flood-model", "RawUsage=0"),
-        ],
-    }
+    assert report == first_apply_report(flood, "a_flood-model", settings)
     assert errors(records) == []
     assert executed(records) == report["commands_executed"]
     assert emulator_account("a_flood-model") == ("111", expected_grp_tres_mins(settings))
@@ -403,16 +410,7 @@ def test_a_periodic_message_reaches_real_slurm_and_is_reported(tmp_path: Path, t
 
             report, records = send(standin, agent, message(flood, settings))
 
-            assert report == {
-                "resource_uuid": str(uuid.UUID(flood["uuid"])),
-                "success": True,
-                "error_message": "",
-                "mode": "production",
-                "commands_executed": [
-                    modify_line(account, limits_line(settings), cluster=CLUSTER),
-                    modify_line(account, "RawUsage=0", cluster=CLUSTER),
-                ],
-            }
+            assert report == first_apply_report(flood, account, settings, cluster=CLUSTER)
             assert errors(records) == []
             real = account_settings(
                 lambda *a: run("sacctmgr", *a).stdout,
