@@ -94,18 +94,16 @@ def current_month(tz_name: str, now: datetime | None = None) -> tuple[int, int]:
     return local.year, local.month
 
 
-def seconds_inside(job: JobRecord, window: Window, now: datetime) -> int:
-    """Whole seconds of ``job`` inside ``window``; a running job counts up to ``now``."""
-    return _clipped_seconds(job, _naive_utc(window.start), _naive_utc(window.end), _naive_utc(now))
-
-
 def _naive_utc(moment: datetime) -> datetime:
     """``moment`` as sacct prints it with TZ=UTC: naive UTC."""
     return moment.astimezone(UTC).replace(tzinfo=None)
 
 
 def _clipped_seconds(job: JobRecord, start: datetime, end: datetime, now: datetime) -> int:
-    """Seconds of ``job`` inside [start, end); every time naive UTC, as the parser reads them."""
+    """Whole seconds of ``job`` inside [start, end); a running job counts up to ``now``.
+
+    Every time is naive UTC, as the parser reads sacct's.
+    """
     if job.start is None:
         return 0
     begin = max(job.start, start)
