@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -304,16 +303,6 @@ def _as_config(check: Any, value: object, field_name: str) -> Any:
         raise SlurmConfigError(str(err)) from err
 
 
-def _check_zone(name: str) -> None:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as err:
-        raise SlurmConfigError(
-            f"Invalid backend_settings.timezone {name!r}: use an IANA zone name such as "
-            "UTC or Europe/Tallinn, the same as the agent's timezone"
-        ) from err
-
-
 def load_settings(raw: dict[str, Any], components: dict[str, dict[str, Any]]) -> SlurmSettings:
     """Validate ``backend_settings`` and ``backend_components`` and apply the defaults.
 
@@ -352,7 +341,7 @@ def load_settings(raw: dict[str, Any], components: dict[str, dict[str, Any]]) ->
         partition = partition.lower()  # SLURM stores association partitions in lower case
         _as_config(validation.partition_name, partition, "backend_settings.default_partition")
     if schema.timezone is not None:
-        _check_zone(schema.timezone)
+        _as_config(validation.zone, schema.timezone, "backend_settings.timezone")
     return SlurmSettings(
         default_account=default_account,
         default_account_policy=policy,

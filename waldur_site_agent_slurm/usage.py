@@ -13,8 +13,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
+from waldur_site_agent_slurm import validation
 from waldur_site_agent_slurm.config import Component
 from waldur_site_agent_slurm.errors import SlurmConfigError, UsagePeriodError
 from waldur_site_agent_slurm.parser import JobRecord
@@ -42,10 +43,7 @@ class Window:
 
 def zone(name: str) -> ZoneInfo:
     """The configured time zone; an empty name means UTC."""
-    try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError) as err:
-        raise SlurmConfigError(f"Unknown timezone {name!r}: use an IANA name such as UTC") from err
+    return validation.zone(name or "UTC")
 
 
 def month_window(year: int, month: int, tz_name: str) -> Window:

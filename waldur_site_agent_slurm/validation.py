@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from waldur_site_agent_slurm.errors import InvalidValueError, SlurmError
 
@@ -138,6 +139,18 @@ def limit_value(value: object, field: str = "limit") -> int:
     if value > MAX_LIMIT_VALUE:
         raise InvalidValueError(field, value, f"must not exceed {MAX_LIMIT_VALUE}")
     return value
+
+
+def zone(value: object, field: str = "timezone") -> ZoneInfo:
+    """Return the IANA time zone ``value`` names or raise ``InvalidValueError``."""
+    if isinstance(value, str):
+        try:
+            return ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+    raise InvalidValueError(
+        field, value, "use an IANA zone name such as UTC or Europe/Tallinn, the agent's timezone"
+    )
 
 
 def fairshare(value: object, field: str = "fairshare") -> int:
