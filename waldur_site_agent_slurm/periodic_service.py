@@ -117,11 +117,13 @@ class PeriodicService:
             self._set_qos(record, level, why)
         return True
 
-    def decide_level(self, requested: QosLevel, state: AccountState | None) -> tuple[QosLevel, str]:
+    def decide_level(
+        self, requested: QosLevel, state: AccountState | None, now: datetime | None = None
+    ) -> tuple[QosLevel, str]:
         """The level for Waldur's flags and, when thresholds count, the remembered state."""
         if state is None or not self.thresholds_on:
             return qos.decide(requested), f"Waldur asks for {requested.name}"
-        by_threshold = self._threshold_level(state, self.clock())
+        by_threshold = self._threshold_level(state, now or self.clock())
         why = f"Waldur asks for {requested.name}, usage thresholds for {by_threshold.name}"
         return qos.decide(requested, by_threshold), why
 
@@ -278,9 +280,7 @@ class PeriodicService:
                 if evaluated is not None:
                     held.save(replace(held.state, threshold=evaluated))
                 flags = self._assumed_flags(previous, record)
-                by_threshold = self._threshold_level(held.state, now)
-                level = qos.decide(flags, by_threshold)
-                why = f"Waldur asks for {flags.name}, usage thresholds for {by_threshold.name}"
+                level, why = self.decide_level(flags, held.state, now)
                 qos_target = (qos.qos_name(level, self.settings), why)
             plan = plan_settings(
                 settings,
