@@ -171,14 +171,7 @@ class SlurmBackend(BaseBackend):
     ) -> BackendResourceInfo:
         """Check every name first, so a bad one leaves no half-built account tree."""
         validation.account_name(resource_backend_id, "allocation account")
-        if not self.settings.parent_account:
-            validation.account_name(
-                self._get_customer_backend_id(_text(waldur_resource.customer_slug)),
-                "customer account",
-            )
-            validation.account_name(
-                self._get_project_backend_id(_text(waldur_resource.project_slug)), "project account"
-            )
+        self._parent_chain(waldur_resource)  # checks the customer and project names
         self._collect_resource_limits(waldur_resource)  # bad limits fail before any write
         try:
             return super().create_resource_with_id(
@@ -219,14 +212,18 @@ class SlurmBackend(BaseBackend):
         root = self.settings.root_account
         if snapshot.account(root) is None:
             raise BackendError(f"root_account {root!r} does not exist: sacctmgr add account {root}")
-        for spec in accounts.parent_chain(
+        for spec in self._parent_chain(waldur_resource):
+            self._ensure_account(spec.name, spec.description, spec.organization, spec.parent)
+
+    def _parent_chain(self, waldur_resource: WaldurResource) -> list[accounts.AccountSpec]:
+        """The customer and project accounts above the allocation, names checked."""
+        return accounts.parent_chain(
             self.settings,
             customer_slug=_text(waldur_resource.customer_slug),
             customer_name=_text(waldur_resource.customer_name),
             project_slug=_text(waldur_resource.project_slug),
             project_name=_text(waldur_resource.project_name),
-        ):
-            self._ensure_account(spec.name, spec.description, spec.organization, spec.parent)
+        )
 
     def _create_backend_resource(
         self,

@@ -297,12 +297,16 @@ class SlurmClient(BaseClient):
             args.append(f"Partition={validation.partition_name(partition)}")
         return [*args, *self._cluster("Cluster")]
 
-    def remove_user_args(self, username: str, account: str | None = None) -> list[str]:
-        """Arguments of ``delete user`` for one association, or the whole user if None."""
+    def _user_where(self, username: str, account: str | None) -> list[str]:
+        """``where name=U [account=A]`` and the cluster: one association, or every one."""
         where = ["where", f"name={validation.username(username)}"]
         if account is not None:
             where.append(f"account={validation.account_name(account)}")
-        return ["delete", "user", *where, *self._cluster()]
+        return [*where, *self._cluster()]
+
+    def remove_user_args(self, username: str, account: str | None = None) -> list[str]:
+        """Arguments of ``delete user`` for one association, or the whole user if None."""
+        return ["delete", "user", *self._user_where(username, account)]
 
     def remove_user(self, username: str, account: str | None = None) -> None:
         """Delete a user's association with ``account``, or the whole user if None."""
@@ -312,14 +316,10 @@ class SlurmClient(BaseClient):
         self, username: str, account: str | None, settings: dict[str, str]
     ) -> list[str]:
         """Arguments of ``modify user`` setting ``settings`` (keys are SLURM fields)."""
-        where = ["where", f"name={validation.username(username)}"]
-        if account is not None:
-            where.append(f"account={validation.account_name(account)}")
         return [
             "modify",
             "user",
-            *where,
-            *self._cluster(),
+            *self._user_where(username, account),
             "set",
             *(f"{k}={v}" for k, v in settings.items()),
         ]
