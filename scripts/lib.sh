@@ -35,8 +35,12 @@ die_with_log() {
 }
 
 require_root() {
-  [[ $EUID -eq 0 ]] || die "must run as root (try: sudo bash $0 ${1:-up})"
+  [[ $EUID -eq 0 ]] || die "must run as root (try: sudo bash $0 ${COMMAND:-up})"
 }
+
+# True while process $1 runs. A zombie keeps its /proc entry but has no exe link, so it
+# counts as gone (orphaned daemons may wait a while for a parent that reaps them).
+pid_alive() { readlink "/proc/$1/exe" >/dev/null 2>&1; }
 
 # Print the PID in PID file $1 if it names a live process of the binary called $2. A
 # stale PID file, a zombie or a recycled PID all count as "not running".
@@ -57,13 +61,13 @@ stop_pid() {
   log "$name: stopping (pid $pid)"
   kill -TERM "$pid" 2>/dev/null || true
   for ((i = 0; i < timeout * 10; i++)); do
-    [[ -e /proc/$pid ]] || return 0
+    pid_alive "$pid" || return 0
     sleep 0.1
   done
   log "$name: still running after ${timeout}s, sending SIGKILL"
   kill -KILL "$pid" 2>/dev/null || true
   for ((i = 0; i < 50; i++)); do
-    [[ -e /proc/$pid ]] || return 0
+    pid_alive "$pid" || return 0
     sleep 0.1
   done
   die "$name (pid $pid) survived SIGKILL"
@@ -118,8 +122,9 @@ install_packages() {
 
 # Run cmd_$1 of the sourcing script: one of up, down, reset, status, env.
 dispatch() {
-  case "${1:-}" in
-    up | down | reset | status | env) "cmd_$1" ;;
+  COMMAND=${1:-}
+  case "$COMMAND" in
+    up | down | reset | status | env) "cmd_$COMMAND" ;;
     *)
       echo "usage: $0 up|down|reset|status|env" >&2
       exit 2

@@ -310,7 +310,7 @@ stop_epmd() {
 # ---------------------------------------------------------------------------- commands
 
 cmd_up() {
-  require_root up
+  require_root
   validate_settings
   install_packages
   prepare_dirs
@@ -337,7 +337,7 @@ cmd_up() {
 }
 
 cmd_down() {
-  require_root down
+  require_root
   stop_broker
   stop_epmd
   log "down"
@@ -350,7 +350,7 @@ cmd_reset() {
 }
 
 cmd_status() {
-  require_root status
+  require_root
   validate_settings
   local pid rc=0 port depth
   if pid=$(running_pid); then
@@ -381,7 +381,7 @@ cmd_status() {
 }
 
 cmd_env() {
-  require_root env
+  require_root
   validate_settings
   printf 'export %s=%q\n' \
     RMQ_HOST "$HOST" \
