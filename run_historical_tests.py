@@ -12,11 +12,10 @@ Exits with pytest's status, except that "no tests collected" (5) counts as succe
 
 from __future__ import annotations
 
-import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent
+from run_periodic_limits_tests import run_pytest
+
 TESTS = [
     "tests/test_historical_usage.py",
     "tests/test_historical_properties.py",
@@ -26,18 +25,6 @@ TESTS = [
     "tests/real/test_historical_on_real_slurm.py",
     "tests/e2e/test_historical_cli.py",
 ]
-NO_TESTS_COLLECTED = 5
-
-
-def main() -> int:
-    """Run pytest on the historical test files that exist; return its exit status."""
-    venv_python = ROOT / ".venv" / "bin" / "python"
-    python = str(venv_python) if venv_python.exists() else sys.executable
-    files = [name for name in TESTS if (ROOT / name).exists()]
-    argv = [python, "-m", "pytest", *files, *sys.argv[1:]]
-    status = subprocess.call(argv, cwd=ROOT)  # noqa: S603 - fixed argv, no shell
-    return 0 if status == NO_TESTS_COLLECTED else status
-
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_pytest(TESTS, sys.argv[1:]))
