@@ -7,8 +7,6 @@ from dataclasses import dataclass, field
 
 from waldur_site_agent_slurm.runner import CommandResult, command_error
 
-ASSOC = "show assoc"
-
 
 @dataclass
 class FakeRunner:
@@ -47,7 +45,7 @@ class FakeRunner:
         return self._answer(argv, accept_nothing)
 
     def stream(self, argv: Sequence[str], env: dict[str, str] | None = None) -> Iterator[str]:
-        self.stream_env = env
+        del env
         yield from self._answer(argv, False).stdout.splitlines()
 
     @property
@@ -58,10 +56,6 @@ class FakeRunner:
             for c in self.calls
             if c[0] == "scancel" or any(v in c for v in ("add", "modify", "delete"))
         ]
-
-    @property
-    def reads(self) -> list[list[str]]:
-        return [c for c in self.calls if c not in self.writes]
 
 
 def assoc_lines(*rows: str) -> str:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from tests.fakes import TRES_OUTPUT
+from tests.fakes import TRES_OUTPUT, assoc_lines
 from waldur_site_agent_slurm.runner import CommandResult
 
 
@@ -37,7 +37,6 @@ class MemorySlurm:
     accounts: dict[str, Account] = field(default_factory=dict)
     jobs: list[str] = field(default_factory=list)  # sacct --parsable2 lines
     latency: float = 0.004
-    writes: list[list[str]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _pause(self) -> None:
@@ -74,12 +73,13 @@ class MemorySlurm:
 
     def _assoc(self, args: list[str]) -> str:
         wanted = next((a.split("=", 1)[1] for a in args if a.startswith("account=")), None)
-        rows = [
-            f"{name}|||{a.parent}|{a.fairshare}|{a.grp_tres_mins}|||{a.qos}|{a.default_qos}"
-            for name, a in self.accounts.items()
-            if wanted in (None, name)
-        ]
-        return "\n".join(rows) + "\n"
+        return assoc_lines(
+            *(
+                f"{name}|||{a.parent}|{a.fairshare}|{a.grp_tres_mins}|||{a.qos}|{a.default_qos}"
+                for name, a in self.accounts.items()
+                if wanted in (None, name)
+            )
+        )
 
     def _modify(self, args: list[str]) -> None:
         name = next(a.split("=", 1)[1] for a in args if a.startswith("name="))
@@ -96,7 +96,6 @@ class MemorySlurm:
                 account.grp_tres_mins = value
             elif key != "RawUsage":
                 raise AssertionError(f"unexpected field {item}")
-        self.writes.append(args)
 
     def current_qos(self, name: str) -> str:
         account = self.accounts[name]
