@@ -42,6 +42,11 @@ class ApiError(Exception):
         self.body = body
 
 
+def hex_uuid(value: object) -> str:
+    """A UUID as the stand-in keys it: 32 lower-case hex digits (dashes dropped)."""
+    return str(value).replace("-", "").lower()
+
+
 def not_found() -> ApiError:
     """A 404 in DRF's shape."""
     return ApiError(404, NOT_FOUND)
@@ -93,7 +98,7 @@ class ApiRequest:
 
     def uuid_param(self, name: str) -> list[str]:
         """UUID filter values normalised to hex (dashes dropped, lower case)."""
-        return [v.replace("-", "").lower() for v in self.multi(name)]
+        return [hex_uuid(v) for v in self.multi(name)]
 
     def json_object(self) -> dict[str, Any]:
         """The body as a JSON object; 400 when it is something else."""
@@ -147,7 +152,6 @@ class Route:
     pattern: re.Pattern[str]
     permission: Permission
     handler: Handler
-    status: int
     api: str
     is_list: bool = False
     paginated: bool = False
@@ -159,7 +163,7 @@ class Route:
         found = self.pattern.fullmatch(path)
         if found is None:
             return None
-        return {k: v.replace("-", "").lower() for k, v in found.groupdict().items()}
+        return {k: hex_uuid(v) for k, v in found.groupdict().items()}
 
 
 UUID_RE = r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
@@ -172,7 +176,6 @@ def route(
     handler: Handler,
     api: str,
     *,
-    status: int = 200,
     is_list: bool = False,
     paginated: bool | None = None,
 ) -> Route:
@@ -183,7 +186,6 @@ def route(
         pattern=re.compile(regex),
         permission=permission,
         handler=handler,
-        status=status,
         api=api,
         is_list=is_list,
         paginated=is_list if paginated is None else paginated,

@@ -1,7 +1,7 @@
 """The route table: every /api/ endpoint the stand-in serves.
 
 Each entry names the method, the path (relative to ``/api/``), who may call it, the
-handler, the success status and the ``waldur_api_client.api`` module whose
+handler and the ``waldur_api_client.api`` module whose
 ``_parse_response`` must accept the answer.
 """
 
@@ -35,7 +35,7 @@ ROUTES: tuple[Route, ...] = (
     route("GET", "version/", PUBLIC, agent.version, "version.version_retrieve"),
     route("GET", "users/me/", USER, agent.users_me, "users.users_me_retrieve"),
     route("GET", f"{IDENT}/", PROVIDER, agent.identities_list, f"{_IDS}_list", is_list=True),
-    route("POST", f"{IDENT}/", PROVIDER, agent.identities_create, f"{_IDS}_create", status=201),
+    route("POST", f"{IDENT}/", PROVIDER, agent.identities_create, f"{_IDS}_create"),
     route("PUT", f"{IDENT}/{{uuid}}/", PROVIDER, agent.identities_update, f"{_IDS}_update"),
     route(
         "POST",
@@ -43,7 +43,6 @@ ROUTES: tuple[Route, ...] = (
         PROVIDER,
         agent.register_service,
         f"{_IDS}_register_service",
-        status=201,
     ),
     route(
         "POST",
@@ -51,7 +50,6 @@ ROUTES: tuple[Route, ...] = (
         PROVIDER,
         agent.register_queue,
         f"{_IDS}_register_queue",
-        status=201,
     ),
     route(
         "POST",
@@ -59,7 +57,6 @@ ROUTES: tuple[Route, ...] = (
         PROVIDER,
         agent.register_processor,
         "marketplace_site_agent_services.marketplace_site_agent_services_register_processor",
-        status=201,
     ),
     route(
         "GET",
@@ -204,16 +201,13 @@ ROUTES: tuple[Route, ...] = (
     ),
     # usage
     route("GET", f"{USAGE}/", READ, usage.usages_list, f"{_USE}_list", is_list=True),
-    route(
-        "POST", f"{USAGE}/set_usage/", PROVIDER, usage.set_usage, f"{_USE}_set_usage", status=201
-    ),
+    route("POST", f"{USAGE}/set_usage/", PROVIDER, usage.set_usage, f"{_USE}_set_usage"),
     route(
         "POST",
         f"{USAGE}/{{uuid}}/set_user_usages/",
         PROVIDER,
         usage.set_user_usages,
         f"{_USE}_set_user_usages",
-        status=201,
     ),
     route(
         "POST",
@@ -221,7 +215,6 @@ ROUTES: tuple[Route, ...] = (
         PROVIDER,
         usage.set_user_usage,
         f"{_USE}_set_user_usage",
-        status=201,
     ),
     route(
         "GET",

@@ -27,9 +27,7 @@ class ResponseDriftError(Exception):
         """Name the API module, the model that failed (if any) and the cause."""
         where = f"{model}.from_dict" if model else f"{api}._parse_response"
         super().__init__(f"{where} rejected the answer: {type(cause).__name__}: {cause}")
-        self.api = api
         self.model = model
-        self.cause = cause
 
 
 @functools.cache

@@ -23,6 +23,7 @@ from waldur_site_agent_slurm.standin.api import (
     Reply,
     bad_request,
     check_body,
+    hex_uuid,
     lookup,
     not_found,
 )
@@ -31,7 +32,13 @@ from waldur_site_agent_slurm.standin.records import Identity, Processor, Service
 if TYPE_CHECKING:
     from waldur_site_agent_slurm.standin.state import State
 
-IDENTITY_FIELDS = ("version", "dependencies", "config_file_path", "config_file_content")
+IDENTITY_FIELDS = (
+    "version",
+    "dependencies",
+    "config_file_path",
+    "config_file_content",
+    "last_restarted",
+)
 
 
 def version(_st: State, _req: ApiRequest) -> Reply:
@@ -62,14 +69,11 @@ def identities_list(st: State, req: ApiRequest) -> Reply:
 
 
 def _identity_fields(body: dict[str, Any]) -> dict[str, Any]:
-    fields = {k: body[k] for k in IDENTITY_FIELDS if k in body}
-    if "last_restarted" in body:
-        fields["last_restarted"] = body["last_restarted"]
-    return fields
+    return {k: body[k] for k in IDENTITY_FIELDS if k in body}
 
 
 def _check_offering(st: State, body: dict[str, Any]) -> str:
-    offering = str(body["offering"]).replace("-", "").lower()
+    offering = hex_uuid(body["offering"])
     if offering != st.scenario.offering.uuid:
         raise bad_request(f'Invalid pk "{body["offering"]}" - object does not exist.', "offering")
     return offering

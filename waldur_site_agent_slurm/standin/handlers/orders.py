@@ -48,13 +48,13 @@ def orders_list(st: State, req: ApiRequest) -> Reply:
     types = req.multi("type")
     resources = req.uuid_param("resource_uuid")
     projects = req.uuid_param("project_uuid")
+    if offerings and st.scenario.offering.uuid not in offerings:
+        return Reply(200, [])
     answer = []
     for rec in st.db.orders.values():
-        res = st.db.resources[rec.resource_uuid]
-        if offerings and st.scenario.offering.uuid not in offerings:
-            continue
         if (states and rec.state not in states) or (types and rec.type not in types):
             continue
+        res = st.db.resources[rec.resource_uuid]
         if (resources and res.uuid not in resources) or (
             projects and res.project_uuid not in projects
         ):

@@ -23,6 +23,7 @@ from waldur_site_agent_slurm.standin.api import (
     Reply,
     bad_request,
     check_body,
+    hex_uuid,
     lookup,
 )
 from waldur_site_agent_slurm.standin.records import ComponentUsage, UserUsage, new_uuid
@@ -69,7 +70,7 @@ def set_usage(st: State, req: ApiRequest) -> Reply:
     body = check_body(req, ComponentUsageCreateRequest)
     if body.get("resource") is None:
         raise bad_request("This field is required.", "resource")
-    res = st.db.resources.get(str(body["resource"]).replace("-", "").lower())
+    res = st.db.resources.get(hex_uuid(body["resource"]))
     if res is None:
         raise bad_request(f'Invalid pk "{body["resource"]}" - object does not exist.', "resource")
     now = st.clock()
@@ -107,7 +108,7 @@ def set_usage(st: State, req: ApiRequest) -> Reply:
 def _offering_user_url(st: State, value: Any) -> str | None:
     if value in (None, ""):
         return None
-    target = str(value).rstrip("/").rsplit("/", 1)[-1].replace("-", "").lower()
+    target = hex_uuid(str(value).rstrip("/").rsplit("/", 1)[-1])
     if target not in st.db.offering_users:
         raise bad_request("Invalid hyperlink - Object does not exist.", "user")
     return views.url(st, "marketplace-offering-users", target)
