@@ -12,6 +12,7 @@ from waldur_site_agent.backend import logger
 
 from waldur_site_agent_slurm import validation
 from waldur_site_agent_slurm.config import Component
+from waldur_site_agent_slurm.parser import format_tres
 from waldur_site_agent_slurm.units import tres_minutes_to_waldur, waldur_to_tres_minutes
 
 CLEAR = -1  # sacctmgr removes a single TRES limit when it is set to -1
@@ -86,4 +87,4 @@ def replacement(current: Mapping[str, int], desired: Mapping[str, int]) -> dict[
 
 def format_setting(values: Mapping[str, int]) -> str:
     """``cpu=60,gres/gpu=-1`` for a ``set`` clause (sorted, like SLURM prints it)."""
-    return ",".join(f"{validation.tres_name(k)}={values[k]}" for k in sorted(values))
+    return format_tres({validation.tres_name(k): v for k, v in values.items()})

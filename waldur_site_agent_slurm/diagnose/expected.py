@@ -354,21 +354,12 @@ class Diagnoser:
     def _policy_conversion(self, entry: LimitEntry, field: str, minutes: int) -> Conversion:
         """A policy entry: Waldur units × 60 (grace included) → TRES-minutes."""
         comp = self.settings.components.get(entry.key)
-        hours = entry.sent / MINUTES_PER_HOUR
         if entry.key == BILLING or comp is None:
-            return Conversion(
-                entry.key, hours, "billing-hours", field, entry.tres, minutes, 60.0, True
-            )
-        return Conversion(
-            entry.key,
-            hours,
-            self._unit(entry.key) + " (grace included)",
-            field,
-            entry.tres,
-            minutes,
-            comp.unit_factor,
-            True,
-        )
+            unit, factor = "billing-hours", float(MINUTES_PER_HOUR)
+        else:
+            unit, factor = self._unit(entry.key) + " (grace included)", comp.unit_factor
+        hours = entry.sent / MINUTES_PER_HOUR
+        return Conversion(entry.key, hours, unit, field, entry.tres, minutes, factor, True)
 
     # ---- users ---------------------------------------------------------------------------------
 

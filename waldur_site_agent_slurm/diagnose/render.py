@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from waldur_site_agent_slurm.diagnose.model import MISMATCH, OK, AccountDiagnosis, Report, Step
+from waldur_site_agent_slurm.parser import format_tres
 
 WIDTH = 80
 RULE = "=" * WIDTH
@@ -33,7 +34,7 @@ class Style:
 
 
 def _tres(values: Mapping[str, int]) -> str:
-    return ",".join(f"{k}={values[k]}" for k in sorted(values)) or "-"
+    return format_tres(dict(values)) or "-"
 
 
 def _field(name: str, value: object) -> str:
