@@ -67,7 +67,7 @@ def additions(
     users = tuple(sorted(new))
     if not users:
         return []
-    partition_accounts = (account,)
+    only_this = (account,)
     policy = settings.default_account_policy
     if policy == "common":
         default = settings.default_account
@@ -79,12 +79,12 @@ def additions(
         return [
             step
             for step in (
-                UserAddition(unknown, partition_accounts, account),
-                UserAddition(known, partition_accounts, None),
+                UserAddition(unknown, only_this, account),
+                UserAddition(known, only_this, None),
             )
             if step.users
         ]
-    return [UserAddition(users, partition_accounts, None)]
+    return [UserAddition(users, only_this, None)]
 
 
 def removals(
