@@ -12,6 +12,7 @@ from typing import Any
 
 # Mastermind's default billing weights (per CPU-, MB- and GPU-unit).
 DEFAULT_WEIGHTS = {"CPU": 0.015625, "Mem": 0.001953125, "GRES/gpu": 0.25}
+MB_PER_GB = 1024
 
 
 @dataclass(frozen=True)
@@ -62,3 +63,17 @@ class Policy:
             },
             "grp_tres_mins": {k: int(v * (1 + self.grace)) for k, v in tres.items()},
         }
+
+
+def expected_grp_tres_mins(settings: dict[str, Any]) -> dict[str, int]:
+    """What SLURM holds for the settings' ``grp_tres_mins`` with the example components.
+
+    Minutes as sent; memory GB-minutes become MB-minutes; ``gpu`` is ``gres/gpu``.
+    """
+    sent = settings["grp_tres_mins"]
+    return {
+        "billing": sent["billing"],
+        "cpu": sent["cpu"],
+        "gres/gpu": sent["gpu"],
+        "mem": sent["mem"] * MB_PER_GB,
+    }

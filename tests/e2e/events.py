@@ -72,9 +72,13 @@ def event_config(
     return path
 
 
-def message(resource: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
-    """The body Mastermind publishes for one allocation's periodic settings."""
-    return {
+def message(resource: dict[str, Any], settings: Any, **changes: Any) -> dict[str, Any]:
+    """The body Mastermind publishes for one allocation's periodic settings.
+
+    Hyphenated UUIDs and a naive local timestamp, as Mastermind sends them; ``changes``
+    replace fields, and a field set to None is left out.
+    """
+    body = {
         "resource_uuid": str(uuid.UUID(resource["uuid"])),
         "backend_id": resource["backend_id"],
         "offering_uuid": OFFERING,
@@ -83,7 +87,9 @@ def message(resource: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any
         "timestamp": datetime.now().isoformat(),
         "object_type": "resource_periodic_limits",
         "settings": settings,
+        **changes,
     }
+    return {k: v for k, v in body.items() if v is not None}
 
 
 def wait_for_reports(

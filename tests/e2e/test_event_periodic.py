@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +26,15 @@ from tests.e2e.conftest import FLOOD, SKY
 from tests.e2e.events import (
     CARRYOVER_FACTOR,
     GRACE,
-    OFFERING,
     POLICY,
     READY,
     SUBSCRIBED,
     event_config,
+    message,
     policy_scenario,
 )
 from tests.emulator.conftest import sacctmgr
-from tests.mastermind import Policy
+from tests.mastermind import Policy, expected_grp_tres_mins
 from tests.real.conftest import CLUSTER, DEMO_USERS, real_settings, run
 from waldur_site_agent_slurm.demo.agentrun import AgentProcess, start_agent
 from waldur_site_agent_slurm.parser import parse_tres
@@ -44,7 +43,6 @@ from waldur_site_agent_slurm.standin import StandIn, load_scenario
 pytestmark = [pytest.mark.e2e, pytest.mark.broker, pytest.mark.usefixtures("rabbitmq")]
 
 REPORT_WAIT = 60  # seconds for one message to be applied and reported
-MB_PER_GB = 1024
 
 # A monthly Mastermind policy: grace 0.2, carry-over factor 50, billing on with its
 # default weights. The scenario's resources have limits cpu 100, mem 200, gpu 10 (hours).
@@ -58,33 +56,6 @@ MASTERMIND = Policy(BASE, grace=GRACE, carryover_factor=CARRYOVER_FACTOR)
 def mastermind_settings(previous_usage: dict[str, float], *, reset: bool) -> dict[str, Any]:
     """``calculate_slurm_settings`` for the scenario's limits (§2 of the policy sheet)."""
     return MASTERMIND.settings(previous_usage, previous_period="2026-04", reset=reset)
-
-
-def message(resource: dict[str, Any], settings: Any, **changes: Any) -> dict[str, Any]:
-    """The body Mastermind publishes on the unified queue (hyphenated UUIDs, naive time)."""
-    body = {
-        "resource_uuid": str(uuid.UUID(resource["uuid"])),
-        "backend_id": resource["backend_id"],
-        "offering_uuid": OFFERING,
-        "policy_uuid": POLICY,
-        "action": "apply_periodic_settings",
-        "timestamp": datetime.now().isoformat(),  # naive local time, as Mastermind sends it
-        "object_type": "resource_periodic_limits",
-        "settings": settings,
-    }
-    body.update(changes)
-    return {k: v for k, v in body.items() if v is not None}
-
-
-def expected_grp_tres_mins(settings: dict[str, Any]) -> dict[str, int]:
-    """SLURM's GrpTRESMins: minutes as sent; memory GB-minutes → MB-minutes; gpu → gres/gpu."""
-    sent = settings["grp_tres_mins"]
-    return {
-        "billing": sent["billing"],
-        "cpu": sent["cpu"],
-        "gres/gpu": sent["gpu"],
-        "mem": sent["mem"] * MB_PER_GB,
-    }
 
 
 def modify_line(account: str, fields: str, *, cluster: str = "") -> str:

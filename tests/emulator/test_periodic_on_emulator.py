@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.emulator.conftest import sacctmgr, seed_job
-from tests.mastermind import Policy
+from tests.mastermind import Policy, expected_grp_tres_mins
 from waldur_site_agent_slurm import parser
 from waldur_site_agent_slurm.backend import SlurmBackend
 
@@ -62,17 +62,6 @@ def expected_qos(usage: dict[str, float], settings: dict[str, Any]) -> str:
     if minutes >= settings["qos_threshold"]["billing"]:
         return "slowdown"
     return "normal"
-
-
-def expected_grp_tres_mins(settings: dict[str, Any]) -> dict[str, int]:
-    """SLURM's GrpTRESMins for the settings: minutes, memory GB → MB, gpu → gres/gpu."""
-    sent = settings["grp_tres_mins"]
-    return {
-        "cpu": sent["cpu"],
-        "mem": sent["mem"] * 1024,
-        "gres/gpu": sent["gpu"],
-        "billing": sent["billing"],
-    }
 
 
 # ---- the emulator ---------------------------------------------------------------------
