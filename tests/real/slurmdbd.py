@@ -16,8 +16,7 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -129,12 +128,3 @@ def tripwire_bin(directory: Path, pattern: str) -> Path:
         )
         script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     return directory
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 60) -> None:
-    """Poll ``check()`` until it is true."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met in {timeout}s")
-        time.sleep(0.2)

@@ -271,9 +271,9 @@ def test_slurmdbd_stopping_mid_periodic_apply_reports_what_ran_and_the_resend_co
     assert state.resets == ()  # the reset did not happen, so it is not recorded
 
     slurmdbd.start()
-    row = run("sacctmgr", "-P", "-n", "show", "assoc", "where", f"account={account}",
-              f"cluster={CLUSTER}", "format=User,Fairshare,GrpTRESMins").stdout  # fmt: skip
-    assert "|321|billing=900,cpu=100" in row  # what the result said ran, did
+    own = next(r for r in assoc_rows(account, "User,Fairshare,GrpTRESMins") if not r[0])
+    assert own[1] == "321"  # what the result said ran, did
+    assert own[2].startswith("billing=900,cpu=100")
     again = real_backend(periodic_limits=periodic).apply_periodic_settings(account, settings)
 
     assert again["success"] is True, again

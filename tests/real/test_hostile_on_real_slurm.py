@@ -171,9 +171,7 @@ def test_slurm_stores_user_qos_and_partition_names_in_lower_case(names: dict[str
     run("sacctmgr", "-i", "add", "user", "SlurmTest1", f"Account={account}", "Partition=Debug",
         f"Cluster={CLUSTER}")  # fmt: skip
     run("sacctmgr", "-i", "modify", "account", "where", f"name={account}", "set", "QOS=Blocked")
-    out = run("sacctmgr", "-P", "-n", "show", "assoc", "where", f"account={account}",
-              "format=User,Partition,QOS").stdout  # fmt: skip
-    rows = {row.split("|")[0]: row.split("|")[1:] for row in out.splitlines()}
+    rows = {row[0]: row[1:] for row in assoc_rows(account, "User,Partition,QOS")}
     assert set(rows) == {"", "slurmtest1"}  # not SlurmTest1: Waldur's "Alice" would flap
     assert rows["slurmtest1"][0] == "debug"
     assert rows[""][1] == "blocked"
@@ -186,9 +184,7 @@ def test_a_mixed_case_qos_from_the_config_is_set_once_and_then_left_alone(
     run("sacctmgr", "-i", "add", "account", account, "Parent=root", f"Cluster={CLUSTER}")
     first = real_backend(qos_paused="Blocked")
     first.pause_resource(account)
-    out = run("sacctmgr", "-P", "-n", "show", "assoc", "where", f"account={account}",
-              "format=User,QOS,DefaultQOS").stdout  # fmt: skip
-    assert out.splitlines() == ["|blocked|blocked"]
+    assert assoc_rows(account, "User,QOS,DefaultQOS") == [["", "blocked", "blocked"]]
 
     again = real_backend(qos_paused="Blocked")
     runner = RecordingRunner()

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.real.conftest import (
+    CLUSTER,
     USERS,
     assoc_rows,
     fairshare,
@@ -96,7 +97,7 @@ def test_raw_usage_reset_zeroes_sshare_once_per_period(
     assert result["success"] is True, result["error"]
     assert result["commands_executed"][-1] == (
         f"sacctmgr --immediate modify account where name={names['slug']} "
-        "cluster=testcluster set RawUsage=0"
+        f"cluster={CLUSTER} set RawUsage=0"
     )
     assert raw_usage(names["slug"]) == 0
     again = periodic(tmp_path).apply_periodic_settings(
