@@ -36,6 +36,7 @@ MONTHS = 3  # the current month and two before it
 FACTORS = {"cpu": ("cpu", 60000), "mem": ("mem", 61440), "gpu": ("gres/gpu", 60)}
 ACCOUNTS = {FLOOD: "a_flood-model", SKY: "a_sky-survey"}
 USERS = ("alice", "bob", "carol")
+DEMO = load_scenario(SCENARIO)  # frozen; each example gets its own stand-in state
 FMT = "%Y-%m-%dT%H:%M:%S"
 
 
@@ -110,7 +111,7 @@ def report(tmp_path: Path, placed: list[Any]) -> StandIn:
             "--allocations": "\n".join(lines),
         }
     )
-    standin = StandIn(load_scenario(SCENARIO))
+    standin = StandIn(DEMO)
     with standin:
         for uuid, account in ACCOUNTS.items():
             resource = standin.state.resource_by_name(uuid)
