@@ -19,11 +19,23 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import IO, Any
 
 HOOK_DIR = Path(__file__).resolve().parent / "hook"
 AGENT = Path(sys.executable).parent / "waldur_site_agent"
+
+
+def _record(line: str) -> dict[str, Any] | None:
+    """The agent's JSON log record on ``line``; None for any other line."""
+    if not line.startswith("{"):
+        return None
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
 
 
 @dataclass(frozen=True)
@@ -35,17 +47,10 @@ class AgentRun:
     stdout: str
     stderr: str
 
-    @property
+    @cached_property
     def records(self) -> list[dict[str, Any]]:
         """The agent's JSON log lines, parsed; other lines are skipped."""
-        found = []
-        for line in self.stdout.splitlines():
-            if line.startswith("{"):
-                try:
-                    found.append(json.loads(line))
-                except ValueError:
-                    continue
-        return found
+        return [r for r in map(_record, self.stdout.splitlines()) if r is not None]
 
     def messages(self, level: str | None = None) -> list[str]:
         """Log messages, optionally only those of one level (``error``, ``warning``...)."""
@@ -123,6 +128,7 @@ class AgentProcess:
         self.mode = mode
         self.process = process
         self._lines: dict[str, list[str]] = {"stdout": [], "stderr": []}
+        self._records: list[dict[str, Any]] = []  # stdout's log records, parsed as they come
         self._changed = threading.Condition()
         self._readers = [
             threading.Thread(target=self._read, args=(name, stream), daemon=True)
@@ -136,8 +142,11 @@ class AgentProcess:
         if stream is None:
             return
         for line in stream:
+            record = _record(line) if name == "stdout" else None
             with self._changed:
                 self._lines[name].append(line)
+                if record is not None:
+                    self._records.append(record)
                 self._changed.notify_all()
         with self._changed:
             self._changed.notify_all()
@@ -166,7 +175,7 @@ class AgentProcess:
         deadline = time.monotonic() + timeout
         with self._changed:
             while True:
-                records = self.snapshot().records[after:]
+                records = self._records[after:]
                 found = next((r for r in records if text in str(r.get("event", ""))), None)
                 if found is not None:
                     return found
