@@ -25,8 +25,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from waldur_site_agent_slurm.standin import StandIn
-from waldur_site_agent_slurm.standin.scenario import parse_scenario
+from waldur_site_agent_slurm.devtools.standin import StandIn
+from waldur_site_agent_slurm.devtools.standin.scenario import parse_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

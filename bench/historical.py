@@ -34,8 +34,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.fakebin import FakeSlurmBin, allocation_rows, calls_in
-from waldur_site_agent_slurm import parser
-from waldur_site_agent_slurm.usage import current_month, month_window
+from waldur_site_agent_slurm.allocation.usage import current_month, month_window
+from waldur_site_agent_slurm.slurm import parser
 
 ZONE = "Europe/Tallinn"
 USERS_PER_ALLOCATION = 3

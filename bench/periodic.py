@@ -23,7 +23,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from waldur_site_agent_slurm.backend import SlurmBackend
-from waldur_site_agent_slurm.runner import CommandResult
+from waldur_site_agent_slurm.slurm.runner import CommandResult
 
 COMPONENTS = {
     "cpu": {"unit_factor": 60, "accounting_type": "limit", "label": "CPU"},

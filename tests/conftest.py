@@ -8,7 +8,7 @@ import pytest
 
 from tests.fakes import TRES_OUTPUT, FakeRunner
 from waldur_site_agent_slurm.backend import SlurmBackend
-from waldur_site_agent_slurm.client import SlurmClient
+from waldur_site_agent_slurm.slurm.client import SlurmClient
 
 COMPONENTS: dict[str, dict[str, Any]] = {
     "cpu": {

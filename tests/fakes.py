@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from waldur_site_agent_slurm.runner import CommandResult, command_error
+from waldur_site_agent_slurm.slurm.runner import CommandResult, command_error
 
 
 @dataclass

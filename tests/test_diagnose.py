@@ -11,7 +11,7 @@ from waldur_site_agent_slurm.diagnose.expected import Diagnoser
 from waldur_site_agent_slurm.diagnose.model import AccountDiagnosis, PolicyView, ResourceView
 from waldur_site_agent_slurm.diagnose.model import TeamMember as Member
 from waldur_site_agent_slurm.diagnose.policy import mastermind_settings
-from waldur_site_agent_slurm.periodic_service import PeriodicService
+from waldur_site_agent_slurm.periodic.service import PeriodicService
 
 # cpu k-Hours (×60000), mem GB-Hours (×61440), gpu GPU-Hours (×60): tests/conftest.py
 LIMITS = {"cpu": 2.0, "mem": 10.0, "gpu": 5.0}

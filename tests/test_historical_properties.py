@@ -29,15 +29,15 @@ from math import floor
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from waldur_site_agent_slurm.config import Component
-from waldur_site_agent_slurm.parser import JobRecord, parse_jobs
-from waldur_site_agent_slurm.usage import (
+from waldur_site_agent_slurm.allocation.usage import (
     TOTAL_KEY,
     UsageAccumulator,
     build_report,
     current_month,
     month_window,
 )
+from waldur_site_agent_slurm.config import Component
+from waldur_site_agent_slurm.slurm.parser import JobRecord, parse_jobs
 
 COMPONENTS = {
     "cpu": Component("cpu", "cpu", 60000.0, "usage"),  # CPU k-hours

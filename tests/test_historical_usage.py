@@ -18,13 +18,13 @@ from waldur_site_agent.backend.exceptions import BackendError
 from tests.conftest import make_backend
 from tests.fakes import FakeRunner, assoc_lines
 from tests.test_backend_commands import resource
-from waldur_site_agent_slurm.errors import HistoricalLoadStopped, SlurmConfigError
-from waldur_site_agent_slurm.parser import JobRecord
-from waldur_site_agent_slurm.usage import (
+from waldur_site_agent_slurm.allocation.usage import (
     UsageAccumulator,
     month_window,
     period_window,
 )
+from waldur_site_agent_slurm.errors import HistoricalLoadStopped, SlurmConfigError
+from waldur_site_agent_slurm.slurm.parser import JobRecord
 
 ALLOCATIONS = ("alloc-1", "alloc-2", "alloc-3")
 TREE = assoc_lines(

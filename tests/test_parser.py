@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from waldur_site_agent_slurm import parser
+from waldur_site_agent_slurm.allocation.usage import UsageAccumulator, Window
 from waldur_site_agent_slurm.errors import SlurmParseError
-from waldur_site_agent_slurm.parser import JobRecord
-from waldur_site_agent_slurm.usage import UsageAccumulator, Window
+from waldur_site_agent_slurm.slurm import parser
+from waldur_site_agent_slurm.slurm.parser import JobRecord
 
 DATA = Path(__file__).parent / "data" / "slurm-22.05"
 

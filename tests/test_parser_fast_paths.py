@@ -6,8 +6,8 @@ from datetime import datetime
 
 import pytest
 
-from waldur_site_agent_slurm import parser
 from waldur_site_agent_slurm.errors import SlurmParseError
+from waldur_site_agent_slurm.slurm import parser
 
 LINE = "12|alloc-1|alice|COMPLETED|2026-01-31T22:00:00|2026-02-01T02:00:00|cpu=4,mem=8G"
 

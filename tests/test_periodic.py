@@ -11,13 +11,13 @@ import pytest
 
 from tests.conftest import COMPONENTS
 from tests.fakes import TRES_OUTPUT, FakeRunner, assoc_lines
+from waldur_site_agent_slurm.allocation.qos import QosLevel
 from waldur_site_agent_slurm.backend import SlurmBackend
-from waldur_site_agent_slurm.client import SlurmClient
-from waldur_site_agent_slurm.parser import ASSOC_FIELDS
-from waldur_site_agent_slurm.periodic import DEFAULT_WEIGHTS, threshold_usage, weight_of
-from waldur_site_agent_slurm.periodic_service import PeriodicService, apply_settings
-from waldur_site_agent_slurm.periods import Period, parse_period, period_of
-from waldur_site_agent_slurm.qos import QosLevel
+from waldur_site_agent_slurm.periodic.periods import Period, parse_period, period_of
+from waldur_site_agent_slurm.periodic.service import PeriodicService, apply_settings
+from waldur_site_agent_slurm.periodic.settings import DEFAULT_WEIGHTS, threshold_usage, weight_of
+from waldur_site_agent_slurm.slurm.client import SlurmClient
+from waldur_site_agent_slurm.slurm.parser import ASSOC_FIELDS
 
 SI = ["sacctmgr", "--immediate"]
 SET = [*SI, "modify", "account", "where", "name=alloc-1", "set"]

@@ -13,7 +13,7 @@ from waldur_site_agent_slurm.errors import (
     SlurmTimeoutError,
     SlurmUnavailableError,
 )
-from waldur_site_agent_slurm.runner import CommandRunner
+from waldur_site_agent_slurm.slurm.runner import CommandRunner
 
 # What sacctmgr 22.05 prints when slurmdbd is not running.
 DBD_DOWN = (

@@ -8,15 +8,15 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from waldur_site_agent_slurm.config import Component
-from waldur_site_agent_slurm.parser import JobRecord
-from waldur_site_agent_slurm.usage import (
+from waldur_site_agent_slurm.allocation.usage import (
     TOTAL_KEY,
     UsageAccumulator,
     Window,
     build_report,
     month_window,
 )
+from waldur_site_agent_slurm.config import Component
+from waldur_site_agent_slurm.slurm.parser import JobRecord
 
 COMPONENTS = {
     "cpu": Component("cpu", "cpu", 60.0, "usage"),

@@ -13,8 +13,14 @@ from waldur_site_agent.backend.backends import BaseBackend
 from waldur_site_agent.backend.exceptions import BackendError
 from waldur_site_agent.backend.structures import BackendResourceInfo
 
-from waldur_site_agent_slurm import accounts, limits, membership, qos, validation
-from waldur_site_agent_slurm.client import SlurmClient
+from waldur_site_agent_slurm.allocation import accounts, limits, membership, qos
+from waldur_site_agent_slurm.allocation.usage import (
+    current_month,
+    month_window,
+    period_window,
+    usage_zone,
+)
+from waldur_site_agent_slurm.allocation.usage_reader import UsageReader
 from waldur_site_agent_slurm.config import load_settings
 from waldur_site_agent_slurm.errors import (
     HistoricalLoadStopped,
@@ -23,10 +29,10 @@ from waldur_site_agent_slurm.errors import (
     SlurmError,
     SlurmUnavailableError,
 )
-from waldur_site_agent_slurm.periodic_service import PeriodicService, apply_settings
-from waldur_site_agent_slurm.runner import CommandRunner
-from waldur_site_agent_slurm.usage import current_month, month_window, period_window, usage_zone
-from waldur_site_agent_slurm.usage_reader import UsageReader
+from waldur_site_agent_slurm.periodic.service import PeriodicService, apply_settings
+from waldur_site_agent_slurm.slurm import validation
+from waldur_site_agent_slurm.slurm.client import SlurmClient
+from waldur_site_agent_slurm.slurm.runner import CommandRunner
 
 JOBS_ACTIVE_MARK = "Job(s) active"
 JOB_WAIT_ATTEMPTS = 15

@@ -22,8 +22,8 @@ from pydantic import (
 from waldur_site_agent.backend import logger
 from waldur_site_agent.common.plugin_schemas import HomedirSettingsSchema, PluginComponentSchema
 
-from waldur_site_agent_slurm import validation
 from waldur_site_agent_slurm.errors import InvalidValueError, SlurmConfigError
+from waldur_site_agent_slurm.slurm import validation
 
 # Waldur component keys whose SLURM TRES name is fixed by convention.
 DEFAULT_TRES_NAMES = {

@@ -17,8 +17,8 @@ import yaml
 
 from tests.emulator.conftest import emulator  # noqa: F401 - the per-test emulator fixture
 from tests.real.conftest import tag  # noqa: F401 - account-name tags on the real SLURM
-from waldur_site_agent_slurm.demo.agentrun import AgentRun, run_agent_cycle
-from waldur_site_agent_slurm.standin import StandIn, load_scenario
+from waldur_site_agent_slurm.devtools.demo.agentrun import AgentRun, run_agent_cycle
+from waldur_site_agent_slurm.devtools.standin import StandIn, load_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIO = ROOT / "examples" / "standin-scenario.yaml"

@@ -16,8 +16,8 @@ import yaml
 from tests.broker import broker_env
 from tests.e2e.conftest import agent_config, demo_scenario
 from tests.real.slurmdbd import other_test_runs
-from waldur_site_agent_slurm.demo.agentrun import AgentProcess
-from waldur_site_agent_slurm.standin import StandIn
+from waldur_site_agent_slurm.devtools.demo.agentrun import AgentProcess
+from waldur_site_agent_slurm.devtools.standin import StandIn
 
 POLICY = "11111111-2222-3333-4444-555555555555"
 OFFERING = "d0e1f2a3-b4c5-4d6e-8f9a-0b1c2d3e4f50"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from waldur_site_agent_slurm.parser import parse_tres as tres
+from waldur_site_agent_slurm.slurm.parser import parse_tres as tres
 
 
 @dataclass(frozen=True)

@@ -44,9 +44,9 @@ from tests.real.conftest import (  # noqa: F401 - real_slurm is a fixture
     submit,
     wait_finished,
 )
-from waldur_site_agent_slurm.demo.agentrun import AgentRun, run_agent_cycle, start_agent
-from waldur_site_agent_slurm.parser import parse_tres
-from waldur_site_agent_slurm.standin import StandIn, load_scenario
+from waldur_site_agent_slurm.devtools.demo.agentrun import AgentRun, run_agent_cycle, start_agent
+from waldur_site_agent_slurm.devtools.standin import StandIn, load_scenario
+from waldur_site_agent_slurm.slurm.parser import parse_tres
 
 pytestmark = [
     pytest.mark.e2e,

@@ -27,7 +27,7 @@ def processes_mentioning(text: str) -> list[str]:
 def test_the_demo_runs_every_step_and_leaves_no_process(tmp_path: Path) -> None:
     work = tmp_path / "demo"
     proc = subprocess.run(
-        [sys.executable, "-m", "waldur_site_agent_slurm.demo", "--keep", str(work)],
+        [sys.executable, "-m", "waldur_site_agent_slurm.devtools.demo", "--keep", str(work)],
         capture_output=True,
         text=True,
         timeout=300,

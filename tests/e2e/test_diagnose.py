@@ -24,8 +24,8 @@ import yaml
 from tests.e2e.conftest import FLOOD, SCENARIO, Agent, agent_config
 from tests.e2e.slurm_state import Tree
 from tests.emulator.conftest import assoc_rows, sacctmgr
-from waldur_site_agent_slurm.standin import StandIn
-from waldur_site_agent_slurm.standin.scenario import parse_scenario
+from waldur_site_agent_slurm.devtools.standin import StandIn
+from waldur_site_agent_slurm.devtools.standin.scenario import parse_scenario
 
 SCRIPT = Path(sys.executable).parent / "waldur_site_diagnose_slurm_account"
 SCHEMA = json.loads(

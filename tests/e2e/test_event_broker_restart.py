@@ -31,8 +31,8 @@ from tests.e2e.events import (
     wait_for_reports,
 )
 from tests.emulator.conftest import sacctmgr
-from waldur_site_agent_slurm.demo.agentrun import start_agent
-from waldur_site_agent_slurm.standin import StandIn, load_scenario
+from waldur_site_agent_slurm.devtools.demo.agentrun import start_agent
+from waldur_site_agent_slurm.devtools.standin import StandIn, load_scenario
 
 pytestmark = [pytest.mark.e2e, pytest.mark.broker, pytest.mark.usefixtures("rabbitmq")]
 

@@ -36,9 +36,9 @@ from tests.e2e.events import (
 from tests.emulator.conftest import sacctmgr
 from tests.mastermind import Policy, expected_grp_tres_mins
 from tests.real.conftest import CLUSTER, DEMO_USERS, real_settings, run
-from waldur_site_agent_slurm.demo.agentrun import AgentProcess, start_agent
-from waldur_site_agent_slurm.parser import parse_tres
-from waldur_site_agent_slurm.standin import StandIn, load_scenario
+from waldur_site_agent_slurm.devtools.demo.agentrun import AgentProcess, start_agent
+from waldur_site_agent_slurm.devtools.standin import StandIn, load_scenario
+from waldur_site_agent_slurm.slurm.parser import parse_tres
 
 pytestmark = [pytest.mark.e2e, pytest.mark.broker, pytest.mark.usefixtures("rabbitmq")]
 

@@ -10,7 +10,7 @@ from tests.e2e.conftest import FLOOD, Agent, agent_config
 from tests.e2e.slurm_state import Tree
 from tests.emulator.conftest import assoc_rows
 from tests.test_runner import DBD_DOWN
-from waldur_site_agent_slurm.standin import StandIn
+from waldur_site_agent_slurm.devtools.standin import StandIn
 
 # The agent retries a failed Waldur call 10 times, 5 s apart; run those pauses 100× faster.
 FAST = 0.01

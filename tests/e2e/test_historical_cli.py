@@ -33,8 +33,8 @@ import yaml
 
 from tests.e2e.conftest import FLOOD, SKY, Agent, agent_config
 from tests.emulator.conftest import seed_job
-from waldur_site_agent_slurm.demo.agentrun import AgentRun
-from waldur_site_agent_slurm.standin import StandIn
+from waldur_site_agent_slurm.devtools.demo.agentrun import AgentRun
+from waldur_site_agent_slurm.devtools.standin import StandIn
 
 pytestmark = pytest.mark.e2e
 

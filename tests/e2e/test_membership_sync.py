@@ -7,7 +7,7 @@ import pytest
 from tests.e2e.conftest import FLOOD, Agent
 from tests.e2e.slurm_state import Tree
 from tests.emulator.conftest import assoc_rows
-from waldur_site_agent_slurm.standin import StandIn
+from waldur_site_agent_slurm.devtools.standin import StandIn
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 from tests.e2e.conftest import FLOOD, SKY, Agent
 from tests.e2e.slurm_state import Tree
 from tests.emulator.conftest import assoc_rows
-from waldur_site_agent_slurm.standin import StandIn
+from waldur_site_agent_slurm.devtools.standin import StandIn
 
 # examples/emulator-config.yaml: cpu and gpu are TRES-minutes per hour, mem MB-minutes per GB-hour.
 FACTORS = {"cpu": 60, "mem": 61440, "gres/gpu": 60}

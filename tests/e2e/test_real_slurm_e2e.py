@@ -25,7 +25,7 @@ from tests.real.conftest import (  # noqa: F401 - real_slurm is a fixture
     submit_until,
     wait_finished,
 )
-from waldur_site_agent_slurm.standin import StandIn, load_scenario
+from waldur_site_agent_slurm.devtools.standin import StandIn, load_scenario
 
 pytestmark = [pytest.mark.real_slurm, pytest.mark.usefixtures("real_slurm")]
 

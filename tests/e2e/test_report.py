@@ -7,7 +7,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from tests.e2e.conftest import FLOOD, Agent
 from tests.emulator.conftest import seed_job
-from waldur_site_agent_slurm.standin import StandIn
+from waldur_site_agent_slurm.devtools.standin import StandIn
 
 MB_PER_GB = 1024
 

@@ -16,8 +16,8 @@ import pytest
 
 from tests.conftest import COMPONENTS
 from waldur_site_agent_slurm.backend import SlurmBackend
-from waldur_site_agent_slurm.demo.emulated import add_job as seed_job
-from waldur_site_agent_slurm.demo.emulated import add_qos
+from waldur_site_agent_slurm.devtools.demo.emulated import add_job as seed_job
+from waldur_site_agent_slurm.devtools.demo.emulated import add_qos
 
 __all__ = ["seed_job"]
 

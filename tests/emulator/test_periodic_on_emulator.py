@@ -20,8 +20,8 @@ import pytest
 
 from tests.emulator.conftest import sacctmgr, seed_job
 from tests.mastermind import Policy, expected_grp_tres_mins
-from waldur_site_agent_slurm import parser
 from waldur_site_agent_slurm.backend import SlurmBackend
+from waldur_site_agent_slurm.slurm import parser
 
 pytestmark = pytest.mark.emulator
 

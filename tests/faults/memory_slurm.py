@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from tests.fakes import TRES_OUTPUT, assoc_lines
-from waldur_site_agent_slurm.runner import CommandResult
+from waldur_site_agent_slurm.slurm.runner import CommandResult
 
 
 @dataclass

@@ -19,8 +19,8 @@ import pytest
 from tests.e2e.conftest import FLOOD, SKY, Agent, agent_config
 from tests.e2e.slurm_state import Tree
 from tests.emulator.conftest import assoc_rows
-from waldur_site_agent_slurm.demo.agentrun import start_agent
-from waldur_site_agent_slurm.standin import StandIn
+from waldur_site_agent_slurm.devtools.demo.agentrun import start_agent
+from waldur_site_agent_slurm.devtools.standin import StandIn
 
 pytestmark = pytest.mark.e2e
 

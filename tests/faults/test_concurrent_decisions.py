@@ -19,11 +19,11 @@ import pytest
 
 from tests.conftest import COMPONENTS
 from tests.faults.memory_slurm import Account, MemorySlurm
-from waldur_site_agent_slurm import qos
+from waldur_site_agent_slurm.allocation import qos
+from waldur_site_agent_slurm.allocation.qos import QosLevel
 from waldur_site_agent_slurm.backend import SlurmBackend
-from waldur_site_agent_slurm.client import SlurmClient
-from waldur_site_agent_slurm.periodic_state import StateStore
-from waldur_site_agent_slurm.qos import QosLevel
+from waldur_site_agent_slurm.periodic.state import StateStore
+from waldur_site_agent_slurm.slurm.client import SlurmClient
 
 ACCOUNT = "a_x"
 # One GPU-hour in the (total) period: 60 node-minutes against the thresholds below.

@@ -13,8 +13,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from waldur_site_agent_slurm.periodic_state import AccountState, StateStore, ThresholdState
-from waldur_site_agent_slurm.qos import QosLevel
+from waldur_site_agent_slurm.allocation.qos import QosLevel
+from waldur_site_agent_slurm.periodic.state import AccountState, StateStore, ThresholdState
 
 ACCOUNT = "a_x"
 WRITERS = 4

@@ -30,7 +30,7 @@ from waldur_site_agent.common import processors, utils
 from tests.conftest import make_backend
 from tests.e2e.conftest import FLOOD, SCENARIO, SKY, agent_config
 from tests.fakes import TRES_OUTPUT, FakeRunner, assoc_lines
-from waldur_site_agent_slurm.standin import StandIn, load_scenario
+from waldur_site_agent_slurm.devtools.standin import StandIn, load_scenario
 
 MONTHS = 3  # the current month and two before it
 FACTORS = {"cpu": ("cpu", 60000), "mem": ("mem", 61440), "gpu": ("gres/gpu", 60)}

@@ -17,7 +17,7 @@ import pytest
 
 from tests.e2e.conftest import Agent, agent_config, demo_scenario
 from tests.real.conftest import CLUSTER, DEMO_USERS, USERS, assoc_rows, real_settings, run
-from waldur_site_agent_slurm.standin import StandIn, load_scenario
+from waldur_site_agent_slurm.devtools.standin import StandIn, load_scenario
 
 pytestmark = pytest.mark.real_slurm
 

@@ -36,11 +36,11 @@ from tests.real.conftest import (
     submit,
     wait_finished,
 )
+from waldur_site_agent_slurm.devtools.standin import StandIn, load_scenario
 from waldur_site_agent_slurm.errors import SlurmUnavailableError
-from waldur_site_agent_slurm.parser import parse_tres
-from waldur_site_agent_slurm.periodic_state import StateStore
-from waldur_site_agent_slurm.runner import CommandRunner
-from waldur_site_agent_slurm.standin import StandIn, load_scenario
+from waldur_site_agent_slurm.periodic.state import StateStore
+from waldur_site_agent_slurm.slurm.parser import parse_tres
+from waldur_site_agent_slurm.slurm.runner import CommandRunner
 
 pytestmark = pytest.mark.real_slurm
 

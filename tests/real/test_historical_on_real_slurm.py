@@ -6,8 +6,8 @@ import pytest
 
 from tests.real.conftest import USERS, real_backend, submit, wait_finished
 from tests.test_backend_commands import resource
+from waldur_site_agent_slurm.allocation.usage import current_month
 from waldur_site_agent_slurm.errors import HistoricalLoadStopped
-from waldur_site_agent_slurm.usage import current_month
 
 pytestmark = pytest.mark.real_slurm
 

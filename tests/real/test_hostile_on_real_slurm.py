@@ -21,8 +21,8 @@ from waldur_site_agent.backend.exceptions import BackendError
 
 from tests.real.conftest import BIN, CLUSTER, assoc_rows, real_backend, run
 from tests.security import account_slugs, free_text, limit_values, usernames
-from waldur_site_agent_slurm.parser import parse_tres
-from waldur_site_agent_slurm.runner import CommandResult, CommandRunner
+from waldur_site_agent_slurm.slurm.parser import parse_tres
+from waldur_site_agent_slurm.slurm.runner import CommandResult, CommandRunner
 
 SAMPLE = settings(
     max_examples=10,

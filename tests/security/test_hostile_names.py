@@ -30,7 +30,7 @@ from tests.security import (
     usernames,
 )
 from waldur_site_agent_slurm.backend import SlurmBackend
-from waldur_site_agent_slurm.client import SlurmClient
+from waldur_site_agent_slurm.slurm.client import SlurmClient
 
 SI = ["sacctmgr", "--immediate"]
 ROOT = assoc_lines("root||||1||||normal|", "root|root|||1||||normal|")

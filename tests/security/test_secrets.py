@@ -24,8 +24,13 @@ from tests.e2e.conftest import FLOOD, SCENARIO, agent_config
 from tests.e2e.events import event_config
 from tests.e2e.test_failures import failing_slurm
 from tests.emulator.conftest import emulator  # noqa: F401 - the per-test emulator fixture
-from waldur_site_agent_slurm.demo.agentrun import AGENT, AgentRun, run_agent_cycle, start_agent
-from waldur_site_agent_slurm.standin import StandIn, load_scenario
+from waldur_site_agent_slurm.devtools.demo.agentrun import (
+    AGENT,
+    AgentRun,
+    run_agent_cycle,
+    start_agent,
+)
+from waldur_site_agent_slurm.devtools.standin import StandIn, load_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_TOKEN = "demo-offering-token"  # noqa: S105 - the public demo token

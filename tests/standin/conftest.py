@@ -11,8 +11,8 @@ import pytest
 import yaml
 from waldur_api_client import AuthenticatedClient
 
-from waldur_site_agent_slurm.standin import Scenario, StandIn, load_scenario
-from waldur_site_agent_slurm.standin.scenario import parse_scenario
+from waldur_site_agent_slurm.devtools.standin import Scenario, StandIn, load_scenario
+from waldur_site_agent_slurm.devtools.standin.scenario import parse_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIO = ROOT / "examples" / "standin-scenario.yaml"

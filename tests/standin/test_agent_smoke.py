@@ -17,7 +17,7 @@ from waldur_site_agent.common import utils
 from waldur_site_agent.polling_processing import agent_order_process
 
 from tests.standin.conftest import EXAMPLE_CONFIG, SCENARIO
-from waldur_site_agent_slurm.standin import StandIn, load_scenario
+from waldur_site_agent_slurm.devtools.standin import StandIn, load_scenario
 
 pytestmark = pytest.mark.emulator
 

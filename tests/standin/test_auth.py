@@ -31,7 +31,7 @@ from tests.standin.conftest import (
     USER_TOKEN,
     base_url,
 )
-from waldur_site_agent_slurm.standin import StandIn
+from waldur_site_agent_slurm.devtools.standin import StandIn
 
 
 def test_an_unknown_token_gets_401_invalid_token(api: Callable[..., AuthenticatedClient]) -> None:

@@ -118,8 +118,8 @@ from tests.standin.conftest import (
     SKY,
     SKY_ORDER,
 )
-from waldur_site_agent_slurm.standin import StandIn
-from waldur_site_agent_slurm.standin.routes import ROUTES
+from waldur_site_agent_slurm.devtools.standin import StandIn
+from waldur_site_agent_slurm.devtools.standin.routes import ROUTES
 
 OFF = uuid.UUID(OFFERING)
 

@@ -20,7 +20,7 @@ from waldur_api_client.models import (
 )
 
 from tests.standin.conftest import FLOOD, FLOOD_ORDER, HYDRO_PROJECT, OFFERING
-from waldur_site_agent_slurm.standin import StandIn, StateError
+from waldur_site_agent_slurm.devtools.standin import StandIn, StateError
 
 
 def approve(client: AuthenticatedClient, order: str) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import waldur_site_agent
 
-from waldur_site_agent_slurm.standin.routes import ROUTES
+from waldur_site_agent_slurm.devtools.standin.routes import ROUTES
 
 # Every waldur_api_client function the framework imports that the covered modes call.
 SERVED = {

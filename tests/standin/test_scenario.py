@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from tests.standin.conftest import EXAMPLE_CONFIG, SCENARIO, demo_data
-from waldur_site_agent_slurm.standin import ScenarioError, load_scenario
-from waldur_site_agent_slurm.standin.scenario import parse_scenario
+from waldur_site_agent_slurm.devtools.standin import ScenarioError, load_scenario
+from waldur_site_agent_slurm.devtools.standin.scenario import parse_scenario
 
 
 def test_the_demo_scenario_matches_the_example_agent_config() -> None:

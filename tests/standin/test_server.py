@@ -13,7 +13,7 @@ from waldur_api_client.api.users import users_me_retrieve
 from waldur_api_client.errors import UnexpectedStatus
 
 from tests.standin.conftest import FLOOD, HYDRO_PROJECT, STAFF_TOKEN, USER_TOKEN
-from waldur_site_agent_slurm.standin import StandIn, StateError, agent_views
+from waldur_site_agent_slurm.devtools.standin import StandIn, StateError, agent_views
 
 ORDERS = "/api/marketplace-orders/"
 

@@ -23,8 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
-from waldur_site_agent_slurm import accounts, limits, membership, qos
-from waldur_site_agent_slurm.client import AccountState, AssociationSnapshot, SlurmClient
+from waldur_site_agent_slurm.allocation import accounts, limits, membership, qos
 from waldur_site_agent_slurm.config import SlurmSettings
 from waldur_site_agent_slurm.diagnose.model import (
     AccountDiagnosis,
@@ -37,8 +36,9 @@ from waldur_site_agent_slurm.diagnose.model import (
 from waldur_site_agent_slurm.diagnose.policy import carries_over, mastermind_settings
 from waldur_site_agent_slurm.diagnose.steps import StepBuilder
 from waldur_site_agent_slurm.errors import InvalidValueError
-from waldur_site_agent_slurm.parser import AssociationRecord, parse_tres
-from waldur_site_agent_slurm.periodic import (
+from waldur_site_agent_slurm.periodic.plan import Action, Plan, plan_settings
+from waldur_site_agent_slurm.periodic.service import PeriodicService
+from waldur_site_agent_slurm.periodic.settings import (
     BILLING,
     MINUTES_PER_HOUR,
     RECORD_FIELDS,
@@ -47,8 +47,8 @@ from waldur_site_agent_slurm.periodic import (
     PeriodicSettingsError,
     parse_settings,
 )
-from waldur_site_agent_slurm.periodic_plan import Action, Plan, plan_settings
-from waldur_site_agent_slurm.periodic_service import PeriodicService
+from waldur_site_agent_slurm.slurm.client import AccountState, AssociationSnapshot, SlurmClient
+from waldur_site_agent_slurm.slurm.parser import AssociationRecord, parse_tres
 
 GRP_TRES_MINS = "GrpTRESMins"
 GONE_STATES = frozenset({"Terminated"})

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from waldur_site_agent_slurm.client import AccountState
+from waldur_site_agent_slurm.slurm.client import AccountState
 
 SCHEMA_VERSION = 1
 OK = "OK"

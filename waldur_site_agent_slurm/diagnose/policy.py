@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from waldur_site_agent_slurm.diagnose.model import PolicyView
-from waldur_site_agent_slurm.periodic import (
+from waldur_site_agent_slurm.periodic.settings import (
     BILLING,
     DEFAULT_WEIGHTS,
     LIMIT_KEYS,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from waldur_site_agent_slurm.diagnose.model import MISMATCH, OK, AccountDiagnosis, Report, Step
-from waldur_site_agent_slurm.parser import format_tres
+from waldur_site_agent_slurm.slurm.parser import format_tres
 
 WIDTH = 80
 RULE = "=" * WIDTH

@@ -16,14 +16,14 @@ from pathlib import Path
 from waldur_site_agent.backend import logger
 from waldur_site_agent.common import structures, utils
 
-from waldur_site_agent_slurm import validation
+from waldur_site_agent_slurm.allocation.usage import usage_zone
 from waldur_site_agent_slurm.backend import SlurmBackend
 from waldur_site_agent_slurm.diagnose.expected import Diagnoser
 from waldur_site_agent_slurm.diagnose.model import FixResult, Report, Step
 from waldur_site_agent_slurm.diagnose.waldur import WaldurReader
 from waldur_site_agent_slurm.errors import SlurmCommandError, SlurmError
-from waldur_site_agent_slurm.periodic_service import PeriodicService
-from waldur_site_agent_slurm.usage import usage_zone
+from waldur_site_agent_slurm.periodic.service import PeriodicService
+from waldur_site_agent_slurm.slurm import validation
 
 SLURM_BACKEND = "slurm"
 

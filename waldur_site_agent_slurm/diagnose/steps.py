@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from waldur_site_agent_slurm import accounts, membership
-from waldur_site_agent_slurm.client import AssociationSnapshot, SlurmClient
+from waldur_site_agent_slurm.allocation import accounts, membership
 from waldur_site_agent_slurm.config import SlurmSettings
 from waldur_site_agent_slurm.diagnose.model import ResourceView, Step
+from waldur_site_agent_slurm.slurm.client import AssociationSnapshot, SlurmClient
 
 
 class StepBuilder:

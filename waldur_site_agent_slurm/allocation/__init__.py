@@ -1,0 +1,1 @@
+"""The allocation domain: account tree, limits and units, membership, the QoS decision, usage."""

@@ -1,0 +1,73 @@
+"""Reading usage out of SLURM for report cycles and the historical loader.
+
+One sacct call serves a whole window: the first request of a window reads every
+allocation-like account at once, and later requests of the same window are answered
+from what that call accumulated.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from waldur_site_agent_slurm.allocation.usage import UsageAccumulator, Window, build_report
+from waldur_site_agent_slurm.config import SlurmSettings
+from waldur_site_agent_slurm.errors import UnknownAllocationError
+from waldur_site_agent_slurm.slurm import validation
+from waldur_site_agent_slurm.slurm.client import SlurmClient
+
+MISSING_SHOWN = 10  # missing allocation accounts named in an error, the rest counted
+
+
+class UsageReader:
+    """Usage reports in Waldur units, one sacct call per window."""
+
+    def __init__(self, client: SlurmClient, settings: SlurmSettings) -> None:
+        """Read through ``client``; ``settings`` say which accounts are allocations."""
+        self.client = client
+        self.settings = settings
+        self._cache: dict[Window, tuple[frozenset[str], UsageAccumulator]] = {}
+
+    def report(self, window: Window, resource_backend_ids: list[str]) -> dict[str, Any]:
+        """The usage of ``resource_backend_ids`` in ``window``, per account and user."""
+        wanted = frozenset(validation.account_name(i) for i in resource_backend_ids)
+        cached = self._cache.get(window)
+        if cached is None or not wanted <= cached[0]:
+            accounts = wanted | self.allocation_accounts()
+            accumulator = UsageAccumulator(window).add_all(self.client.jobs(window, accounts))
+            cached = (accounts, accumulator)
+            self._cache[window] = cached
+        return build_report(cached[1], sorted(wanted), self.settings.components)
+
+    def allocation_accounts(self) -> frozenset[str]:
+        """Every allocation-like account: what one sacct call of a cycle covers.
+
+        Allocations are leaves of the account tree (below ``parent_account`` in a flat
+        hierarchy) whose names start with ``allocation_prefix``.
+        """
+        snapshot = self.client.snapshot()
+        prefix = self.settings.allocation_prefix
+        flat = self.settings.parent_account
+        return frozenset(
+            name
+            for name, state in snapshot.accounts.items()
+            if not state.children
+            and name != self.settings.root_account
+            and state.parent
+            and name.startswith(prefix)
+            and (not flat or state.parent == flat)
+        )
+
+    def require_allocations(self, resource_backend_ids: list[str]) -> None:
+        """Refuse usage of allocation accounts SLURM does not know (rather than zeros)."""
+        wanted = {validation.account_name(i, "allocation account") for i in resource_backend_ids}
+        missing = sorted(wanted - set(self.client.snapshot().accounts))
+        if not missing:
+            return
+        shown = ", ".join(missing[:MISSING_SHOWN])
+        if missing[MISSING_SHOWN:]:
+            shown += f" and {len(missing) - MISSING_SHOWN} more"
+        cluster = f" on cluster {self.settings.cluster_name}" if self.settings.cluster_name else ""
+        raise UnknownAllocationError(
+            f"Allocation accounts not in SLURM{cluster}: {shown}; create them, or leave those "
+            "resources out (the loader's --resource-backend-id)"
+        )

@@ -1,0 +1,1 @@
+"""Development tools apart from the product: the Waldur Mastermind stand-in and the demo."""

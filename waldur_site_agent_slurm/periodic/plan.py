@@ -1,0 +1,139 @@
+"""The plan for one periodic-settings message: desired settings against the association.
+
+``plan_settings`` returns the actions, each with its reason, that one ``sacctmgr
+modify`` carries out (only the fields that differ), the RawUsage reset when one is due,
+and the values refused because they would block the account by accident. The same list
+is logged, returned to Waldur and applied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from waldur_site_agent_slurm.allocation import limits, qos
+from waldur_site_agent_slurm.periodic.settings import (
+    LIMIT_KEYS,
+    RECORD_FIELDS,
+    PeriodicSettings,
+    Refusal,
+)
+from waldur_site_agent_slurm.slurm import validation
+from waldur_site_agent_slurm.slurm.parser import AssociationRecord
+
+
+@dataclass(frozen=True)
+class Action:
+    """One field of the ``sacctmgr modify`` (or the RawUsage reset), with the reason."""
+
+    field: str
+    value: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What applying one message does to one account."""
+
+    account: str
+    changes: tuple[Action, ...] = ()
+    reset: Action | None = None
+    refused: tuple[Refusal, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def fields(self) -> dict[str, str]:
+        """The ``set`` clause of the single modify command."""
+        return {action.field: action.value for action in self.changes}
+
+    def describe(self) -> list[str]:
+        """Every decision, for the log and the result."""
+        lines = [f"set {a.field}={a.value}: {a.reason}" for a in self.changes]
+        if self.reset:
+            lines.append(f"set RawUsage=0: {self.reset.reason}")
+        lines += list(self.notes)
+        lines += [f"refuse {item}" for item in self.refused]
+        return lines
+
+
+def _limit_actions(
+    settings: PeriodicSettings, actual: AssociationRecord, allow_blocking: bool
+) -> tuple[list[Action], list[Refusal], list[str]]:
+    if settings.limit_type is None or not settings.limits:
+        return [], [], []
+    field_name = settings.limit_type
+    current: dict[str, int] = getattr(actual, RECORD_FIELDS[field_name])
+    desired: dict[str, int] = {}
+    refused: list[Refusal] = []
+    for entry in settings.limits:
+        now = current.get(entry.tres)
+        if entry.minutes == 0 and now != 0 and not allow_blocking:
+            refused.append(
+                Refusal(
+                    f"{field_name} {entry.tres}=0 ({LIMIT_KEYS[field_name]}.{entry.key})",
+                    f"would block {actual.account} (now {entry.tres}="
+                    f"{'unset' if now is None else now}); set "
+                    "periodic_limits.allow_blocking_limits to apply it",
+                )
+            )
+            continue
+        desired[entry.tres] = entry.minutes
+    todo = limits.changes(current, desired)
+    if not todo:
+        return [], refused, [f"{field_name} {limits.format_setting(desired)}"] if desired else []
+    reason = ", ".join(
+        f"{tres} {current.get(tres, 'unset')} → {value}" for tres, value in sorted(todo.items())
+    )
+    return [Action(field_name, limits.format_setting(todo), reason)], refused, []
+
+
+def plan_settings(
+    settings: PeriodicSettings,
+    actual: AssociationRecord,
+    *,
+    allow_blocking: bool,
+    qos_target: tuple[str, str] | None = None,
+    reset: tuple[bool, str] = (False, ""),
+) -> Plan:
+    """Compare the desired settings with the account's association.
+
+    Args:
+        settings: the parsed message.
+        actual: the account's association as SLURM has it now.
+        allow_blocking: apply zero limits too (``allow_blocking_limits``).
+        qos_target: (QoS name, reason) the account should be on, or None to leave QoS.
+        reset: (whether a RawUsage reset is due, why or why not).
+    """
+    changes: list[Action] = []
+    notes = [f"skip {item}" for item in settings.skipped]
+    if settings.fairshare is not None:
+        if actual.fairshare != str(settings.fairshare):
+            changes.append(
+                Action(
+                    "Fairshare",
+                    str(settings.fairshare),
+                    f"Fairshare {actual.fairshare or 'unset'} → {settings.fairshare}",
+                )
+            )
+        else:
+            notes.append(f"keep Fairshare {settings.fairshare}")
+    limit_changes, refused, same = _limit_actions(settings, actual, allow_blocking)
+    changes += limit_changes
+    notes += [f"keep {item}" for item in same]
+    if qos_target is not None:
+        target, why = qos_target
+        fields = qos.qos_fields(actual, validation.qos_name(target))
+        if not fields:
+            notes.append(f"keep QOS {target}: {why}")
+        else:
+            was = qos.current_qos(actual) or "unset"
+            reason = f"QoS {was} → {target}: {why}"
+            changes += [Action(name, value, reason) for name, value in fields.items()]
+    due, why_reset = reset
+    if not due and why_reset:
+        notes.append(f"keep RawUsage: {why_reset}")
+    return Plan(
+        account=actual.account,
+        changes=tuple(changes),
+        reset=Action("RawUsage", "0", why_reset) if due else None,
+        refused=tuple(refused),
+        notes=tuple(notes),
+    )

@@ -1,0 +1,354 @@
+"""Periodic settings and Waldur's QoS flags, applied through one QoS decision.
+
+``apply_settings`` handles one ``apply_periodic_settings`` message: validate, read the
+account's association once, plan, run a single ``sacctmgr modify`` with the fields that
+differ (and a RawUsage reset when one is due), and return what ran. ``PeriodicService.
+enforce_flags`` is what pause/downscale/restore call. Both set the QoS to
+``qos.decide(flags level, threshold level)``: the stricter of what Waldur's flags and
+the last thresholds ask for, so membership sync's restore never undoes a threshold QoS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import nullcontext
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from waldur_site_agent.backend import logger
+from waldur_site_agent.backend.exceptions import BackendError
+
+from waldur_site_agent_slurm.allocation import qos
+from waldur_site_agent_slurm.allocation.qos import QosLevel
+from waldur_site_agent_slurm.allocation.usage import (
+    TOTAL_KEY,
+    UsageAccumulator,
+    Window,
+    build_report,
+    usage_zone,
+)
+from waldur_site_agent_slurm.config import SlurmSettings
+from waldur_site_agent_slurm.periodic.clock import Clock, make_clock
+from waldur_site_agent_slurm.periodic.periods import Period, parse_period, period_of
+from waldur_site_agent_slurm.periodic.plan import Plan, plan_settings
+from waldur_site_agent_slurm.periodic.settings import (
+    BILLING,
+    PeriodicConfig,
+    PeriodicSettings,
+    PeriodicSettingsError,
+    Refusal,
+    parse_settings,
+    threshold_usage,
+    usable_thresholds,
+)
+from waldur_site_agent_slurm.periodic.state import AccountState, StateStore, ThresholdState
+from waldur_site_agent_slurm.slurm import validation
+from waldur_site_agent_slurm.slurm.client import SlurmClient
+from waldur_site_agent_slurm.slurm.parser import AssociationRecord
+
+
+class PeriodicService:
+    """Periodic limits and QoS for one backend instance (one message or one cycle)."""
+
+    def __init__(
+        self,
+        client: SlurmClient,
+        settings: SlurmSettings,
+        *,
+        timezone: str = "UTC",
+        clock: Clock | None = None,
+        override: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Resolve the ``periodic_limits`` configuration (with ``override`` on top)."""
+        self.client = client
+        self.settings = settings
+        self.timezone = timezone
+        self.config = PeriodicConfig.from_schema(settings.periodic, override)
+        self.clock = clock or make_clock(settings.emulator_mode, self.config.emulator_base_url)
+        self.store = StateStore(self.config.state_dir, settings.cluster_name)
+
+    @property
+    def thresholds_on(self) -> bool:
+        """Whether the last thresholds take part in the QoS decision."""
+        return self.config.enabled and self.config.threshold_qos
+
+    # ---- the QoS decision ----------------------------------------------------------------
+
+    def _threshold_level(self, state: AccountState, now: datetime) -> QosLevel:
+        """The level the last thresholds ask for; none once their period is over."""
+        if state.threshold is None:
+            return QosLevel.DEFAULT
+        if parse_period(state.threshold.period).ended_before(now, self.timezone):
+            return QosLevel.DEFAULT
+        return state.threshold.level
+
+    def _set_qos(self, record: AssociationRecord, level: QosLevel, why: str) -> str | None:
+        """Put the account on ``level``'s QoS; return the command, None when already there."""
+        target = qos.qos_name(level, self.settings)
+        fields = qos.qos_fields(record, target)
+        if not fields:
+            return None
+        logger.info(
+            "Setting QoS of %s to %s (was %s): %s",
+            record.account,
+            target,
+            qos.current_qos(record),
+            why,
+        )
+        return self.client.modify_account(record.account, fields)
+
+    def enforce_flags(self, resource_id: str, requested: QosLevel) -> bool:
+        """Apply the level Waldur's flags ask for, never below the thresholds' level."""
+        account = validation.account_name(resource_id)
+        state = self.client.snapshot().account(account)
+        if state is None:
+            raise BackendError(f"Account {account} does not exist; cannot set its QoS")
+        if not self.thresholds_on:
+            self._set_qos(state.record, *self.decide_level(requested, None))
+            return True
+        # Read, decide and write under the account's lock, so that a message applied
+        # meanwhile is neither overwritten by an older decision nor hidden by a stale read.
+        with self.store.locked(account) as held:
+            record = self.client.account_record(account, fresh=True)
+            if record is None:
+                raise BackendError(f"Account {account} does not exist; cannot set its QoS")
+            held.save(replace(held.state, flags=requested))
+            level, why = self.decide_level(requested, held.state)
+            self._set_qos(record, level, why)
+        return True
+
+    def decide_level(
+        self, requested: QosLevel, state: AccountState | None, now: datetime | None = None
+    ) -> tuple[QosLevel, str]:
+        """The level for Waldur's flags and, when thresholds count, the remembered state."""
+        if state is None or not self.thresholds_on:
+            return qos.decide(requested), f"Waldur asks for {requested.name}"
+        by_threshold = self._threshold_level(state, now or self.clock())
+        why = f"Waldur asks for {requested.name}, usage thresholds for {by_threshold.name}"
+        return qos.decide(requested, by_threshold), why
+
+    def expected_level(self, account: str, requested: QosLevel) -> tuple[QosLevel, str]:
+        """What ``enforce_flags`` would choose for ``account`` now, reading state only."""
+        state = self.store.read(account) if self.thresholds_on else None
+        return self.decide_level(requested, state)
+
+    # ---- periodic settings ---------------------------------------------------------------
+
+    def current_period(self, settings: PeriodicSettings, now: datetime) -> Period:
+        """The period a message belongs to.
+
+        The successor of ``carryover_details.previous_period`` when Waldur names it (its
+        format gives the granularity, and it follows Mastermind's calendar), else the
+        configured ``period`` at ``now``. ``total`` in the configuration or in the
+        message (``reason: no_previous_period``) always wins: one-off allocations never
+        reset.
+        """
+        if self.config.period_kind == "total" or settings.one_off:
+            return Period("total")
+        if settings.previous_period is not None:
+            current = settings.previous_period.next()
+            if current.kind != self.config.period_kind:
+                logger.warning(
+                    "Waldur's period %s is a %s, periodic_limits.period says %s; using Waldur's",
+                    current.id,
+                    current.kind,
+                    self.config.period_kind,
+                )
+            return current
+        return period_of(self.config.period_kind, now, self.timezone)
+
+    def _period_usage(self, account: str, period: Period, now: datetime) -> dict[str, float]:
+        """The account's usage in the period so far, per component in Waldur units."""
+        window = period.window(self.timezone, now)
+        window = Window(window.start, max(window.start, min(window.end, now)))
+        accumulator = UsageAccumulator(window, now).add_all(self.client.jobs(window, [account]))
+        report = build_report(accumulator, [account], self.settings.components)
+        return report[account][TOTAL_KEY]
+
+    def _evaluate_thresholds(
+        self, account: str, settings: PeriodicSettings, period: Period, now: datetime
+    ) -> tuple[ThresholdState | None, tuple[Refusal, ...]]:
+        threshold, grace, refused = usable_thresholds(settings, self.config.allow_blocking_limits)
+        chosen = threshold or grace
+        if chosen is None:
+            return None, refused
+        key = chosen.key
+        usage = self._period_usage(account, period, now)
+        minutes = threshold_usage(usage, key, self.config.weights)
+        level = qos.from_thresholds(
+            minutes,
+            threshold.minutes if threshold else None,
+            grace.minutes if grace else None,
+        )
+        logger.info(
+            "Usage of %s in %s: %s %s-minutes (qos_threshold %s, grace_limit %s) → %s",
+            account,
+            period.id,
+            minutes,
+            key,
+            threshold,
+            grace,
+            level.name,
+        )
+        return (
+            ThresholdState(
+                period=period.id,
+                level=level,
+                usage_minutes=str(minutes),
+                qos_threshold=str(threshold) if threshold else None,
+                grace_limit=str(grace) if grace else None,
+            ),
+            refused,
+        )
+
+    def _assumed_flags(self, state: AccountState, record: AssociationRecord) -> QosLevel:
+        """What Waldur's flags ask for, as membership sync last recorded it.
+
+        Before membership sync has recorded anything, the account's current QoS stands
+        for Waldur's wish, unless the last thresholds explain it: a message must never
+        lower a QoS it cannot attribute to itself.
+        """
+        if state.flags is not None:
+            return state.flags
+        current = qos.level_of(record, self.settings)
+        if state.threshold is not None and state.threshold.level >= current:
+            return QosLevel.DEFAULT
+        return current
+
+    @staticmethod
+    def _reset_decision(
+        settings: PeriodicSettings, period: Period, state: AccountState
+    ) -> tuple[bool, str]:
+        if not settings.reset_raw_usage:
+            return False, ""
+        if period.is_total:
+            return False, "never reset for a one-off (total) allocation"
+        if state.reset_done(period.id):
+            return False, f"already reset for {period.id}"
+        return True, f"first reset request of {period.id}"
+
+    def _log_received(self, account: str, settings: PeriodicSettings) -> None:
+        if settings.ignored_keys:
+            logger.warning(
+                "Ignoring unknown periodic settings keys for %s: %s",
+                account,
+                ", ".join(settings.ignored_keys),
+            )
+        if settings.carryover_details is not None:
+            logger.info(
+                "Carry-over for %s (computed by Waldur, applied as sent): %s",
+                account,
+                dict(settings.carryover_details),
+            )
+        if self.config.fairshare_decay_half_life is not None:
+            logger.debug(
+                "fairshare_decay_half_life %s is informational: Waldur computes carry-over",
+                self.config.fairshare_decay_half_life,
+            )
+        billing = next((e for e in settings.limits if e.key == BILLING), None)
+        grace = settings.grace_limit
+        if billing and grace and grace.key == BILLING and abs(billing.sent - grace.minutes) > 1:
+            logger.warning(
+                "Billing limit %s of %s differs from grace_limit %s; applied as sent "
+                "(grace is never added here)",
+                billing.sent,
+                account,
+                grace,
+            )
+
+    def apply(
+        self, account: str, settings: PeriodicSettings, executed: list[str]
+    ) -> tuple[Plan, Period, tuple[Refusal, ...]]:
+        """Plan and apply validated settings; every command run is appended to ``executed``."""
+        self._log_received(account, settings)
+        now = self.clock()
+        period = self.current_period(settings, now)
+        needs_state = settings.reset_raw_usage or self.thresholds_on
+        if needs_state:
+            self.store.ensure_writable()
+        held_context = self.store.locked(account) if needs_state else nullcontext(None)
+        with held_context as held:
+            # Read under the lock: membership sync may have set the QoS a moment ago.
+            record = self.client.account_record(account, fresh=held is not None)
+            if record is None:
+                raise PeriodicSettingsError(f"Account {account} does not exist in SLURM")
+            previous = held.state if held is not None else AccountState()
+            qos_target = None
+            refused: tuple[Refusal, ...] = ()
+            if held is not None and self.thresholds_on:
+                evaluated, refused = self._evaluate_thresholds(account, settings, period, now)
+                if evaluated is not None:
+                    held.save(replace(held.state, threshold=evaluated))
+                flags = self._assumed_flags(previous, record)
+                level, why = self.decide_level(flags, held.state, now)
+                qos_target = (qos.qos_name(level, self.settings), why)
+            plan = plan_settings(
+                settings,
+                record,
+                allow_blocking=self.config.allow_blocking_limits,
+                qos_target=qos_target,
+                reset=self._reset_decision(settings, period, previous),
+            )
+            for line in plan.describe():
+                logger.info("Periodic settings for %s (%s): %s", account, period.id, line)
+            if plan.changes:
+                executed.append(self.client.modify_account(account, plan.fields()))
+            if plan.reset is not None and held is not None:
+                executed.append(self.client.modify_account(account, {"RawUsage": "0"}))
+                held.save(held.state.with_reset(period.id))
+        return plan, period, refused
+
+
+def apply_settings(
+    client: SlurmClient,
+    settings: SlurmSettings,
+    resource_id: str,
+    raw: object,
+    agent_zone: str = "",
+    *,
+    override: Mapping[str, Any] | None = None,
+    clock: Clock | None = None,
+) -> dict[str, Any]:
+    """Apply one message's settings; never raises.
+
+    Periods are cut in ``backend_settings.timezone`` or the agent's zone (UTC without).
+
+    Returns:
+        ``success``, ``error`` and ``commands_executed`` (the exact command lines that
+        ran, also on a partial failure) for Waldur; ``actions``, ``period`` and
+        ``carryover_details`` for the log and for callers that look further.
+    """
+    executed: list[str] = []
+    details = raw.get("carryover_details") if isinstance(raw, Mapping) else None
+    result: dict[str, Any] = {"carryover_details": details}
+    try:
+        zone = usage_zone(agent_zone, settings.timezone)
+        service = PeriodicService(client, settings, timezone=zone, clock=clock, override=override)
+        if not service.config.enabled:
+            raise PeriodicSettingsError(
+                "periodic_limits.enabled is false in backend_settings; nothing applied"
+            )
+        account = validation.account_name(resource_id, "resource backend_id")
+        parsed = parse_settings(raw, service.config, settings.components)
+        plan, period, threshold_refusals = service.apply(account, parsed, executed)
+    except BackendError as err:
+        logger.error("Periodic settings for %s failed: %s", resource_id, err)
+        return {**result, "success": False, "error": str(err), "commands_executed": executed}
+    except Exception as err:  # the contract is a result, never an exception
+        logger.exception("Periodic settings for %s failed unexpectedly", resource_id)
+        error = f"Unexpected {type(err).__name__}: {err}"
+        return {**result, "success": False, "error": error, "commands_executed": executed}
+    refused = (*threshold_refusals, *plan.refused)
+    error = ""
+    if refused:
+        error = "Not applied: " + "; ".join(str(r) for r in refused)
+        logger.error("Periodic settings for %s: %s", resource_id, error)
+    return {
+        **result,
+        "success": not refused,
+        "error": error,
+        "commands_executed": executed,
+        "actions": plan.describe(),
+        "period": period.id,
+    }

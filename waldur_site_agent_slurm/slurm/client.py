@@ -1,0 +1,427 @@
+"""SlurmClient: SLURM verbs with typed results, on top of the one command runner.
+
+Reads are done in bulk and cached on the instance (the framework builds a new backend,
+and with it a new client, every cycle): one ``show assoc`` serves every account and
+user question of a cycle, and any write drops that cache. Every sacctmgr command is
+scoped with ``cluster=`` when a cluster name is configured, and every value on a
+command line has passed ``validation`` first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from waldur_site_agent.backend import logger
+from waldur_site_agent.backend.clients import BaseClient
+from waldur_site_agent.backend.structures import Association, ClientResource
+
+from waldur_site_agent_slurm.allocation.usage import Window
+from waldur_site_agent_slurm.slurm import parser, validation
+from waldur_site_agent_slurm.slurm.parser import AssociationRecord, JobRecord
+from waldur_site_agent_slurm.slurm.runner import CommandResult, Runner
+
+SACCTMGR = "sacctmgr"
+SACCT = "sacct"
+SCANCEL = "scancel"
+READ = ("--parsable2", "--noheader")
+
+
+@dataclass
+class AccountState:
+    """An account association and the user associations below it."""
+
+    record: AssociationRecord
+    users: dict[str, AssociationRecord] = field(default_factory=dict)
+    children: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        """The account name."""
+        return self.record.account
+
+    @property
+    def parent(self) -> str:
+        """The parent account name ('' for root)."""
+        return self.record.parent
+
+
+class AssociationSnapshot:
+    """Every association of the cluster, indexed by account and by user."""
+
+    def __init__(self, records: Iterable[AssociationRecord]) -> None:
+        """Index the rows of one ``show assoc``."""
+        self.accounts: dict[str, AccountState] = {}
+        self.user_accounts: dict[str, set[str]] = {}
+        user_rows = []
+        for record in records:
+            if record.user:
+                user_rows.append(record)
+            elif record.account not in self.accounts:
+                self.accounts[record.account] = AccountState(record)
+        for record in user_rows:
+            state = self.accounts.get(record.account)
+            if state is not None:
+                state.users.setdefault(record.user, record)
+            self.user_accounts.setdefault(record.user, set()).add(record.account)
+        for state in self.accounts.values():
+            parent = self.accounts.get(state.parent)
+            if parent is not None:
+                parent.children.append(state.name)
+
+    def account(self, name: str) -> AccountState | None:
+        """The account, or None when it does not exist."""
+        return self.accounts.get(name)
+
+
+class SlurmClient(BaseClient):
+    """SLURM accounts, associations, limits and accounting through sacctmgr/sacct."""
+
+    def __init__(self, runner: Runner, cluster_name: str | None = None) -> None:
+        """Use ``runner`` for every command; scope sacctmgr to ``cluster_name`` if set."""
+        self.runner = runner
+        self.cluster_name = cluster_name
+        self._snapshot: AssociationSnapshot | None = None
+        self._tres: frozenset[str] | None = None
+        # Accounts this client added, oldest first, so a failed create can be undone.
+        self.added_accounts: list[str] = []
+
+    # ---- command building -------------------------------------------------------------
+
+    def _cluster(self, key: str = "cluster") -> list[str]:
+        return [f"{key}={self.cluster_name}"] if self.cluster_name else []
+
+    def _write(self, *args: str, accept_nothing: bool = True) -> CommandResult:
+        """Run a sacctmgr change; "Nothing ..." answers are success (idempotent writes)."""
+        self._snapshot = None
+        argv = self.change_argv(*args)
+        result = self.runner.run(argv, mutating=True, accept_nothing=accept_nothing)
+        logger.info("Executed: %s", self.runner.display(argv))
+        return result
+
+    def change_argv(self, *args: str) -> list[str]:
+        """The argv of a sacctmgr change (``--immediate``: no confirmation prompt)."""
+        return [SACCTMGR, "--immediate", *args]
+
+    def command_line(self, *args: str) -> str:
+        """The sacctmgr change command for ``args``, as it would be run (for plans)."""
+        return self.runner.display(self.change_argv(*args))
+
+    # ---- bulk reads --------------------------------------------------------------------
+
+    def snapshot(self) -> AssociationSnapshot:
+        """All associations (of the configured cluster), read once until the next write."""
+        if self._snapshot is None:
+            where = ["where", *self._cluster()] if self.cluster_name else []
+            lines = self._read("show", "assoc", *where, "format=" + ",".join(parser.ASSOC_FIELDS))
+            self._snapshot = AssociationSnapshot(parser.parse_associations(lines))
+        return self._snapshot
+
+    def account_record(self, name: str, *, fresh: bool = False) -> AssociationRecord | None:
+        """One account's association: from the cycle's snapshot, else one targeted read.
+
+        ``fresh`` always reads: for decisions taken under a lock, which another process
+        may have changed SLURM for since the snapshot was read.
+        """
+        account = validation.account_name(name)
+        if self._snapshot is not None and not fresh:
+            state = self._snapshot.account(account)
+            return state.record if state else None
+        lines = self._read(
+            "show",
+            "assoc",
+            "where",
+            f"account={account}",
+            *self._cluster(),
+            "format=" + ",".join(parser.ASSOC_FIELDS),
+        )
+        rows = parser.parse_associations(lines)
+        return next((r for r in rows if r.account == account and not r.user), None)
+
+    def tres_names(self) -> frozenset[str]:
+        """TRES the cluster accounts for (``cpu``, ``mem``, ``gres/gpu`` …), read once."""
+        if self._tres is None:
+            lines = self._read("list", "tres", "format=" + ",".join(parser.TRES_FIELDS))
+            self._tres = parser.parse_tres_names(lines)
+        return self._tres
+
+    def user_defaults(self, usernames: Iterable[str]) -> dict[str, str]:
+        """Default account of each existing user among ``usernames``."""
+        names = sorted({validation.username(name) for name in usernames})
+        if not names:
+            return {}
+        lines = self._read(
+            "list",
+            "user",
+            "where",
+            "name=" + ",".join(names),
+            *self._cluster(),
+            "format=" + ",".join(parser.USER_FIELDS),
+        )
+        return {rec.user: rec.default_account for rec in parser.parse_users(lines)}
+
+    def jobs(self, window: Window, accounts: Iterable[str]) -> Iterator[JobRecord]:
+        """Job allocations of ``accounts`` eligible or running in ``window``, streamed.
+
+        sacct runs with TZ=UTC, so the window goes in and the times come out in UTC.
+        """
+        names = sorted({validation.account_name(name) for name in accounts})
+        if not names:
+            return iter(())
+        start, end = window.sacct_bounds()
+        argv = [
+            SACCT,
+            *READ,
+            "--allusers",
+            "--allocations",
+            "--noconvert",
+            f"--starttime={start}",
+            f"--endtime={end}",
+            "--accounts=" + ",".join(names),
+            "--format=" + ",".join(parser.SACCT_FIELDS),
+            *self._cluster("--clusters"),
+        ]
+        return parser.parse_jobs(self.runner.stream(argv, env={"TZ": "UTC"}))
+
+    # ---- accounts ----------------------------------------------------------------------
+
+    def add_account_args(
+        self, name: str, description: str, organization: str, parent: str
+    ) -> list[str]:
+        """Arguments of ``add account`` creating ``name`` under ``parent``."""
+        return [
+            "add",
+            "account",
+            validation.account_name(name),
+            f"Description={description}",
+            f"Organization={validation.account_name(organization, 'organization')}",
+            f"Parent={validation.account_name(parent, 'parent account')}",
+            *self._cluster("Cluster"),
+        ]
+
+    def add_account(self, name: str, description: str, organization: str, parent: str) -> None:
+        """Create an account under ``parent``; an existing one is left as it is."""
+        self._write(*self.add_account_args(name, description, organization, parent))
+        self.added_accounts.append(name)
+
+    def remove_account(self, name: str) -> None:
+        """Delete an account association; a missing one is not an error."""
+        self._write(
+            "delete", "account", "where", f"name={validation.account_name(name)}", *self._cluster()
+        )
+
+    def account_settings_args(self, name: str, settings: dict[str, str]) -> list[str]:
+        """Arguments of ``modify account`` setting ``settings`` (keys are SLURM fields)."""
+        return [
+            "modify",
+            "account",
+            "where",
+            f"name={validation.account_name(name)}",
+            *self._cluster(),
+            "set",
+            *(f"{k}={v}" for k, v in settings.items()),
+        ]
+
+    def modify_account(self, name: str, settings: dict[str, str]) -> str:
+        """Set fields of an account association in one command; return the command line."""
+        args = self.account_settings_args(name, settings)
+        self._write(*args, accept_nothing=False)
+        return self.command_line(*args)
+
+    def _read(self, *args: str) -> list[str]:
+        """Lines printed by a read-only ``sacctmgr --parsable2 --noheader`` command."""
+        argv = [SACCTMGR, *READ, *args]
+        return self.runner.run(argv, mutating=False).stdout.splitlines()
+
+    def clusters(self) -> frozenset[str]:
+        """Clusters registered in the accounting database (also a reachability check)."""
+        return parser.parse_names(self._read("show", "cluster", "format=Cluster"))
+
+    def qos_names(self) -> frozenset[str]:
+        """Names of the QoS that exist."""
+        return parser.parse_names(self._read("show", "qos", "format=Name"))
+
+    def cancel_user_jobs_argv(self, username: str, account: str) -> list[str]:
+        """The ``scancel`` of one user's pending and running jobs in ``account``."""
+        return [
+            SCANCEL,
+            f"--account={validation.account_name(account)}",
+            f"--user={validation.username(username)}",
+            *self._cluster("--clusters"),
+        ]
+
+    def cancel_user_jobs(self, username: str, account: str) -> None:
+        """Cancel one user's pending and running jobs in ``account``."""
+        self.runner.run(self.cancel_user_jobs_argv(username, account), mutating=True)
+
+    def cancel_jobs(self, account: str) -> None:
+        """Cancel every pending and running job of ``account``."""
+        argv = [
+            SCANCEL,
+            f"--account={validation.account_name(account)}",
+            *self._cluster("--clusters"),
+        ]
+        self.runner.run(argv, mutating=True)
+
+    # ---- users -------------------------------------------------------------------------
+
+    def add_users(
+        self,
+        usernames: Iterable[str],
+        accounts: Iterable[str],
+        default_account: str | None = None,
+        partition: str | None = None,
+    ) -> None:
+        """Associate users with ``accounts`` in one command."""
+        args = self.add_users_args(usernames, accounts, default_account, partition)
+        if args:
+            self._write(*args)
+
+    def add_users_args(
+        self,
+        usernames: Iterable[str],
+        accounts: Iterable[str],
+        default_account: str | None = None,
+        partition: str | None = None,
+    ) -> list[str]:
+        """Arguments of ``add user`` (``[]`` when there is nobody to add)."""
+        names = sorted({validation.username(name) for name in usernames})
+        if not names:
+            return []
+        targets = ",".join(dict.fromkeys(validation.account_name(a) for a in accounts))
+        args = ["add", "user", ",".join(names), f"Account={targets}"]
+        if default_account:
+            args.append(f"DefaultAccount={validation.account_name(default_account)}")
+        if partition:
+            args.append(f"Partition={validation.partition_name(partition)}")
+        return [*args, *self._cluster("Cluster")]
+
+    def _user_where(self, username: str, account: str | None) -> list[str]:
+        """``where name=U [account=A]`` and the cluster: one association, or every one."""
+        where = ["where", f"name={validation.username(username)}"]
+        if account is not None:
+            where.append(f"account={validation.account_name(account)}")
+        return [*where, *self._cluster()]
+
+    def remove_user_args(self, username: str, account: str | None = None) -> list[str]:
+        """Arguments of ``delete user`` for one association, or the whole user if None."""
+        return ["delete", "user", *self._user_where(username, account)]
+
+    def remove_user(self, username: str, account: str | None = None) -> None:
+        """Delete a user's association with ``account``, or the whole user if None."""
+        self._write(*self.remove_user_args(username, account))
+
+    def modify_user_args(
+        self, username: str, account: str | None, settings: dict[str, str]
+    ) -> list[str]:
+        """Arguments of ``modify user`` setting ``settings`` (keys are SLURM fields)."""
+        return [
+            "modify",
+            "user",
+            *self._user_where(username, account),
+            "set",
+            *(f"{k}={v}" for k, v in settings.items()),
+        ]
+
+    def modify_user(self, username: str, account: str | None, settings: dict[str, str]) -> str:
+        """Set fields of a user association (or of the user); return the command line."""
+        args = self.modify_user_args(username, account, settings)
+        self._write(*args, accept_nothing=False)
+        return self.command_line(*args)
+
+    # ---- the framework's BaseClient interface --------------------------------------------
+
+    def execute_command(self, command: list[str], silent: bool = False) -> str:
+        """Run a command for the framework (home directories, quotas) through the runner."""
+        del silent
+        return self.runner.run(command, mutating=True).stdout
+
+    def list_resources(self) -> list[ClientResource]:
+        """All accounts, with their parent as organization."""
+        return [
+            ClientResource(name=s.name, organization=s.parent, backend_id=s.name)
+            for s in self.snapshot().accounts.values()
+        ]
+
+    def get_resource(self, resource_id: str) -> ClientResource | None:
+        """The account, or None when it does not exist."""
+        state = self.snapshot().account(validation.account_name(resource_id))
+        if state is None:
+            return None
+        return ClientResource(name=state.name, organization=state.parent, backend_id=state.name)
+
+    def create_resource(
+        self, name: str, description: str, organization: str, parent_name: str | None = None
+    ) -> str:
+        """Create an account (``parent_name`` defaults to ``organization``)."""
+        self.add_account(name, description, organization, parent_name or organization)
+        return name
+
+    def delete_resource(self, name: str) -> str:
+        """Delete an account."""
+        self.remove_account(name)
+        return name
+
+    def set_resource_limits(self, resource_id: str, limits_dict: dict[str, int]) -> str | None:
+        """Set GrpTRESMins from ``{tres: minutes}``."""
+        tres = {
+            validation.tres_name(k): validation.limit_value(v, f"limit for {k}")
+            for k, v in limits_dict.items()
+        }
+        if not tres:
+            return None
+        return self.modify_account(resource_id, {"GrpTRESMins": parser.format_tres(tres)})
+
+    def get_resource_limits(self, resource_id: str) -> dict[str, int]:
+        """GrpTRESMins of the account as ``{tres: minutes}``."""
+        state = self.snapshot().account(validation.account_name(resource_id))
+        return dict(state.record.grp_tres_mins) if state else {}
+
+    def get_resource_user_limits(self, resource_id: str) -> dict[str, dict[str, int]]:
+        """MaxTRESMins of each user association of the account."""
+        state = self.snapshot().account(validation.account_name(resource_id))
+        if state is None:
+            return {}
+        return {
+            user: dict(rec.max_tres_mins) for user, rec in state.users.items() if rec.max_tres_mins
+        }
+
+    def set_resource_user_limits(
+        self, resource_id: str, username: str, limits_dict: dict[str, int]
+    ) -> str:
+        """Set MaxTRESMins of one user association from ``{tres: minutes}``."""
+        tres = {
+            validation.tres_name(k): validation.limit_value(v, f"limit for {k}")
+            for k, v in limits_dict.items()
+        }
+        return self.modify_user(username, resource_id, {"MaxTRESMins": parser.format_tres(tres)})
+
+    def get_association(self, user: str, resource_id: str) -> Association | None:
+        """The user's association with the account, or None."""
+        state = self.snapshot().account(validation.account_name(resource_id))
+        if state is None or validation.username(user) not in state.users:
+            return None
+        return Association(account=state.name, user=user)
+
+    def create_association(
+        self, username: str, resource_id: str, default_account: str | None = None
+    ) -> str:
+        """Associate one user with the account."""
+        self.add_users([username], [resource_id], default_account)
+        return username
+
+    def delete_association(self, username: str, resource_id: str) -> str:
+        """Remove one user's association with the account."""
+        self.remove_user(username, resource_id)
+        return username
+
+    def get_usage_report(self, resource_ids: list[str], timezone: str | None = None) -> list[Any]:
+        """Not used: usage goes through ``jobs`` and ``usage.build_report``."""
+        del resource_ids, timezone
+        return []
+
+    def list_resource_users(self, resource_id: str) -> list[str]:
+        """Users associated with the account, sorted."""
+        state = self.snapshot().account(validation.account_name(resource_id))
+        return sorted(state.users) if state else []
