@@ -9,6 +9,7 @@ with a message that names the key and the allowed values.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -112,6 +113,78 @@ class PeriodicLimitsSchema(BaseModel):
         return self
 
 
+class ExecutionMode(str, Enum):
+    """How the plugin talks to SLURM: its command-line tools or slurmrestd."""
+
+    CLI = "cli"
+    REST = "rest"
+
+
+class SlurmLimitType(str, Enum):
+    """The association limit periodic settings are written to."""
+
+    GRP_TRES_MINS = "GrpTRESMins"
+    MAX_TRES_MINS = "MaxTRESMins"
+    GRP_TRES = "GrpTRES"
+
+
+class SlurmRestApiConfig(BaseModel):
+    """The ``rest_api`` block: how to reach slurmrestd (``execution_mode: rest``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    url: str | None = Field(default=None, description="http(s)://host:port or unix:///path")
+    api_version: str = "v0.0.43"
+    username: str | None = None
+    token_file: str | None = None
+    token_env: str | None = None
+    verify_ssl: bool = True
+    timeout: PositiveFloat = 30.0
+
+
+class QosManagementConfig(BaseModel):
+    """The ``qos_management`` block: a QoS per allocation, named after its account."""
+
+    model_config = ConfigDict(extra="allow")
+
+    enabled: bool = False
+    flags: list[str] | str = Field(default_factory=lambda: ["DenyOnLimit", "NoDecay"])
+    grp_tres: dict[str, int] | str | None = None
+    max_jobs: int | None = None
+    max_submit: int | None = None
+    max_wall: int | str | None = None
+    min_tres_per_job: dict[str, int] | str | None = None
+    additional_qos: list[str] | None = None
+    skip_qos_swap: bool = False
+    apply_limits_to_qos: bool = False
+
+
+class LustreQuotaConfig(BaseModel):
+    """``project_directory.lustre_quota``: a Lustre project quota per project directory."""
+
+    model_config = ConfigDict(extra="allow")
+
+    mount_point: str = "/valhalla"
+    block_softlimit: str | int | None = None
+    block_hardlimit: str | int | None = None
+    inode_softlimit: int | None = None
+    inode_hardlimit: int | None = None
+
+
+class ProjectDirectoryConfig(BaseModel):
+    """The ``project_directory`` block: a shared directory per project."""
+
+    model_config = ConfigDict(extra="allow")
+
+    enabled: bool = False
+    base_path: str = "/valhalla/projects"
+    owner: str = "nobody"
+    permissions: str | int = "770"
+    set_gid: bool = True
+    set_acl: bool = True
+    lustre_quota: LustreQuotaConfig | None = None
+
+
 class SlurmBackendSettingsSchema(HomedirSettingsSchema):
     """Every key the SLURM backend accepts in ``backend_settings``."""
 
@@ -157,6 +230,20 @@ class SlurmBackendSettingsSchema(HomedirSettingsSchema):
     check_backend_id_uniqueness: bool | None = None
     check_all_offerings: bool | None = None
     backend_id_max_retries: int | None = Field(default=None, ge=1)
+    # Keys of waldur-site-agent-slurm 1.0.7 that a site's configuration may carry.
+    execution_mode: str | None = Field(default=None, description="cli (default) or rest")
+    rest_api: SlurmRestApiConfig | None = None
+    qos_enforcement_enabled: bool | None = None
+    enforce_offering_qos: bool | None = None
+    enforce_offering_partitions: bool | None = None
+    qos_management: QosManagementConfig | None = None
+    project_directory: ProjectDirectoryConfig | None = None
+    ldap: dict[str, Any] | None = None
+    keep_default_account_association: bool | None = Field(
+        default=None,
+        description="Keep a user's default-account association when they leave their "
+        "last allocation (default: remove it, so they can no longer submit jobs)",
+    )
 
 
 class SlurmComponentSchema(PluginComponentSchema):
@@ -204,6 +291,16 @@ class SlurmSettings:
     timezone: str | None = None
     periodic: PeriodicLimitsSchema = field(default_factory=PeriodicLimitsSchema)
     components: dict[str, Component] = field(default_factory=dict)
+    execution_mode: str = ExecutionMode.CLI.value
+    rest_api: SlurmRestApiConfig | None = None
+    qos_enforcement_enabled: bool = False
+    enforce_offering_qos: bool | None = None
+    enforce_offering_partitions: bool = False
+    qos_management: QosManagementConfig | None = None
+    project_directory: ProjectDirectoryConfig | None = None
+    ldap: dict[str, Any] | None = None
+    keep_default_account_association: bool = False
+    homedir_base_path: str | None = None
 
     def tres_components(self) -> dict[str, Component]:
         """Components that map to a SLURM TRES, keyed by component key."""
@@ -367,4 +464,14 @@ def load_settings(raw: dict[str, Any], components: dict[str, dict[str, Any]]) ->
         timezone=schema.timezone,
         periodic=periodic,
         components={key: _component(key, comp, schema) for key, comp in components.items()},
+        execution_mode=schema.execution_mode or ExecutionMode.CLI.value,
+        rest_api=schema.rest_api,
+        qos_enforcement_enabled=bool(schema.qos_enforcement_enabled),
+        enforce_offering_qos=schema.enforce_offering_qos,
+        enforce_offering_partitions=bool(schema.enforce_offering_partitions),
+        qos_management=schema.qos_management,
+        project_directory=schema.project_directory,
+        ldap=schema.ldap,
+        keep_default_account_association=bool(schema.keep_default_account_association),
+        homedir_base_path=schema.homedir_base_path,
     )

@@ -1,9 +1,28 @@
-"""The configuration schemas the framework's entry points name."""
+"""The configuration schemas the framework's entry points name, and their enums."""
 
 from waldur_site_agent_slurm.config import (
+    ExecutionMode,
+    LustreQuotaConfig,
     PeriodicLimitsSchema,
+    ProjectDirectoryConfig,
+    QosManagementConfig,
     SlurmBackendSettingsSchema,
     SlurmComponentSchema,
+    SlurmLimitType,
+    SlurmRestApiConfig,
 )
 
-__all__ = ["PeriodicLimitsSchema", "SlurmBackendSettingsSchema", "SlurmComponentSchema"]
+PeriodicLimitsConfig = PeriodicLimitsSchema
+
+__all__ = [
+    "ExecutionMode",
+    "LustreQuotaConfig",
+    "PeriodicLimitsConfig",
+    "PeriodicLimitsSchema",
+    "ProjectDirectoryConfig",
+    "QosManagementConfig",
+    "SlurmBackendSettingsSchema",
+    "SlurmComponentSchema",
+    "SlurmLimitType",
+    "SlurmRestApiConfig",
+]
