@@ -70,14 +70,6 @@ def test_create_builds_customer_project_allocation_tree_with_sanitised_descripti
             "Description=My Allocation rm -rf /",
             "Organization=proj-1",
             "Parent=proj-1",
-        ],
-        [
-            *SI,
-            "modify",
-            "account",
-            "where",
-            "name=alloc-1",
-            "set",
             "GrpTRESMins=cpu=6000000,gres/gpu=300,mem=614400",
         ],
     ]
@@ -124,23 +116,6 @@ def test_existing_account_under_another_parent_is_a_duplicate(runner: FakeRunner
     with pytest.raises(BackendError, match="alloc-1 already exists"):
         backend.create_resource_with_id(resource(), "alloc-1")
     assert runner.writes == []
-
-
-def test_flat_hierarchy_puts_allocation_under_parent_account(runner: FakeRunner) -> None:
-    runner.outputs["show assoc"] = assoc_lines("root||||1||||normal|", "waldur|||root|1||||normal|")
-    backend = make_backend(runner, parent_account="waldur")
-    backend.create_resource_with_id(resource(limits={}), "alloc-1")
-    assert runner.writes == [
-        [
-            *SI,
-            "add",
-            "account",
-            "alloc-1",
-            "Description=My Allocation rm -rf /",
-            "Organization=proj-1",
-            "Parent=waldur",
-        ],
-    ]
 
 
 def test_account_prefix_applies_to_all_tiers_unless_overridden() -> None:
@@ -491,18 +466,14 @@ def test_soft_delete_keeps_the_account_with_zero_limits(runner: FakeRunner) -> N
     ]
 
 
-def test_a_refused_limit_write_removes_the_accounts_the_create_added(runner: FakeRunner) -> None:
+def test_a_refused_allocation_add_removes_the_parents_the_create_added(runner: FakeRunner) -> None:
     runner.outputs["show assoc"] = TREE
     runner.failures["GrpTRESMins="] = (1, "", " Error with request: Unknown TRES\n")
     backend = make_backend(runner)
     with pytest.raises(BackendError, match="Unknown TRES"):
         backend.create_resource_with_id(resource(), "alloc-1")
     removed = [c for c in runner.writes if "delete" in c]
-    assert [c[c.index("where") + 1] for c in removed] == [
-        "name=alloc-1",
-        "name=proj-1",
-        "name=cust-1",
-    ]
+    assert [c[c.index("where") + 1] for c in removed] == ["name=proj-1", "name=cust-1"]
 
 
 def test_slurm_unreachable_during_create_keeps_what_exists_for_the_next_cycle(

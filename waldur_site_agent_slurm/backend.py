@@ -13,7 +13,7 @@ from waldur_site_agent.backend.backends import BaseBackend
 from waldur_site_agent.backend.exceptions import BackendError
 from waldur_site_agent.backend.structures import BackendResourceInfo
 
-from waldur_site_agent_slurm.allocation import accounts, limits, membership, qos
+from waldur_site_agent_slurm.allocation import accounts, limits, membership, qos, tree
 from waldur_site_agent_slurm.allocation.usage import (
     current_month,
     month_window,
@@ -75,6 +75,9 @@ class SlurmBackend(BaseBackend):
         )
         self.client: SlurmClient = SlurmClient(self.runner, self.settings.cluster_name)
         self._usage_reader: UsageReader | None = None
+        # The limits the create in progress puts on its ``add account``.
+        self._carried: tree.CarriedLimits | None = None
+        self._flat_move_logged = False
 
     # ---- identifiers ---------------------------------------------------------------------
 
@@ -157,28 +160,17 @@ class SlurmBackend(BaseBackend):
 
     # ---- creation ----------------------------------------------------------------------
 
-    def _ensure_account(self, name: str, description: str, organization: str, parent: str) -> None:
-        """Create an account under ``parent`` unless it already exists there."""
-        state = self.client.snapshot().account(validation.account_name(name))
-        if state is None:
-            self.client.add_account(name, description, organization, parent)
-        elif state.parent != parent:
-            raise BackendError(
-                f"Account {name} already exists under {state.parent or '(top)'}, not under "
-                f"{parent}; move it (sacctmgr modify account {name} set parent={parent}) "
-                "or remove it"
-            )
-
     def create_resource_with_id(
         self,
         waldur_resource: WaldurResource,
         resource_backend_id: str,
         user_context: dict[str, Any] | None = None,
     ) -> BackendResourceInfo:
-        """Check every name first, so a bad one leaves no half-built account tree."""
+        """Check every name and limit first, then create with the limits on ``add account``."""
         validation.account_name(resource_backend_id, "allocation account")
         self._parent_chain(waldur_resource)  # checks the customer and project names
-        self._collect_resource_limits(waldur_resource)  # bad limits fail before any write
+        tres_limits, _ = self._collect_resource_limits(waldur_resource)  # fails before writes
+        self._carried = tree.CarriedLimits(resource_backend_id, tres_limits)
         try:
             return super().create_resource_with_id(
                 waldur_resource, resource_backend_id, user_context
@@ -188,6 +180,8 @@ class SlurmBackend(BaseBackend):
         except BackendError as err:
             self._undo_added_accounts(err)
             raise
+        finally:
+            self._carried = None
 
     def _undo_added_accounts(self, err: BackendError) -> None:
         """Remove the accounts this create added, newest first, after a failed create."""
@@ -205,21 +199,10 @@ class SlurmBackend(BaseBackend):
     def _pre_create_resource(
         self, waldur_resource: WaldurResource, user_context: dict[str, Any] | None = None
     ) -> None:
-        """Create the customer and project accounts (or check the flat parent)."""
+        """Create the accounts above the allocation: customer and project, or the project."""
         del user_context
-        snapshot = self.client.snapshot()
-        parent = self.settings.parent_account
-        if parent:
-            if snapshot.account(parent) is None:
-                raise BackendError(
-                    f"parent_account {parent!r} does not exist: sacctmgr add account {parent}"
-                )
-            return
-        root = self.settings.root_account
-        if snapshot.account(root) is None:
-            raise BackendError(f"root_account {root!r} does not exist: sacctmgr add account {root}")
-        for spec in self._parent_chain(waldur_resource):
-            self._ensure_account(spec.name, spec.description, spec.organization, spec.parent)
+        tree.require_top(self.client, self.settings)
+        tree.ensure_chain(self.client, self._parent_chain(waldur_resource))
 
     def _parent_chain(self, waldur_resource: WaldurResource) -> list[accounts.AccountSpec]:
         """The customer and project accounts above the allocation, names checked."""
@@ -238,9 +221,9 @@ class SlurmBackend(BaseBackend):
         resource_organization: str,
         resource_parent_name: str | None = None,
     ) -> bool:
-        """Create the allocation account; adopt one left by an interrupted earlier run."""
+        """Create the allocation account with its limits; adopt one left by an earlier run."""
         name = validation.account_name(resource_backend_id, "allocation account")
-        parent = self.settings.parent_account or resource_parent_name or resource_organization
+        parent = resource_parent_name or resource_organization
         state = self.client.snapshot().account(name)
         if state is not None:
             if state.parent == parent:
@@ -249,9 +232,16 @@ class SlurmBackend(BaseBackend):
             logger.warning("Account %s exists under %s, not %s", name, state.parent, parent)
             return False
         organization = validation.account_name(resource_organization.lower(), "organization")
-        self.client.add_account(
-            name, validation.description(resource_name, name), organization, parent
+        carried = self._carried if self._carried and self._carried.account == name else None
+        created = self.client.add_account(
+            name,
+            validation.description(resource_name, name),
+            organization,
+            parent,
+            carried.tres if carried else None,
         )
+        if carried is not None:
+            carried.stored = created
         return True
 
     def _collect_resource_limits(
@@ -268,7 +258,10 @@ class SlurmBackend(BaseBackend):
         self, resource_backend_id: str, waldur_resource: WaldurResource
     ) -> dict[str, int]:
         tres_limits, waldur_limits = self._collect_resource_limits(waldur_resource)
-        self._apply_grp_tres_mins(resource_backend_id, tres_limits)
+        if self._carried and self._carried.cover(resource_backend_id, tres_limits):
+            logger.info("Limits of %s were set on creation: %s", resource_backend_id, tres_limits)
+        else:
+            self._apply_grp_tres_mins(resource_backend_id, tres_limits)
         return waldur_limits
 
     def _apply_grp_tres_mins(self, account: str, tres_limits: dict[str, int]) -> None:
@@ -334,13 +327,37 @@ class SlurmBackend(BaseBackend):
             self._pre_delete_resource(waldur_resource)
             self._retry_while_jobs_active(lambda: self.client.remove_account(account), account)
         project_slug = kwargs.get("project_slug")
-        if project_slug and not self.settings.parent_account:
+        if project_slug:
             project = validation.account_name(self._get_project_backend_id(project_slug))
-            state = self.client.snapshot().account(project)
-            if state is not None and not state.children:
-                logger.info("Project account %s has no allocations left; removing it", project)
-                self.client.remove_account(project)
+            tree.remove_empty_project(self.client, self.settings, project)
         return None
+
+    def sync_resource_project(
+        self, waldur_resource: WaldurResource, source_project: Any = None
+    ) -> None:
+        """Keep the project account under its customer's account after a project moved.
+
+        Skipped in a flat hierarchy (no customer accounts). Writes nothing when the project
+        account is already under the right customer or does not exist.
+        """
+        del source_project
+        if self.settings.parent_account:
+            if not self._flat_move_logged:
+                logger.info("Flat hierarchy: project accounts are not moved between customers")
+                self._flat_move_logged = True
+            return
+        customer_slug = _text(waldur_resource.customer_slug)
+        project_slug = _text(waldur_resource.project_slug)
+        if not customer_slug or not project_slug:
+            logger.warning("Resource %s names no customer or project", waldur_resource.uuid)
+            return
+        customer = accounts.customer_spec(
+            self.settings, customer_slug, _text(waldur_resource.customer_name)
+        )
+        project = validation.account_name(
+            accounts.project_account(self.settings, project_slug), "project account"
+        )
+        tree.move_project(self.client, project, customer)
 
     # ---- users -------------------------------------------------------------------------
 

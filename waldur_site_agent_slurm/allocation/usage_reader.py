@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from waldur_site_agent_slurm.allocation import accounts
 from waldur_site_agent_slurm.allocation.usage import UsageAccumulator, Window, build_report
 from waldur_site_agent_slurm.config import SlurmSettings
 from waldur_site_agent_slurm.errors import UnknownAllocationError
@@ -41,20 +42,24 @@ class UsageReader:
     def allocation_accounts(self) -> frozenset[str]:
         """Every allocation-like account: what one sacct call of a cycle covers.
 
-        Allocations are leaves of the account tree (below ``parent_account`` in a flat
-        hierarchy) whose names start with ``allocation_prefix``.
+        Allocations are leaves of the account tree whose names start with
+        ``allocation_prefix``, where ``accounts.in_allocation_tier`` puts them (below a
+        project account under ``parent_account`` in a flat hierarchy).
         """
         snapshot = self.client.snapshot()
         prefix = self.settings.allocation_prefix
-        flat = self.settings.parent_account
+
+        def parent_of(name: str) -> str:
+            state = snapshot.account(name)
+            return state.parent if state else ""
+
         return frozenset(
             name
             for name, state in snapshot.accounts.items()
             if not state.children
             and name != self.settings.root_account
-            and state.parent
             and name.startswith(prefix)
-            and (not flat or state.parent == flat)
+            and accounts.in_allocation_tier(self.settings, state.parent, parent_of(state.parent))
         )
 
     def require_allocations(self, resource_backend_ids: list[str]) -> None:

@@ -9,7 +9,7 @@ command line has passed ``validation`` first.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +26,14 @@ SACCTMGR = "sacctmgr"
 SACCT = "sacct"
 SCANCEL = "scancel"
 READ = ("--parsable2", "--noheader")
+
+
+def _checked_tres(values: Mapping[str, int]) -> dict[str, int]:
+    """``{tres: minutes}`` with every TRES name and value checked for a command line."""
+    return {
+        validation.tres_name(k): validation.limit_value(v, f"limit for {k}")
+        for k, v in values.items()
+    }
 
 
 @dataclass
@@ -187,10 +195,15 @@ class SlurmClient(BaseClient):
     # ---- accounts ----------------------------------------------------------------------
 
     def add_account_args(
-        self, name: str, description: str, organization: str, parent: str
+        self,
+        name: str,
+        description: str,
+        organization: str,
+        parent: str,
+        grp_tres_mins: Mapping[str, int] | None = None,
     ) -> list[str]:
-        """Arguments of ``add account`` creating ``name`` under ``parent``."""
-        return [
+        """Arguments of ``add account`` creating ``name`` under ``parent`` (with its limits)."""
+        args = [
             "add",
             "account",
             validation.account_name(name),
@@ -199,11 +212,28 @@ class SlurmClient(BaseClient):
             f"Parent={validation.account_name(parent, 'parent account')}",
             *self._cluster("Cluster"),
         ]
+        if grp_tres_mins:
+            args.append("GrpTRESMins=" + parser.format_tres(_checked_tres(grp_tres_mins)))
+        return args
 
-    def add_account(self, name: str, description: str, organization: str, parent: str) -> None:
-        """Create an account under ``parent``; an existing one is left as it is."""
-        self._write(*self.add_account_args(name, description, organization, parent))
+    def add_account(
+        self,
+        name: str,
+        description: str,
+        organization: str,
+        parent: str,
+        grp_tres_mins: Mapping[str, int] | None = None,
+    ) -> bool:
+        """Create an account under ``parent``, its GrpTRESMins set in the same command.
+
+        False when the account already existed (sacctmgr answers "Nothing new added"):
+        it is left as it is, limits included.
+        """
+        args = self.add_account_args(name, description, organization, parent, grp_tres_mins)
+        if self._write(*args).nothing_to_do:
+            return False
         self.added_accounts.append(name)
+        return True
 
     def remove_account(self, name: str) -> None:
         """Delete an account association; a missing one is not an error."""
