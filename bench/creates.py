@@ -1,0 +1,125 @@
+"""Creates per second and SLURM commands per create, on the emulator and the real SLURM.
+
+Creates N allocations in one project the way one order cycle does: a new backend, then
+``create_resource_with_id`` per order. The first create of a cycle also reads the TRES
+list and adds the customer and project accounts; the table shows the first create and
+the steady-state ones apart. The real SLURM tier runs when ``/usr/bin/sacctmgr`` reaches
+the cluster of ``scripts/real-slurm.sh`` (as root); its accounts are removed afterwards.
+
+    python bench/creates.py           # N = 10 on the emulator, 10 on the real SLURM
+    python bench/creates.py 50        # chosen N
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from waldur_api_client.models.resource import Resource
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from waldur_site_agent_slurm.backend import SlurmBackend
+
+COMPONENTS = {
+    "cpu": {"measured_unit": "CPU-hours", "unit_factor": 60, "accounting_type": "limit"},
+    "mem": {"measured_unit": "GB-hours", "unit_factor": 61440, "accounting_type": "limit"},
+}
+REAL_BIN = "/usr/bin"
+REAL_CLUSTER = os.environ.get("REAL_SLURM_CLUSTER", "testcluster")
+
+
+def order(tag: str, i: int) -> Resource:
+    return Resource.from_dict(
+        {
+            "uuid": f"{i:032x}",
+            "slug": f"r{i:04d}",
+            "name": f"allocation {i}",
+            "customer_slug": "cust",
+            "customer_name": "Bench customer",
+            "project_slug": "proj",
+            "project_name": "Bench project",
+            "limits": {"cpu": 100 + i, "mem": 10},
+            "backend_id": f"a{tag}_r{i:04d}",
+        }
+    )
+
+
+def run_creates(settings: dict[str, Any], tag: str, n: int) -> tuple[int, float, int, float]:
+    """(commands, seconds) of the first create and of the n-1 that follow."""
+    prefixes = {"customer_prefix": f"c{tag}_", "project_prefix": f"p{tag}_"}
+    backend = SlurmBackend({**settings, **prefixes}, {k: dict(v) for k, v in COMPONENTS.items()})
+    started = time.perf_counter()
+    backend.create_resource_with_id(order(tag, 0), f"a{tag}_r0000")
+    first_calls, first_time = backend.runner.calls, time.perf_counter() - started
+    started = time.perf_counter()
+    for i in range(1, n):
+        backend.create_resource_with_id(order(tag, i), f"a{tag}_r{i:04d}")
+    return (
+        first_calls,
+        first_time,
+        backend.runner.calls - first_calls,
+        time.perf_counter() - started,
+    )
+
+
+def emulator(n: int) -> tuple[int, float, int, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["SLURM_EMULATOR_STATE_FILE"] = str(Path(tmp) / "state.json")
+        os.environ["SLURM_EMULATOR_TIME_FILE"] = str(Path(tmp) / "time.json")
+        settings = {"emulator_mode": True, "enable_user_homedir_account_creation": False}
+        return run_creates(settings, "bench", n)
+
+
+def sacctmgr(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [f"{REAL_BIN}/sacctmgr", *args], capture_output=True, text=True, check=False, timeout=60
+    )
+
+
+def real(n: int) -> tuple[int, float, int, float] | None:
+    if os.geteuid() != 0 or sacctmgr("-n", "-P", "show", "cluster").returncode != 0:
+        return None
+    tag = "b" + uuid.uuid4().hex[:6]
+    settings = {
+        "slurm_bin_path": REAL_BIN,
+        "cluster_name": REAL_CLUSTER,
+        "enable_user_homedir_account_creation": False,
+    }
+    try:
+        return run_creates(settings, tag, n)
+    finally:
+        names = [f"a{tag}_r{i:04d}" for i in range(n)] + [f"p{tag}_proj", f"c{tag}_cust"]
+        sacctmgr("-i", "delete", "account", "where", "name=" + ",".join(names[:-2]))
+        for name in names[-2:]:
+            sacctmgr("-i", "delete", "account", "where", f"name={name}")
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if sys.argv[1:] else 10
+    print(
+        f"{'tier':>10} {'N':>5} {'first: cmds':>12} {'s':>6} {'then: cmds/create':>18} "
+        f"{'creates/s':>10}"
+    )
+    for tier, measure in (("emulator", emulator), ("real SLURM", real)):
+        result = measure(n)
+        if result is None:
+            print(f"{tier:>10} skipped: needs root and a running SLURM (scripts/real-slurm.sh up)")
+            continue
+        first_calls, first_time, calls, seconds = result
+        per_create = calls / (n - 1) if n > 1 else 0.0
+        rate = (n - 1) / seconds if n > 1 and seconds else 0.0
+        print(
+            f"{tier:>10} {n:>5} {first_calls:>12} {first_time:>6.2f} {per_create:>18.1f} "
+            f"{rate:>10.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
