@@ -7,13 +7,20 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from waldur_api_client.api.marketplace_provider_resources import (
+    marketplace_provider_resources_set_limits,
+)
 from waldur_api_client.models.resource import Resource as WaldurResource
+from waldur_api_client.models.resource_set_limits_request import ResourceSetLimitsRequest
+from waldur_api_client.models.resource_set_limits_request_limits import (
+    ResourceSetLimitsRequestLimits,
+)
 from waldur_site_agent.backend import logger
 from waldur_site_agent.backend.backends import BaseBackend
 from waldur_site_agent.backend.exceptions import BackendError
 from waldur_site_agent.backend.structures import BackendResourceInfo
 
-from waldur_site_agent_slurm.allocation import accounts, limits, membership, qos, tree
+from waldur_site_agent_slurm.allocation import accounts, limits, membership, prepaid, qos, tree
 from waldur_site_agent_slurm.allocation.usage import (
     current_month,
     month_window,
@@ -134,11 +141,11 @@ class SlurmBackend(BaseBackend):
         problems = []
         known = self.client.tres_names()
         for key, comp in self.settings.components.items():
-            if comp.tres is None:
+            if not comp.targets:
                 problems.append(f"component {key} maps to no TRES (set tres_name)")
-            elif comp.tres not in known:
+            for tres in (t.tres for t in comp.targets if t.tres not in known):
                 problems.append(
-                    f"component {key} maps to TRES {comp.tres}, which the cluster does not "
+                    f"component {key} maps to TRES {tres}, which the cluster does not "
                     f"account (known: {', '.join(sorted(known))}); add it to "
                     "AccountingStorageTRES or set tres_name"
                 )
@@ -244,13 +251,28 @@ class SlurmBackend(BaseBackend):
             carried.stored = created
         return True
 
+    def has_prepaid_components(self) -> bool:
+        """True when a component is prepaid (``accounting_type: one``)."""
+        return any(comp.prepaid for comp in self.settings.components.values())
+
+    def _paid_months(self, waldur_resource: WaldurResource | None) -> int:
+        """Months of limit a prepaid component gets: from ``created`` to ``end_date``."""
+        if waldur_resource is None or not self.has_prepaid_components():
+            return 1
+        return prepaid.resource_months(
+            waldur_resource.created, waldur_resource.end_date, self._zone()
+        )
+
     def _collect_resource_limits(
         self, waldur_resource: WaldurResource
     ) -> tuple[dict[str, int], dict[str, int]]:
-        """GrpTRESMins for a new allocation: Waldur limits × unit_factor, per known TRES."""
+        """GrpTRESMins for an allocation: Waldur limits × factor (× months if prepaid)."""
         requested = limits.requested(_limits_dict(waldur_resource), self.settings.components)
         tres_limits, waldur_limits = limits.to_tres_minutes(
-            requested, self.settings.components, self.client.tres_names()
+            requested,
+            self.settings.components,
+            self.client.tres_names(),
+            self._paid_months(waldur_resource),
         )
         return tres_limits, {k: int(v) if v.is_integer() else v for k, v in waldur_limits.items()}  # type: ignore[misc]
 
@@ -279,20 +301,55 @@ class SlurmBackend(BaseBackend):
         )
         self._apply_grp_tres_mins(validation.account_name(resource_backend_id), tres_limits)
 
+    def sync_resource_end_date(
+        self, waldur_resource: WaldurResource, waldur_rest_client: Any
+    ) -> None:
+        """Recompute prepaid limits for the resource's current end date; write what differs."""
+        del waldur_rest_client
+        if not self.has_prepaid_components() or self.settings.periodic.enabled:
+            return  # with a periodic policy, the policy sets GrpTRESMins
+        account = validation.account_name(waldur_resource.backend_id, "allocation account")
+        if self.client.snapshot().account(account) is None:
+            logger.warning("Account %s does not exist; prepaid limits not synced", account)
+            return
+        tres_limits, _ = self._collect_resource_limits(waldur_resource)
+        paid = limits.prepaid_tres(self.settings.components)
+        self._apply_grp_tres_mins(account, {t: v for t, v in tres_limits.items() if t in paid})
+
     def get_resource_limits(self, resource_backend_id: str) -> dict[str, int]:
-        """The allocation's GrpTRESMins in Waldur units."""
-        tres_limits = self.client.get_resource_limits(resource_backend_id)
-        return limits.to_waldur(tres_limits, self.settings.components)  # type: ignore[return-value]
+        """The allocation's GrpTRESMins in whole Waldur units (prepaid: per month of one)."""
+        return self._waldur_limits(resource_backend_id, None)
+
+    def _waldur_limits(
+        self, account: object, waldur_resource: WaldurResource | None
+    ) -> dict[str, int]:
+        tres_limits = self.client.get_resource_limits(validation.account_name(_text(account)))
+        months = self._paid_months(waldur_resource)
+        return limits.whole_units(limits.to_waldur(tres_limits, self.settings.components, months))
 
     def sync_resource_limits(
         self, waldur_resource: WaldurResource, waldur_rest_client: Any
     ) -> None:
-        """Never copy SLURM limits back into Waldur.
+        """Push SLURM's limits to Waldur where they differ, unless a periodic policy runs.
 
-        Waldur owns the limits. Echoing SLURM's values (which may include grace added by
-        a periodic policy) into ``resource.limits`` would compound on the next policy run.
+        Without periodic limits this is the framework's default (SLURM is the source of
+        truth), except that Waldur keeps the limits of components SLURM does not hold.
+        With ``periodic_limits.enabled`` it does nothing: limits there carry grace and
+        carry-over, and echoing them into Waldur would compound on the next policy run.
         """
-        del waldur_resource, waldur_rest_client
+        if self.settings.periodic.enabled:
+            return
+        backend = self._waldur_limits(waldur_resource.backend_id, waldur_resource)
+        update = limits.waldur_update(_limits_dict(waldur_resource), backend)
+        if update is None:
+            logger.info("Limits of %s are in sync with Waldur", waldur_resource.backend_id)
+            return
+        logger.info("Setting Waldur limits of %s to %s", waldur_resource.backend_id, update)
+        marketplace_provider_resources_set_limits.sync(
+            uuid=_text(getattr(waldur_resource.uuid, "hex", "")),  # type: ignore[arg-type]
+            client=waldur_rest_client,
+            body=ResourceSetLimitsRequest(limits=ResourceSetLimitsRequestLimits.from_dict(update)),
+        )
 
     # ---- deletion ----------------------------------------------------------------------
 

@@ -35,6 +35,7 @@ DEFAULT_TRES_NAMES = {
     "node": "node",
     "energy": "energy",
 }
+PREPAID = "one"  # accounting_type of components paid up front for the whole duration
 DEFAULT_COMMAND_TIMEOUT = 120.0
 DEFAULT_QOS = {"default": "normal", "downscaled": "slowdown", "paused": "blocked"}
 
@@ -246,6 +247,19 @@ class SlurmBackendSettingsSchema(HomedirSettingsSchema):
     )
 
 
+class TargetComponentSchema(BaseModel):
+    """One SLURM TRES a Waldur component is mapped onto."""
+
+    model_config = ConfigDict(extra="allow")
+
+    factor: float = Field(
+        description="TRES-minutes of this TRES per Waldur unit (its unit_factor)",
+        gt=0,
+        allow_inf_nan=False,
+        strict=True,
+    )
+
+
 class SlurmComponentSchema(PluginComponentSchema):
     """SLURM-specific keys of a ``backend_components`` entry."""
 
@@ -253,11 +267,29 @@ class SlurmComponentSchema(PluginComponentSchema):
         default=None, description="SLURM TRES this component maps to (default from its key)"
     )
     unit: str | None = Field(default=None, description="Display unit (informational)")
+    target_components: dict[str, TargetComponentSchema] | None = Field(
+        default=None,
+        description="Map the component onto several TRES, each with its own factor: limits "
+        "are value × factor per TRES, usage the sum of TRES-minutes ÷ factor",
+    )
+
+
+@dataclass(frozen=True)
+class Target:
+    """A TRES a component is limited and reported through, and its TRES-minutes per unit."""
+
+    tres: str
+    factor: float
 
 
 @dataclass(frozen=True)
 class Component:
-    """One offering component and how it maps to SLURM."""
+    """One offering component and how it maps to SLURM.
+
+    ``targets`` is every TRES the component is limited and reported through: its own
+    ``tres`` with ``unit_factor``, or the TRES of ``target_components`` (then ``tres``
+    is None: there is no single TRES, so periodic settings skip the component).
+    """
 
     key: str
     tres: str | None
@@ -265,6 +297,12 @@ class Component:
     accounting_type: str
     measured_unit: str = ""
     limit: float | None = None
+    targets: tuple[Target, ...] = ()
+
+    @property
+    def prepaid(self) -> bool:
+        """``accounting_type: one``: the limit is per month of the resource's duration."""
+        return self.accounting_type == PREPAID
 
 
 @dataclass(frozen=True)
@@ -304,7 +342,7 @@ class SlurmSettings:
 
     def tres_components(self) -> dict[str, Component]:
         """Components that map to a SLURM TRES, keyed by component key."""
-        return {key: comp for key, comp in self.components.items() if comp.tres}
+        return {key: comp for key, comp in self.components.items() if comp.targets}
 
 
 def _format_validation_error(err: ValidationError, where: str) -> str:
@@ -340,8 +378,43 @@ def _validated_schema(raw: dict[str, Any]) -> SlurmBackendSettingsSchema:
         return _validated_schema(known)
 
 
+def _components(
+    raw: dict[str, dict[str, Any]], schema: SlurmBackendSettingsSchema
+) -> dict[str, Component]:
+    """Every component; a TRES limited through two components is refused."""
+    result = {key: _component(key, comp, schema) for key, comp in raw.items()}
+    owners: dict[str, str] = {}
+    for key, comp in result.items():
+        for target in comp.targets:
+            other = owners.setdefault(target.tres, key)
+            if other != key:
+                raise SlurmConfigError(
+                    f"Invalid backend_components: TRES {target.tres} is mapped from both "
+                    f"{other} and {key}; its GrpTRESMins can hold only one limit"
+                )
+    return result
+
+
+def _targets(key: str, extra: SlurmComponentSchema) -> tuple[Target, ...]:
+    """The TRES of ``target_components``, names checked."""
+    if not extra.target_components:
+        raise SlurmConfigError(
+            f"Invalid backend_components.{key}.target_components: "
+            "expected at least one TRES with its factor, e.g. {cpu: {factor: 60}}"
+        )
+    if extra.tres_name:
+        logger.warning(
+            "Component %s sets both tres_name and target_components; the targets are used", key
+        )
+    where = f"backend_components.{key}.target_components"
+    return tuple(
+        Target(_as_config(validation.tres_name, tres, where), float(target.factor))
+        for tres, target in extra.target_components.items()
+    )
+
+
 def _component(key: str, raw: dict[str, Any], schema: SlurmBackendSettingsSchema) -> Component:
-    plugin_keys = {k: raw[k] for k in ("tres_name", "unit") if k in raw}
+    plugin_keys = {k: raw[k] for k in ("tres_name", "unit", "target_components") if k in raw}
     try:
         extra = SlurmComponentSchema(**plugin_keys)
     except ValidationError as err:
@@ -360,24 +433,32 @@ def _component(key: str, raw: dict[str, Any], schema: SlurmBackendSettingsSchema
     if (
         isinstance(unit_factor, bool)
         or not isinstance(unit_factor, int | float)
-        or unit_factor <= 0
+        or not 0 < unit_factor < float("inf")
     ):
         raise SlurmConfigError(
             f"Invalid backend_components.{key}.unit_factor {unit_factor!r}: "
             "must be a positive number (TRES-minutes per Waldur unit)"
         )
     accounting_type = str(raw.get("accounting_type", "usage"))
-    if accounting_type not in {"usage", "limit", "one"}:
+    if accounting_type not in {"usage", "limit", PREPAID}:
         raise SlurmConfigError(
             f"Invalid backend_components.{key}.accounting_type {accounting_type!r}: "
             "allowed values are 'usage', 'limit', 'one'"
         )
+    if "target_components" in raw:
+        targets = _targets(key, extra)
+        tres = None
+    else:
+        targets = () if tres is None else (Target(tres, float(unit_factor)),)
     limit = raw.get("limit")
     if limit is not None:
-        _as_config(
-            validation.limit_value, float(limit) * unit_factor, f"backend_components.{key}.limit"
-        )
-    if tres is None:
+        for target in targets or (Target("", float(unit_factor)),):
+            _as_config(
+                validation.limit_value,
+                float(limit) * target.factor,
+                f"backend_components.{key}.limit",
+            )
+    if not targets:
         logger.warning(
             "Component %s has no SLURM TRES (set tres_name to map it); "
             "it is neither limited nor reported",
@@ -390,6 +471,7 @@ def _component(key: str, raw: dict[str, Any], schema: SlurmBackendSettingsSchema
         accounting_type=accounting_type,
         measured_unit=str(raw.get("measured_unit", "")),
         limit=None if limit is None else float(limit),
+        targets=targets,
     )
 
 
@@ -463,7 +545,7 @@ def load_settings(raw: dict[str, Any], components: dict[str, dict[str, Any]]) ->
         homedir_umask=schema.default_homedir_umask or "0077",
         timezone=schema.timezone,
         periodic=periodic,
-        components={key: _component(key, comp, schema) for key, comp in components.items()},
+        components=_components(components, schema),
         execution_mode=schema.execution_mode or ExecutionMode.CLI.value,
         rest_api=schema.rest_api,
         qos_enforcement_enabled=bool(schema.qos_enforcement_enabled),

@@ -1,12 +1,15 @@
 """Limit planning: Waldur limits → TRES-minutes, and the difference to what SLURM has.
 
 Limits are absolute: the desired value of each TRES is recomputed from Waldur every
-time and only TRES whose value differs are written.
+time and only TRES whose value differs are written. A component is limited through each
+of its targets (its own TRES, or those of ``target_components``) as ``value × factor``;
+a prepaid component (``accounting_type: one``) also × the months it is paid for.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from decimal import ROUND_HALF_UP, Decimal
 
 from waldur_site_agent.backend import logger
 
@@ -32,45 +35,74 @@ def requested(
 
 
 def to_tres_minutes(
-    limits: Mapping[str, object], components: Mapping[str, Component], known_tres: frozenset[str]
+    limits: Mapping[str, object],
+    components: Mapping[str, Component],
+    known_tres: frozenset[str],
+    months: int = 1,
 ) -> tuple[dict[str, int], dict[str, float]]:
     """Convert ``{component: Waldur amount}`` to ``{tres: minutes}``.
 
-    Returns the SLURM limits and the Waldur limits they came from. Components without a
-    TRES, or whose TRES the cluster does not account for, are skipped with a warning.
-    Raises ``InvalidValueError`` for a value that is not a non-negative number.
+    Each target TRES of a component gets ``amount × factor`` (× ``months`` for a
+    prepaid component). Returns the SLURM limits and the Waldur limits they came from
+    (the amounts as Waldur has them, not multiplied). Components without a TRES, and
+    TRES the cluster does not account for, are skipped with a warning. Raises
+    ``InvalidValueError`` for a value that is not a non-negative number.
     """
     tres_limits: dict[str, int] = {}
     waldur_limits: dict[str, float] = {}
     for key, raw in limits.items():
         comp = components.get(key)
-        if comp is None or comp.tres is None:
+        if comp is None or not comp.targets:
             logger.warning("No SLURM TRES for component %s; its limit is not applied", key)
             continue
-        if comp.tres not in known_tres:
-            logger.warning(
-                "TRES %s (component %s) is not accounted on this cluster "
-                "(add it to AccountingStorageTRES); its limit is not applied",
-                comp.tres,
-                key,
-            )
-            continue
         amount = validation.amount(raw, f"limit of {key}")
-        minutes = waldur_to_tres_minutes(amount, comp.unit_factor)
-        tres_limits[comp.tres] = validation.limit_value(minutes, f"limit of {key} in TRES-minutes")
-        waldur_limits[key] = float(amount)
+        paid = Decimal(str(amount)) * (months if comp.prepaid else 1)
+        applied = False
+        for target in comp.targets:
+            if target.tres not in known_tres:
+                logger.warning(
+                    "TRES %s (component %s) is not accounted on this cluster "
+                    "(add it to AccountingStorageTRES); its limit is not applied",
+                    target.tres,
+                    key,
+                )
+                continue
+            minutes = waldur_to_tres_minutes(paid, target.factor)
+            tres_limits[target.tres] = validation.limit_value(
+                minutes, f"limit of {key} in TRES-minutes"
+            )
+            applied = True
+        if applied:
+            waldur_limits[key] = float(amount)
     return tres_limits, waldur_limits
 
 
 def to_waldur(
-    tres_limits: Mapping[str, int], components: Mapping[str, Component]
+    tres_limits: Mapping[str, int], components: Mapping[str, Component], months: int = 1
 ) -> dict[str, float]:
-    """Convert ``{tres: minutes}`` back to ``{component: Waldur amount}``."""
+    """Convert ``{tres: minutes}`` back to ``{component: Waldur amount}``, in cents.
+
+    A prepaid component's amount is per month (÷ ``months``). A component limited
+    through several TRES gets the smallest of their amounts: the one that binds.
+    """
     result = {}
     for key, comp in components.items():
-        if comp.tres and comp.tres in tres_limits:
-            result[key] = float(tres_minutes_to_waldur(tres_limits[comp.tres], comp.unit_factor))
+        amounts = [
+            tres_minutes_to_waldur(tres_limits[t.tres], t.factor * (months if comp.prepaid else 1))
+            for t in comp.targets
+            if t.tres in tres_limits
+        ]
+        if amounts:
+            result[key] = float(min(amounts))
     return result
+
+
+def whole_units(amounts: Mapping[str, float]) -> dict[str, int]:
+    """Waldur amounts as the integers Waldur keeps limits in (rounded half up)."""
+    return {
+        key: int(Decimal(str(value)).to_integral_value(rounding=ROUND_HALF_UP))
+        for key, value in amounts.items()
+    }
 
 
 def changes(current: Mapping[str, int], desired: Mapping[str, int]) -> dict[str, int]:
@@ -88,3 +120,20 @@ def replacement(current: Mapping[str, int], desired: Mapping[str, int]) -> dict[
 def format_setting(values: Mapping[str, int]) -> str:
     """``cpu=60,gres/gpu=-1`` for a ``set`` clause (sorted, like SLURM prints it)."""
     return format_tres({validation.tres_name(k): v for k, v in values.items()})
+
+
+def prepaid_tres(components: Mapping[str, Component]) -> frozenset[str]:
+    """The TRES limited through prepaid components."""
+    return frozenset(t.tres for comp in components.values() if comp.prepaid for t in comp.targets)
+
+
+def waldur_update(
+    waldur: Mapping[str, object], backend: Mapping[str, int]
+) -> dict[str, object] | None:
+    """Waldur's limits with SLURM's values over them, or None when nothing differs.
+
+    Only components SLURM holds a limit for change; the others keep Waldur's value.
+    """
+    if not backend or all(waldur.get(key) == value for key, value in backend.items()):
+        return None
+    return {**waldur, **backend}

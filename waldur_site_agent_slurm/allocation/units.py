@@ -7,6 +7,7 @@ Arithmetic is decimal so that 0.29 × 100 is 29, not 28.999….
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import ROUND_HALF_UP, Decimal
 
 CENT = Decimal("0.01")
@@ -29,10 +30,20 @@ def tres_minutes_to_waldur(minutes: int, unit_factor: float) -> Decimal:
 
 
 def tres_seconds_to_waldur(seconds: int, unit_factor: float) -> Decimal:
-    """Convert TRES-seconds (TRES × seconds of use) to a Waldur amount, rounded to cents.
+    """Convert TRES-seconds (TRES × seconds of use) to a Waldur amount, rounded to cents."""
+    return targets_seconds_to_waldur([(seconds, unit_factor)])
 
-    This is the only rounding usage goes through: per-user values are rounded here
-    once and account totals are sums of those rounded values.
+
+def targets_seconds_to_waldur(seconds_and_factors: Iterable[tuple[int, float]]) -> Decimal:
+    """Usage of a component reported through several TRES, in Waldur units, in cents.
+
+    Each TRES's TRES-seconds are brought to Waldur units with its own factor
+    (``seconds ÷ 60 ÷ factor``) and the sum is rounded once. This is the only rounding
+    usage goes through: per-user values are rounded here once and account totals are
+    sums of those rounded values.
     """
-    value = Decimal(seconds) / SECONDS_PER_MINUTE / _decimal(unit_factor)
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+    total = sum(
+        (Decimal(seconds) / SECONDS_PER_MINUTE / _decimal(factor))
+        for seconds, factor in seconds_and_factors
+    )
+    return Decimal(total).quantize(CENT, rounding=ROUND_HALF_UP)

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from waldur_site_agent_slurm.allocation.units import tres_seconds_to_waldur
+from waldur_site_agent_slurm.allocation.units import targets_seconds_to_waldur
 from waldur_site_agent_slurm.config import Component
 from waldur_site_agent_slurm.errors import SlurmConfigError, UsagePeriodError
 from waldur_site_agent_slurm.slurm import validation
@@ -146,8 +146,10 @@ def build_report(
     """The framework's usage report for ``accounts``, in Waldur units.
 
     Every account gets a ``TOTAL_ACCOUNT_USAGE`` entry with every component (zero when
-    unused). Per-user values are rounded to cents once; the total is the exact sum of
-    those rounded values, so it equals what Waldur receives for the users.
+    unused). A component reported through several TRES (``target_components``) uses
+    the sum over them of ``TRES-minutes ÷ factor``. Per-user values are rounded to
+    cents once; the total is the exact sum of those rounded values, so it equals what
+    Waldur receives for the users.
     """
     report: dict[str, dict[str, dict[str, float]]] = {}
     for account in accounts:
@@ -157,8 +159,9 @@ def build_report(
         for user in sorted(users):
             values = {}
             for key, comp in components.items():
-                seconds = users[user].get(comp.tres, 0) if comp.tres else 0
-                values[key] = tres_seconds_to_waldur(seconds, comp.unit_factor)
+                values[key] = targets_seconds_to_waldur(
+                    (users[user].get(t.tres, 0), t.factor) for t in comp.targets
+                )
                 total[key] += values[key]
             entry[user] = {key: float(value) for key, value in values.items()}
         report[account] = {TOTAL_KEY: {key: float(value) for key, value in total.items()}, **entry}

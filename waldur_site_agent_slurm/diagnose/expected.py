@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
-from waldur_site_agent_slurm.allocation import accounts, limits, membership, qos
+from waldur_site_agent_slurm.allocation import accounts, limits, membership, prepaid, qos
 from waldur_site_agent_slurm.config import SlurmSettings
 from waldur_site_agent_slurm.diagnose.model import (
     AccountDiagnosis,
@@ -213,11 +213,16 @@ class Diagnoser:
         conversions: list[Conversion],
         notes: list[str],
     ) -> Action | None:
-        """GrpTRESMins as order processing sets it: Waldur limits × unit_factor."""
+        """GrpTRESMins as order processing sets it: Waldur limits × factor (× months)."""
         components = self.settings.components
+        zone = self.periodic.timezone
+        months = prepaid.resource_months(resource.created, resource.end_date, zone)
         try:
             desired, amounts = limits.to_tres_minutes(
-                limits.requested(resource.limits, components), components, self.client.tres_names()
+                limits.requested(resource.limits, components),
+                components,
+                self.client.tres_names(),
+                months,
             )
         except InvalidValueError as err:
             notes.append(f"limits cannot be applied: {err}")
@@ -226,21 +231,22 @@ class Diagnoser:
         current = record.grp_tres_mins
         for key, amount in amounts.items():
             comp = components[key]
-            tres = str(comp.tres)
-            conversion = Conversion(
-                key, amount, self._unit(key), GRP_TRES_MINS, tres, desired[tres], comp.unit_factor
-            )
-            conversions.append(conversion)
-            actual = current.get(tres)
-            checks.append(
-                Check(
-                    f"{GRP_TRES_MINS}[{tres}]",
-                    str(desired[tres]),
-                    "unset" if actual is None else str(actual),
-                    actual == desired[tres],
-                    str(conversion),
+            paid = months if comp.prepaid else 1
+            for tres, factor in ((t.tres, t.factor) for t in comp.targets if t.tres in desired):
+                conversion = Conversion(
+                    key, amount, self._unit(key), GRP_TRES_MINS, tres, desired[tres], factor * paid
                 )
-            )
+                conversions.append(conversion)
+                actual = current.get(tres)
+                checks.append(
+                    Check(
+                        f"{GRP_TRES_MINS}[{tres}]",
+                        str(desired[tres]),
+                        "unset" if actual is None else str(actual),
+                        actual == desired[tres],
+                        str(conversion),
+                    )
+                )
         todo = limits.changes(current, desired)
         if not todo:
             return None

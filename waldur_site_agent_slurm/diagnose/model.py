@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any
 
 from waldur_site_agent_slurm.slurm.client import AccountState
@@ -47,6 +48,8 @@ class ResourceView:
     customer_slug: str
     customer_name: str
     team: tuple[TeamMember, ...] = ()
+    created: datetime | None = None
+    end_date: date | None = None
 
     def summary(self) -> dict[str, Any]:
         """The JSON form."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid as uuidlib
 from collections.abc import Callable, Mapping
+from datetime import date, datetime
 from http import HTTPStatus
 from typing import Any, TypeVar
 
@@ -220,4 +221,22 @@ class WaldurReader:
             customer_slug=_text(data, "customer_slug"),
             customer_name=_text(data, "customer_name"),
             team=() if state == GONE else self._team(uuid, project),
+            created=_moment(data.get("created")),
+            end_date=_day(data.get("end_date")),
         )
+
+
+def _moment(value: object) -> datetime | None:
+    """An ISO moment of the API (``created``), or None."""
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
+    except ValueError:
+        return None
+
+
+def _day(value: object) -> date | None:
+    """An ISO date of the API (``end_date``), or None."""
+    try:
+        return date.fromisoformat(str(value)[:10]) if value else None
+    except ValueError:
+        return None
