@@ -65,6 +65,9 @@ class SlurmBackend(BaseBackend):
     supports_periodic_settings = True
     # Order cycles start with a cheap ping, so an unreachable SLURM leaves orders alone.
     supports_cycle_preflight = True
+    # Set by the framework's processors from the offering's plugin_options.enforce_qos
+    # (only because the class defines it); None where no processor built the backend.
+    offering_enforce_qos: bool | None = None
 
     def __init__(
         self, backend_settings: dict[str, Any], backend_components: dict[str, dict[str, Any]]
@@ -85,6 +88,15 @@ class SlurmBackend(BaseBackend):
         # The limits the create in progress puts on its ``add account``.
         self._carried: tree.CarriedLimits | None = None
         self._flat_move_logged = False
+        # Read by the framework's processors; offering_partitions is set by them.
+        self.partition_enforcement_enabled = self.settings.enforce_offering_partitions
+
+    def qos_enforced(self) -> bool:
+        """Whether user associations get the resource's QoS and partition grants.
+
+        Then pause and downscale use the account's GrpSubmitJobs instead of its QoS.
+        """
+        return qos.enforced(self.settings, self.offering_enforce_qos)
 
     # ---- identifiers ---------------------------------------------------------------------
 
@@ -429,16 +441,53 @@ class SlurmBackend(BaseBackend):
         state = snapshot.account(account)
         if state is None:
             raise BackendError(f"Account {account} does not exist; cannot add users")
+        grant = self._grant(waldur_resource)
         new = sorted(wanted - set(state.users))
-        if not new:
-            return wanted
-        partition = self.settings.default_partition
-        for step in membership.additions(account, new, self.settings, snapshot.user_accounts):
-            self.client.add_users(step.users, step.accounts, step.default_account, partition)
-        if self.settings.homedirs_enabled and not self.settings.emulator_mode:
+        steps = membership.additions(account, new, self.settings, snapshot.user_accounts, grant)
+        steps += membership.completions(account, wanted & set(state.users), grant, state.partitions)
+        self._add(steps)
+        if new and self.settings.homedirs_enabled and not self.settings.emulator_mode:
             umask = str(kwargs.get("homedir_umask") or self.settings.homedir_umask)
             self.create_user_homedirs(set(new), umask=umask)
         return wanted
+
+    def _grant(self, waldur_resource: WaldurResource) -> membership.Grant:
+        """The partitions and QoS of the allocation's user associations (names checked)."""
+        return membership.grant(
+            self.settings,
+            offering_partitions=self.offering_partitions,
+            qos_enforced=self.qos_enforced(),
+            attributes=membership.resource_attributes(waldur_resource),
+        )
+
+    def _add(self, steps: list[membership.UserAddition]) -> None:
+        for step in steps:
+            self.client.add_users(
+                step.users,
+                step.accounts,
+                step.default_account,
+                partitions=step.grant.partitions,
+                qos=step.grant.qos,
+            )
+
+    def reconcile_existing_user_roles(
+        self,
+        waldur_resource: WaldurResource,
+        existing_users: set[str],
+        user_roles: dict[str, Any],
+        user_cuids: dict[str, Any],
+    ) -> None:
+        """Give members already on the allocation the partition associations they lack."""
+        del user_roles, user_cuids
+        if not existing_users:
+            return
+        account = validation.account_name(waldur_resource.backend_id, "allocation account")
+        validation.usernames(existing_users)
+        grant = self._grant(waldur_resource)
+        state = self.client.snapshot().account(account)
+        if state is not None:
+            present = existing_users & set(state.users)
+            self._add(membership.completions(account, present, grant, state.partitions))
 
     def add_user(self, waldur_resource: WaldurResource, username: str, **kwargs: str) -> bool:
         """Associate one user (see ``add_users_to_resource``)."""
@@ -482,9 +531,12 @@ class SlurmBackend(BaseBackend):
     # ---- QoS ---------------------------------------------------------------------------
 
     def _apply_qos_level(self, resource_backend_id: str, flags: qos.QosLevel) -> bool:
-        """QoS = the stricter of Waldur's flags and the last usage thresholds."""
+        """QoS = the stricter of Waldur's flags and the last usage thresholds.
+
+        Under QoS enforcement the level goes to the account's GrpSubmitJobs instead.
+        """
         service = PeriodicService(self.client, self.settings, timezone=self._zone())
-        return service.enforce_flags(resource_backend_id, flags)
+        return service.enforce_flags(resource_backend_id, flags, lever=self.qos_enforced())
 
     def downscale_resource(self, resource_backend_id: str) -> bool:
         """Put the allocation on ``qos_downscaled`` (or stricter, see ``qos``)."""
@@ -510,11 +562,15 @@ class SlurmBackend(BaseBackend):
         )
 
     def get_resource_metadata(self, resource_backend_id: str) -> dict[str, Any]:
-        """The allocation's current QoS."""
-        state = self.client.snapshot().account(validation.account_name(resource_backend_id))
+        """The allocation's current QoS; under QoS enforcement also its GrpSubmitJobs."""
+        account = validation.account_name(resource_backend_id)
+        state = self.client.snapshot().account(account)
         if state is None:
             return {}
-        return {"qos": state.record.default_qos or ",".join(state.record.qos)}
+        metadata: dict[str, Any] = {"qos": qos.current_qos(state.record)}
+        if self.qos_enforced():
+            metadata["grp_submit_jobs"] = self.client.submit_limits().get(account)
+        return metadata
 
     # ---- per-user limits ---------------------------------------------------------------
 

@@ -1,7 +1,11 @@
 """Who belongs on an allocation, and the steps that add or remove user associations.
 
 Membership sync hands the backend the team's offering usernames; users whose offering
-user is not ``OK`` are not added. Additions follow ``default_account_policy``;
+user is not ``OK`` are not added. Each user association of an allocation carries its
+``Grant``: one association per partition (the resource's ``partition`` attribute under
+QoS enforcement, else the offering's partitions with ``enforce_offering_partitions``,
+else ``default_partition``) and, under QoS enforcement, the resource's ``qos`` as its
+only and default QoS. Additions follow ``default_account_policy``;
 removals first move a user's default account elsewhere, and remove the whole user when
 the allocation was its last association. The backend applies these steps and the
 diagnostic prints them, so both follow one set of rules.
@@ -10,13 +14,26 @@ diagnostic prints them, so both follow one set of rules.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from waldur_site_agent.backend import logger
 
 from waldur_site_agent_slurm.config import SlurmSettings
+from waldur_site_agent_slurm.slurm import validation
 
 OK_STATE = "OK"
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What each user association of an allocation carries.
+
+    ``partitions``: one association per partition (``()``: one without a partition);
+    ``qos``: the association's only and default QoS (None: inherited from the account).
+    """
+
+    partitions: tuple[str, ...] = ()
+    qos: str | None = None
 
 
 @dataclass(frozen=True)
@@ -26,6 +43,7 @@ class UserAddition:
     users: tuple[str, ...]
     accounts: tuple[str, ...]
     default_account: str | None
+    grant: Grant = field(default_factory=Grant)
 
 
 @dataclass(frozen=True)
@@ -57,34 +75,117 @@ def wanted_users(usernames: Iterable[str], states: Mapping[str, object]) -> set[
     return wanted
 
 
+def resource_attributes(waldur_resource: object) -> dict[str, object]:
+    """A Waldur resource's ``attributes`` as a dict ({} when Waldur left them unset)."""
+    raw = getattr(waldur_resource, "attributes", None)
+    to_dict = getattr(raw, "to_dict", None)
+    if callable(to_dict):
+        return dict(to_dict())
+    return dict(raw) if isinstance(raw, dict) else {}
+
+
+def grant(
+    settings: SlurmSettings,
+    *,
+    offering_partitions: Iterable[str] = (),
+    qos_enforced: bool = False,
+    attributes: Mapping[str, object] | None = None,
+) -> Grant:
+    """The associations an allocation's users get; every name is checked first.
+
+    Under QoS enforcement the resource's ``partition`` and ``qos`` attributes decide;
+    without a ``partition`` attribute (or without enforcement) the offering's
+    partitions apply when ``enforce_offering_partitions`` is set, else
+    ``default_partition``.
+    """
+    attrs = attributes or {}
+    qos = None
+    partitions: tuple[str, ...] = ()
+    if qos_enforced:
+        if attrs.get("qos"):
+            qos = validation.resource_qos(attrs["qos"], "resource attribute qos")
+        if attrs.get("partition"):
+            partitions = (
+                validation.offering_partition(attrs["partition"], "resource attribute partition"),
+            )
+    if not partitions and settings.enforce_offering_partitions:
+        names = {validation.offering_partition(name) for name in offering_partitions}
+        partitions = tuple(sorted(names))
+    if not partitions and settings.default_partition:
+        partitions = (settings.default_partition,)
+    return Grant(partitions, qos)
+
+
+def missing_partitions(grant_: Grant, have: Iterable[str]) -> tuple[str, ...]:
+    """The partitions of ``grant_`` a user lacks, given the partitions it has (``''``: none)."""
+    present = set(have)
+    wanted = grant_.partitions or ("",)
+    return tuple(p for p in wanted if p not in present)
+
+
+def completions(
+    account: str,
+    present: Iterable[str],
+    grant_: Grant,
+    partitions_of: Mapping[str, set[str]],
+) -> list[UserAddition]:
+    """The ``add user`` commands giving users already on ``account`` the partitions they lack.
+
+    Users lacking the same partitions share one command. A user with every partition
+    of the grant needs nothing, so membership sync never re-adds a complete user.
+    """
+    if not grant_.partitions:
+        return []
+    by_missing: dict[tuple[str, ...], list[str]] = {}
+    for user in sorted(present):
+        missing = missing_partitions(grant_, partitions_of.get(user, set()))
+        if missing:
+            by_missing.setdefault(missing, []).append(user)
+    return [
+        UserAddition(tuple(users), (account,), None, Grant(missing, grant_.qos))
+        for missing, users in sorted(by_missing.items())
+    ]
+
+
 def additions(
     account: str,
     new: Sequence[str],
     settings: SlurmSettings,
     user_accounts: Mapping[str, set[str]],
+    grant_: Grant | None = None,
 ) -> list[UserAddition]:
-    """The ``add user`` commands that associate ``new`` users with ``account``."""
+    """The ``add user`` commands that associate ``new`` users with ``account``.
+
+    One command where possible. A QoS grant belongs to the allocation only, so with
+    the ``common`` policy the default account is then added in a command of its own.
+    """
     users = tuple(sorted(new))
     if not users:
         return []
+    given = grant_ or Grant()
     only_this = (account,)
     policy = settings.default_account_policy
     if policy == "common":
         default = settings.default_account
         assert default is not None  # noqa: S101 - load_settings guarantees it
-        return [UserAddition(users, (account, default), default)]
+        if given.qos is None:
+            return [UserAddition(users, (account, default), default, given)]
+        return [
+            UserAddition(users, (default,), default, Grant(given.partitions)),
+            UserAddition(users, only_this, None, given),
+        ]
     if policy == "individual":
         unknown = tuple(u for u in users if u not in user_accounts)
         known = tuple(u for u in users if u in user_accounts)
         return [
             step
             for step in (
-                UserAddition(unknown, only_this, account),
-                UserAddition(known, only_this, None),
+                UserAddition(unknown, only_this, account, given),
+                UserAddition(known, only_this, None, given),
             )
             if step.users
         ]
-    return [UserAddition(users, only_this, None)]
+    return [UserAddition(users, only_this, None, given)]
 
 
 def removals(

@@ -1,9 +1,10 @@
-"""The QoS decision: which QoS level an allocation should be on.
+"""The QoS decision: which QoS level an allocation should be on, and how it is applied.
 
 Two inputs ask for a level: Waldur's resource flags (paused/downscaled, applied by
 membership sync) and, when a site enables it, the usage thresholds of the last periodic
 settings. The decision is the strictest level any input asks for, so one input can
-never undo another and the two never flap.
+never undo another and the two never flap. A level is applied by swapping the
+account's QoS, or, under QoS enforcement, through the account's ``GrpSubmitJobs``.
 """
 
 from __future__ import annotations
@@ -81,3 +82,46 @@ def qos_fields(record: AssociationRecord, target: str) -> dict[str, str]:
     if record.qos == (target,) and record.default_qos in ("", target):
         return {}
     return {"QOS": target, "DefaultQOS": target}
+
+
+# ---- QoS enforcement: the submit lever ------------------------------------------------------
+#
+# Under QoS enforcement users' associations carry the resource's own QoS, so pausing by
+# swapping the account's QoS would not reach them. The lever is the account's
+# GrpSubmitJobs instead: 0 refuses every new job of the account (paused, downscaled),
+# -1 clears the limit (restored). Running jobs are left to finish.
+
+GRP_SUBMIT_JOBS = "GrpSubmitJobs"
+SUBMIT_BLOCKED = 0
+SUBMIT_CLEAR = "-1"
+
+
+def enforced(settings: SlurmSettings, offering_enforce_qos: bool | None) -> bool:
+    """Whether QoS enforcement applies to an offering.
+
+    ``qos_enforcement_enabled`` first; then ``enforce_offering_qos``, or the offering's
+    ``enforce_qos`` plugin option when that is unset.
+    """
+    if not settings.qos_enforcement_enabled:
+        return False
+    if settings.enforce_offering_qos is not None:
+        return settings.enforce_offering_qos
+    return bool(offering_enforce_qos)
+
+
+def submit_limit(level: QosLevel) -> int | None:
+    """The GrpSubmitJobs an account on ``level`` has under enforcement (None: no limit)."""
+    return None if level is QosLevel.DEFAULT else SUBMIT_BLOCKED
+
+
+def submit_text(value: int | None) -> str:
+    """A GrpSubmitJobs value as the diagnostic prints it."""
+    return "unlimited" if value is None else str(value)
+
+
+def submit_fields(current: int | None, level: QosLevel) -> dict[str, str]:
+    """The GrpSubmitJobs to set so the account is on ``level`` ({} when it already is)."""
+    target = submit_limit(level)
+    if current == target:
+        return {}
+    return {GRP_SUBMIT_JOBS: SUBMIT_CLEAR if target is None else str(target)}

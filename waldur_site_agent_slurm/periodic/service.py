@@ -98,14 +98,42 @@ class PeriodicService:
         )
         return self.client.modify_account(record.account, fields)
 
-    def enforce_flags(self, resource_id: str, requested: QosLevel) -> bool:
-        """Apply the level Waldur's flags ask for, never below the thresholds' level."""
+    def _set_submit_lever(self, account: str, level: QosLevel, why: str, fresh: bool) -> None:
+        """Put the account on ``level`` through its GrpSubmitJobs (QoS enforcement)."""
+        current = self.client.submit_limits(fresh=fresh).get(account)
+        fields = qos.submit_fields(current, level)
+        if not fields:
+            return
+        logger.info(
+            "Setting GrpSubmitJobs of %s to %s (was %s): %s",
+            account,
+            fields[qos.GRP_SUBMIT_JOBS],
+            qos.submit_text(current),
+            why,
+        )
+        self.client.modify_account(account, fields)
+
+    def _set_level(
+        self, record: AssociationRecord, level: QosLevel, why: str, *, lever: bool, fresh: bool
+    ) -> None:
+        if lever:
+            self._set_submit_lever(record.account, level, why, fresh)
+        else:
+            self._set_qos(record, level, why)
+
+    def enforce_flags(self, resource_id: str, requested: QosLevel, *, lever: bool = False) -> bool:
+        """Apply the level Waldur's flags ask for, never below the thresholds' level.
+
+        ``lever``: QoS enforcement is on, so the level goes to the account's
+        GrpSubmitJobs and its QoS is left alone.
+        """
         account = validation.account_name(resource_id)
         state = self.client.snapshot().account(account)
         if state is None:
             raise BackendError(f"Account {account} does not exist; cannot set its QoS")
         if not self.thresholds_on:
-            self._set_qos(state.record, *self.decide_level(requested, None))
+            level, why = self.decide_level(requested, None)
+            self._set_level(state.record, level, why, lever=lever, fresh=False)
             return True
         # Read, decide and write under the account's lock, so that a message applied
         # meanwhile is neither overwritten by an older decision nor hidden by a stale read.
@@ -115,7 +143,7 @@ class PeriodicService:
                 raise BackendError(f"Account {account} does not exist; cannot set its QoS")
             held.save(replace(held.state, flags=requested))
             level, why = self.decide_level(requested, held.state)
-            self._set_qos(record, level, why)
+            self._set_level(record, level, why, lever=lever, fresh=True)
         return True
 
     def decide_level(

@@ -43,6 +43,8 @@ class AccountState:
     record: AssociationRecord
     users: dict[str, AssociationRecord] = field(default_factory=dict)
     children: list[str] = field(default_factory=list)
+    # The partitions of each user's associations with this account ('' for none).
+    partitions: dict[str, set[str]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -72,6 +74,7 @@ class AssociationSnapshot:
             state = self.accounts.get(record.account)
             if state is not None:
                 state.users.setdefault(record.user, record)
+                state.partitions.setdefault(record.user, set()).add(record.partition)
             self.user_accounts.setdefault(record.user, set()).add(record.account)
         for state in self.accounts.values():
             parent = self.accounts.get(state.parent)
@@ -91,6 +94,7 @@ class SlurmClient(BaseClient):
         self.runner = runner
         self.cluster_name = cluster_name
         self._snapshot: AssociationSnapshot | None = None
+        self._submit_limits: dict[str, int | None] | None = None
         self._tres: frozenset[str] | None = None
         # Accounts this client added, oldest first, so a failed create can be undone.
         self.added_accounts: list[str] = []
@@ -103,6 +107,7 @@ class SlurmClient(BaseClient):
     def _write(self, *args: str, accept_nothing: bool = True) -> CommandResult:
         """Run a sacctmgr change; "Nothing ..." answers are success (idempotent writes)."""
         self._snapshot = None
+        self._submit_limits = None
         argv = self.change_argv(*args)
         result = self.runner.run(argv, mutating=True, accept_nothing=accept_nothing)
         logger.info("Executed: %s", self.runner.display(argv))
@@ -125,6 +130,18 @@ class SlurmClient(BaseClient):
             lines = self._read("show", "assoc", *where, "format=" + ",".join(parser.ASSOC_FIELDS))
             self._snapshot = AssociationSnapshot(parser.parse_associations(lines))
         return self._snapshot
+
+    def submit_limits(self, *, fresh: bool = False) -> dict[str, int | None]:
+        """GrpSubmitJobs of every account (None: no limit), read once until the next write.
+
+        ``fresh`` always reads (for decisions taken under a lock).
+        """
+        if self._submit_limits is None or fresh:
+            where = ["where", *self._cluster()] if self.cluster_name else []
+            fields = "format=" + ",".join(parser.SUBMIT_FIELDS)
+            lines = self._read("show", "assoc", *where, fields)
+            self._submit_limits = parser.parse_submit_limits(lines)
+        return self._submit_limits
 
     def account_record(self, name: str, *, fresh: bool = False) -> AssociationRecord | None:
         """One account's association: from the cycle's snapshot, else one targeted read.
@@ -302,9 +319,14 @@ class SlurmClient(BaseClient):
         accounts: Iterable[str],
         default_account: str | None = None,
         partition: str | None = None,
+        *,
+        partitions: Iterable[str] = (),
+        qos: str | None = None,
     ) -> None:
-        """Associate users with ``accounts`` in one command."""
-        args = self.add_users_args(usernames, accounts, default_account, partition)
+        """Associate users with ``accounts`` in one command (one association per partition)."""
+        args = self.add_users_args(
+            usernames, accounts, default_account, partition, partitions=partitions, qos=qos
+        )
         if args:
             self._write(*args)
 
@@ -314,8 +336,15 @@ class SlurmClient(BaseClient):
         accounts: Iterable[str],
         default_account: str | None = None,
         partition: str | None = None,
+        *,
+        partitions: Iterable[str] = (),
+        qos: str | None = None,
     ) -> list[str]:
-        """Arguments of ``add user`` (``[]`` when there is nobody to add)."""
+        """Arguments of ``add user`` (``[]`` when there is nobody to add).
+
+        ``partitions`` (or the single ``partition``) give one association per partition;
+        ``qos`` becomes the associations' only and default QoS.
+        """
         names = sorted({validation.username(name) for name in usernames})
         if not names:
             return []
@@ -323,8 +352,13 @@ class SlurmClient(BaseClient):
         args = ["add", "user", ",".join(names), f"Account={targets}"]
         if default_account:
             args.append(f"DefaultAccount={validation.account_name(default_account)}")
-        if partition:
-            args.append(f"Partition={validation.partition_name(partition)}")
+        wanted = list(partitions) or ([partition] if partition else [])
+        if wanted:
+            checked = dict.fromkeys(validation.partition_name(p) for p in wanted)
+            args.append("Partition=" + ",".join(checked))
+        if qos:
+            name = validation.qos_name(qos)
+            args += [f"QOS={name}", f"DefaultQOS={name}"]
         return [*args, *self._cluster("Cluster")]
 
     def _user_where(self, username: str, account: str | None) -> list[str]:

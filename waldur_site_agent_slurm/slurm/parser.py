@@ -30,6 +30,7 @@ ASSOC_FIELDS = (
 SACCT_FIELDS = ("JobID", "Account", "User", "State", "Start", "End", "AllocTRES")
 TRES_FIELDS = ("Type", "Name")
 USER_FIELDS = ("User", "DefaultAccount")
+SUBMIT_FIELDS = ("Account", "User", "GrpSubmitJobs")
 
 # Memory in TRES strings is in MB, printed with the largest binary unit dividing it.
 _MEM_UNITS = {"K": None, "M": 1, "G": 1024, "T": 1024**2, "P": 1024**3}
@@ -182,6 +183,21 @@ def parse_names(lines: Iterable[str]) -> frozenset[str]:
 def parse_users(lines: Iterable[str]) -> list[UserRecord]:
     """Parse ``sacctmgr list user format=User,DefaultAccount``."""
     return [UserRecord(user, default) for user, default in _rows(lines, USER_FIELDS)]
+
+
+def parse_submit_limits(lines: Iterable[str]) -> dict[str, int | None]:
+    """Parse ``sacctmgr show assoc format=Account,User,GrpSubmitJobs``: each account's limit.
+
+    User rows are left out; an empty value (no limit) is None.
+    """
+    limits: dict[str, int | None] = {}
+    for account, user, value in _rows(lines, SUBMIT_FIELDS):
+        if user or account in limits:
+            continue
+        if value and not value.isdigit():
+            raise SlurmParseError(f"Bad GrpSubmitJobs {value!r} of account {account!r}")
+        limits[account] = int(value) if value else None
+    return limits
 
 
 def parse_jobs(lines: Iterable[str]) -> Iterator[JobRecord]:

@@ -27,6 +27,8 @@ _ACCOUNT_RE = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 _USERNAME_RE = re.compile(r"[a-z0-9_][a-z0-9_.@-]*")
 _QOS_RE = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 _TRES_RE = re.compile(r"[a-z]+(/[a-z0-9_.:-]+)?")
+# Waldur's partition names (^[A-Za-z0-9_-]+$), and no leading '-' (sacctmgr's "remove").
+_OFFERING_PARTITION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 _DESCRIPTION_DROP_RE = re.compile(r"[^A-Za-z0-9 _.:()/+@-]")
 _WHITESPACE_RE = re.compile(r"\s+")
 
@@ -111,6 +113,28 @@ def qos_name(value: object, field: str = "QoS name") -> str:
 def partition_name(value: object, field: str = "partition name") -> str:
     """Return a valid partition name or raise ``InvalidValueError``."""
     return qos_name(value, field)
+
+
+def offering_partition(value: object, field: str = "offering partition") -> str:
+    """Return a partition name from Waldur (``[A-Za-z0-9_-]+``) in SLURM's lower case, or raise.
+
+    Offering partitions and a resource's ``partition`` attribute come from Waldur in
+    any case; sacctmgr stores association partitions in lower case, so the lower-case
+    spelling is what is written and later compared.
+    """
+    name = _check_name(
+        field,
+        value,
+        _OFFERING_PARTITION_RE,
+        "letters, digits, '_', '-', starting with a letter or digit",
+    )
+    return name.lower()
+
+
+def resource_qos(value: object, field: str = "resource QoS") -> str:
+    """Return a QoS name from a Waldur resource's attributes, lower-cased as SLURM stores it."""
+    lowered = value.lower() if isinstance(value, str) else value
+    return qos_name(lowered, field)
 
 
 def tres_name(value: object, field: str = "TRES name") -> str:
