@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ from tests.conftest import COMPONENTS
 from tests.fakes import TRES_OUTPUT, FakeRunner, assoc_lines
 from waldur_site_agent_slurm.allocation.qos import QosLevel
 from waldur_site_agent_slurm.backend import SlurmBackend
+from waldur_site_agent_slurm.periodic import emulator_api
 from waldur_site_agent_slurm.periodic.periods import Period, parse_period, period_of
 from waldur_site_agent_slurm.periodic.service import PeriodicService, apply_settings
 from waldur_site_agent_slurm.periodic.settings import DEFAULT_WEIGHTS, threshold_usage, weight_of
@@ -792,3 +795,17 @@ def test_a_bad_emulator_base_url_is_refused_before_any_request(
     assert "emulator_base_url" in result["error"]
     assert problem in result["error"]
     assert result["commands_executed"] == []
+
+
+def test_an_emulator_api_that_never_answers_times_out_with_a_clear_error() -> None:
+    with socket.socket() as silent:  # accepts connections (backlog) and never replies
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        started = time.monotonic()
+        with pytest.raises(emulator_api.EmulatorApiError) as raised:
+            emulator_api.post(url, {"resource_id": "alloc-1"}, timeout=0.5)
+    assert time.monotonic() - started < 5
+    assert f"{url}/api/apply-periodic-settings is not reachable" in str(raised.value)
+    assert "timed out" in str(raised.value)
+    assert "uvicorn emulator.api.emulator_server:app" in str(raised.value)
