@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
+import socket
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,6 +16,7 @@ from tests.conftest import COMPONENTS
 from tests.fakes import TRES_OUTPUT, FakeRunner, assoc_lines
 from waldur_site_agent_slurm.allocation.qos import QosLevel
 from waldur_site_agent_slurm.backend import SlurmBackend
+from waldur_site_agent_slurm.periodic import emulator_api
 from waldur_site_agent_slurm.periodic.periods import Period, parse_period, period_of
 from waldur_site_agent_slurm.periodic.service import PeriodicService, apply_settings
 from waldur_site_agent_slurm.periodic.settings import DEFAULT_WEIGHTS, threshold_usage, weight_of
@@ -336,7 +340,7 @@ def test_raw_usage_reset_runs_once_per_period_even_when_redelivered(tmp_path: Pa
             "alloc-1", message(reset_raw_usage=True)
         )
         assert again.calls == [READ]
-        assert any("already reset for 2026-Q2" in line for line in result["actions"])
+        assert any("already reset for period 2026-Q2" in line for line in result["actions"])
     next_period = fake(fairshare="500", grp=APPLIED_GRP)
     backend(next_period, tmp_path).apply_periodic_settings(
         "alloc-1", message(reset_raw_usage=True, carryover_details=Q3)
@@ -626,3 +630,182 @@ def test_period_of_a_moment_uses_the_zone() -> None:
     assert period_of("quarter", moment).id == "2026-Q1"
     assert period_of("quarter", moment, "Europe/Tallinn").id == "2026-Q2"
     assert period_of("total", moment) == Period("total")
+
+
+# ---- components without a TRES, the result's mode, reason and reset outcome ----------
+
+# An offering that also sells storage: a Waldur component SLURM does not account.
+WITH_STORAGE = {
+    **COMPONENTS,
+    "storage": {"measured_unit": "TB", "unit_factor": 1, "accounting_type": "limit"},
+}
+
+
+def test_a_declared_component_without_tres_is_skipped_with_one_warning_and_the_rest_applied(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    runner = fake()
+    limits = {"cpu": 60000, "storage": 600, "mem": 600, "gpu": 300, "billing": 14400}
+    with caplog.at_level(logging.WARNING):
+        result = backend(runner, tmp_path, WITH_STORAGE).apply_periodic_settings(
+            "alloc-1", message(grp_tres_mins=limits)
+        )
+    assert runner.calls == [READ, [*SET, "Fairshare=500", f"GrpTRESMins={APPLIED_GRP}"]]
+    assert result["success"] is True, result["error"]
+    assert result["error"] == ""
+    skipped = [line for line in result["actions"] if "storage" in line]
+    assert skipped == [
+        "skip grp_tres_mins.storage: not applied: component storage has no SLURM TRES "
+        "(set backend_components.storage.tres_name to limit it)"
+    ]
+    periodic = [r for r in caplog.records if "without a SLURM TRES" in r.getMessage()]
+    assert len(periodic) == 1
+    assert "storage" in periodic[0].getMessage()
+
+
+def test_a_key_that_is_no_declared_component_stays_an_error(tmp_path: Path) -> None:
+    runner = fake()
+    result = backend(runner, tmp_path, WITH_STORAGE).apply_periodic_settings(
+        "alloc-1", message(grp_tres_mins={"cpu": 60, "storage": 1, "nodeHours": 60})
+    )
+    assert runner.calls == []
+    assert result["success"] is False
+    assert "unknown component 'nodeHours'" in result["error"]
+    assert "known: billing, cpu, gpu, mem, storage" in result["error"]
+    assert "'storage'" not in result["error"]
+
+
+def test_the_result_says_production_mode_when_sacctmgr_applies_it(tmp_path: Path) -> None:
+    result = backend(fake(), tmp_path).apply_periodic_settings("alloc-1", message())
+    assert result["mode"] == "production"
+    failed = backend(fake(), tmp_path).apply_periodic_settings("alloc-1", {"fairshare": -1})
+    assert (failed["success"], failed["mode"]) == (False, "production")
+
+
+def test_switched_off_periodic_limits_give_the_reason_and_run_nothing(tmp_path: Path) -> None:
+    runner = fake()
+    result = backend(runner, tmp_path, enabled=False).apply_periodic_settings(
+        "alloc-1", message(reset_raw_usage=True)
+    )
+    assert runner.calls == []
+    assert result == {
+        "success": False,
+        "reason": "periodic_limits_not_enabled",
+        "error": "periodic_limits.enabled is false in backend_settings; nothing applied",
+        "mode": "production",
+        "commands_executed": [],
+        "raw_usage_reset": {
+            "requested": True,
+            "performed": False,
+            "reason": "not performed: the message failed first",
+        },
+        "carryover_details": Q2,
+    }
+
+
+def test_the_result_tells_whether_a_requested_reset_ran_and_why_not(tmp_path: Path) -> None:
+    reset = " ".join([*SET, "RawUsage=0"])
+    first = backend(fake(fairshare="500", grp=APPLIED_GRP), tmp_path).apply_periodic_settings(
+        "alloc-1", message(reset_raw_usage=True)
+    )
+    assert first["commands_executed"] == [reset]
+    assert first["raw_usage_reset"] == {
+        "requested": True,
+        "performed": True,
+        "reason": "first reset request of period 2026-Q2",
+    }
+    again = backend(fake(fairshare="500", grp=APPLIED_GRP), tmp_path).apply_periodic_settings(
+        "alloc-1", message(reset_raw_usage=True)
+    )
+    assert (again["success"], again["commands_executed"]) == (True, [])
+    assert again["raw_usage_reset"] == {
+        "requested": True,
+        "performed": False,
+        "reason": "already reset for period 2026-Q2",
+    }
+    unasked = backend(fake(fairshare="500", grp=APPLIED_GRP), tmp_path).apply_periodic_settings(
+        "alloc-1", message()
+    )
+    assert unasked["raw_usage_reset"] == {
+        "requested": False,
+        "performed": False,
+        "reason": "not requested",
+    }
+
+
+def test_a_one_off_allocation_says_it_never_resets(tmp_path: Path) -> None:
+    result = backend(fake(), tmp_path, period="total").apply_periodic_settings(
+        "alloc-1", message(reset_raw_usage=True)
+    )
+    assert result["raw_usage_reset"] == {
+        "requested": True,
+        "performed": False,
+        "reason": "never reset for a one-off (total) allocation",
+    }
+
+
+def test_a_failed_reset_is_reported_as_not_performed(tmp_path: Path) -> None:
+    runner = fake()
+    runner.failures["RawUsage=0"] = (1, "", "sacctmgr: error: Problem resetting")
+    result = backend(runner, tmp_path).apply_periodic_settings(
+        "alloc-1", message(reset_raw_usage=True)
+    )
+    assert result["success"] is False
+    assert result["commands_executed"] == [
+        " ".join([*SET, "Fairshare=500", f"GrpTRESMins={APPLIED_GRP}"])
+    ]
+    assert result["raw_usage_reset"] == {
+        "requested": True,
+        "performed": False,
+        "reason": "first reset request of period 2026-Q2: not performed, the message failed first",
+    }
+
+
+# ---- emulator_mode: checked before anything is sent ------------------------------------
+
+
+def test_emulator_mode_without_a_base_url_fails_before_any_command(tmp_path: Path) -> None:
+    runner = fake()
+    result = backend(runner, tmp_path, emulator_mode=True).apply_periodic_settings(
+        "alloc-1", message()
+    )
+    assert runner.calls == []
+    assert result["success"] is False
+    assert result["mode"] == "emulator"
+    assert "periodic_limits.emulator_base_url" in result["error"]
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("http://user:secret@127.0.0.1:8080", "credentials"),
+        ("http://127.0.0.1:80x80", "not a URL"),
+        ("http://127.0.0.1:8080/?next=1", "query"),
+        ("ftp://127.0.0.1:8080", "should match pattern"),
+    ],
+)
+def test_a_bad_emulator_base_url_is_refused_before_any_request(
+    tmp_path: Path, url: str, problem: str
+) -> None:
+    runner = fake()
+    built = backend(runner, tmp_path, emulator_mode=True)
+    result = built.apply_periodic_settings("alloc-1", message(), {"emulator_base_url": url})
+    assert runner.calls == []
+    assert result["success"] is False
+    assert "emulator_base_url" in result["error"]
+    assert problem in result["error"]
+    assert result["commands_executed"] == []
+
+
+def test_an_emulator_api_that_never_answers_times_out_with_a_clear_error() -> None:
+    with socket.socket() as silent:  # accepts connections (backlog) and never replies
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        started = time.monotonic()
+        with pytest.raises(emulator_api.EmulatorApiError) as raised:
+            emulator_api.post(url, {"resource_id": "alloc-1"}, timeout=0.5)
+    assert time.monotonic() - started < 5
+    assert f"{url}/api/apply-periodic-settings is not reachable" in str(raised.value)
+    assert "timed out" in str(raised.value)
+    assert "uvicorn emulator.api.emulator_server:app" in str(raised.value)

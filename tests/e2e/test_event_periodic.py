@@ -125,6 +125,11 @@ def errors(records: list[dict[str, Any]]) -> list[str]:
     return [str(r.get("event", "")) for r in records if r.get("level") == "error"]
 
 
+def skipped_resets(records: list[dict[str, Any]]) -> list[str]:
+    """The agent's log lines saying a requested RawUsage reset did not run, and why."""
+    return [str(r["event"]) for r in records if str(r.get("event", "")).startswith("RawUsage of ")]
+
+
 def executed(records: list[dict[str, Any]]) -> list[str]:
     """The SLURM changes the agent logged having run."""
     prefix = "Executed: "
@@ -213,6 +218,10 @@ def test_a_periodic_message_is_applied_and_reported_then_a_resend_changes_nothin
     assert again == {**report, "commands_executed": []}
     assert errors(records) == []
     assert executed(records) == []
+    # Waldur's report body has no field for it; the agent's log says why nothing was reset.
+    assert skipped_resets(records) == [
+        "RawUsage of a_flood-model not reset: already reset for period 2026-05"
+    ]
     assert emulator_account("a_flood-model") == before
 
 

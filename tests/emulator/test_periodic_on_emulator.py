@@ -8,14 +8,18 @@ QoS follows from Mastermind's usage percentage of the jobs the test records.
 
 from __future__ import annotations
 
+import json
+import os
 import socket
-import threading
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.emulator.conftest import sacctmgr, seed_job
@@ -213,35 +217,69 @@ def test_pause_from_waldur_and_threshold_slowdown_do_not_flap(allocation: Path) 
     assert account_row().qos == ("slowdown",)
 
 
-# ---- the emulator's clock through its API ---------------------------------------------
+# ---- slurm-emulator's API server ------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 @pytest.fixture
 def emulator_api(allocation: Path) -> Iterator[str]:
-    """slurm-emulator's API server on a free loopback port, sharing the test's files."""
-    import uvicorn
-    from emulator.api.emulator_server import create_app
+    """slurm-emulator's own API server, started as a site would, on a free loopback port.
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning")
+    A separate process on the test's state and clock files (from the environment), so
+    the emulator's command-line tools see what the server saved.
+    """
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "emulator.api.emulator_server:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=dict(os.environ),
     )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "emulator API did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert server.poll() is None, server.communicate()[1]
+            assert time.monotonic() < deadline, "slurm-emulator's API did not start"
+            try:
+                httpx.get(url + "/api/status", timeout=1).raise_for_status()
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def emulator_status(url: str) -> dict[str, Any]:
+    reply = httpx.get(url + "/api/status", timeout=5)
+    reply.raise_for_status()
+    return dict(reply.json())
 
 
 def test_emulator_base_url_supplies_the_clock(emulator_api: str, allocation: Path) -> None:
-    import httpx
-
     reply = httpx.post(emulator_api + "/api/time/set", json={"date": "2024-08-20T10:00:00"})
     assert reply.status_code == 200
     backend = periodic_backend(allocation, emulator_base_url=emulator_api, period="month")
@@ -262,3 +300,132 @@ def test_unreachable_emulator_api_fails_before_any_command(allocation: Path) -> 
     assert "emulator_base_url" in result["error"]
     assert result["commands_executed"] == []
     assert account_row() == before
+
+
+# ---- periodic_limits.emulator_mode: the settings go to the emulator's API --------------
+
+
+def api_backend(state_dir: Path, url: str) -> SlurmBackend:
+    return periodic_backend(state_dir, emulator_mode=True, emulator_base_url=url)
+
+
+def test_emulator_mode_posts_the_settings_and_the_emulator_holds_them(
+    emulator_api: str, allocation: Path
+) -> None:
+    httpx.post(emulator_api + "/api/time/set", json={"date": "2024-01-01T00:10:00"}, timeout=5)
+    q1 = mastermind_settings("2023-Q4", dict(BASE), reset=True)
+    before = emulator_status(emulator_api)["accounts"]["alloc-1"]["limits"]
+    assert "raw_usage_reset" not in before
+
+    result = api_backend(allocation, emulator_api).apply_periodic_settings("alloc-1", q1)
+
+    assert result["success"] is True, result["error"]
+    assert result["mode"] == "emulator"
+    assert result["period"] == "2024-Q1"
+    body = {
+        "resource_id": "alloc-1",
+        "fairshare": q1["fairshare"],
+        "grp_tres_mins": expected_grp_tres_mins(q1),  # TRES-minutes, converted once
+        "qos_threshold": q1["qos_threshold"],
+        "qos_default": "normal",
+        "qos_slowdown": "slowdown",
+        "billing_weights": {"CPU": 0.015625, "Mem": 0.001953125, "GRES/gpu": 0.25},
+        "reset_raw_usage": True,
+        "cluster": "default",
+    }
+    sent = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    assert result["commands_executed"] == [
+        f"POST {emulator_api}/api/apply-periodic-settings {sent}"
+    ]
+    assert result["raw_usage_reset"] == {
+        "requested": True,
+        "performed": True,
+        "reason": "first reset request of period 2024-Q1",
+    }
+    # The emulator's own view, through its API and through its sacctmgr.
+    limits = emulator_status(emulator_api)["accounts"]["alloc-1"]["limits"]
+    assert limits["raw_usage_reset"] == 1
+    assert emulator_status(emulator_api)["accounts"]["alloc-1"]["fairshare"] == q1["fairshare"]
+    record = account_row()
+    assert record.fairshare == str(q1["fairshare"])
+    assert record.grp_tres_mins == expected_grp_tres_mins(q1)
+
+    again = api_backend(allocation, emulator_api).apply_periodic_settings("alloc-1", q1)
+    assert again["success"] is True, again["error"]
+    assert again["raw_usage_reset"] == {
+        "requested": True,
+        "performed": False,
+        "reason": "already reset for period 2024-Q1",
+    }
+    assert again["commands_executed"] == [
+        f"POST {emulator_api}/api/apply-periodic-settings "
+        + json.dumps({**body, "reset_raw_usage": False}, sort_keys=True, separators=(",", ":"))
+    ]
+
+
+def test_emulator_mode_leaves_zero_limits_out_and_says_so(
+    emulator_api: str, allocation: Path
+) -> None:
+    result = api_backend(allocation, emulator_api).apply_periodic_settings(
+        "alloc-1", {"grp_tres_mins": {"cpu": 460800, "billing": 0}}
+    )
+    assert result["success"] is False
+    assert "billing=0" in result["error"]
+    assert "allow_blocking_limits" in result["error"]
+    assert account_row().grp_tres_mins == {"cpu": 460800}
+
+
+def test_emulator_mode_with_the_server_down_fails_clearly_and_changes_nothing(
+    allocation: Path,
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    before = account_row()
+    started = time.monotonic()
+    result = api_backend(allocation, url).apply_periodic_settings(
+        "alloc-1", mastermind_settings("2023-Q4", dict(BASE), reset=True)
+    )
+    assert time.monotonic() - started < 15
+    assert result["success"] is False
+    assert result["mode"] == "emulator"
+    assert url in result["error"]
+    assert "uvicorn emulator.api.emulator_server:app" in result["error"]
+    assert result["commands_executed"] == []
+    assert result["raw_usage_reset"]["performed"] is False
+    assert account_row() == before
+
+
+# ---- through the emulator's sacctmgr: components without TRES, the reset outcome ------
+
+
+def test_a_storage_component_is_skipped_and_the_rest_applied(allocation: Path) -> None:
+    components = {**COMPONENTS, "storage": {"unit_factor": 1, "accounting_type": "limit"}}
+    backend = SlurmBackend(
+        {
+            "emulator_mode": True,
+            "enable_user_homedir_account_creation": False,
+            "periodic_limits": {"enabled": True, "state_dir": str(allocation)},
+        },
+        {k: dict(v) for k, v in components.items()},
+    )
+    q1 = mastermind_settings("2023-Q4", dict(BASE), reset=False)
+    sent = {**q1, "grp_tres_mins": {**q1["grp_tres_mins"], "storage": 3000}}
+    result = backend.apply_periodic_settings("alloc-1", sent)
+    assert result["success"] is True, result["error"]
+    assert result["mode"] == "production"
+    assert account_row().grp_tres_mins == expected_grp_tres_mins(q1)
+    assert any("storage has no SLURM TRES" in line for line in result["actions"])
+
+
+def test_a_second_reset_request_of_the_period_is_reported_as_skipped(allocation: Path) -> None:
+    set_clock(datetime(2024, 1, 1, 0, 10))
+    q1 = mastermind_settings("2023-Q4", dict(BASE), reset=True)
+    first = periodic_backend(allocation).apply_periodic_settings("alloc-1", q1)
+    assert first["commands_executed"][-1].endswith("set RawUsage=0")
+    assert first["raw_usage_reset"]["performed"] is True
+    again = periodic_backend(allocation).apply_periodic_settings("alloc-1", q1)
+    assert (again["success"], again["commands_executed"]) == (True, [])
+    assert again["raw_usage_reset"] == {
+        "requested": True,
+        "performed": False,
+        "reason": "already reset for period 2024-Q1",
+    }

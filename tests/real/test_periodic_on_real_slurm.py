@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import COMPONENTS
 from tests.real.conftest import (
+    BIN,
     CLUSTER,
     USERS,
     assoc_rows,
@@ -61,6 +63,35 @@ def test_settings_apply_in_one_command_and_repeat_writes_nothing(
     assert second == {**second, "success": True, "commands_executed": []}
 
 
+def test_a_storage_component_is_skipped_and_the_rest_reaches_slurm(
+    names: dict[str, str], tmp_path: Path
+) -> None:
+    real_backend().create_resource_with_id(resource(**names, limits={}), names["slug"])
+    components = {k: dict(v) for k, v in COMPONENTS.items()}
+    components["cpu"]["unit_factor"] = 1
+    components["storage"] = {"measured_unit": "TB", "unit_factor": 1, "accounting_type": "limit"}
+    backend = SlurmBackend(
+        {
+            "slurm_bin_path": BIN,
+            "cluster_name": CLUSTER,
+            "enable_user_homedir_account_creation": False,
+            "periodic_limits": {"enabled": True, "state_dir": str(tmp_path)},
+        },
+        components,
+    )
+    sent = settings()
+    sent["grp_tres_mins"] = {**sent["grp_tres_mins"], "storage": 600}
+    result = backend.apply_periodic_settings(names["slug"], sent)
+    assert result["success"] is True, result["error"]
+    assert result["mode"] == "production"
+    assert result["commands_executed"] == [
+        f"sacctmgr --immediate modify account where name={names['slug']} cluster={CLUSTER} "
+        "set Fairshare=500 GrpTRESMins=billing=14400,cpu=100,gres/gpu=600"
+    ]
+    assert fairshare(names["slug"]) == "500"
+    assert assoc_rows(names["slug"])[0][3] == "billing=14400,cpu=100,gres/gpu=600"
+
+
 def test_billing_zero_is_refused_and_the_account_keeps_running_jobs(
     names: dict[str, str], tmp_path: Path
 ) -> None:
@@ -100,10 +131,21 @@ def test_raw_usage_reset_zeroes_sshare_once_per_period(
         f"cluster={CLUSTER} set RawUsage=0"
     )
     assert raw_usage(names["slug"]) == 0
+    assert result["raw_usage_reset"] == {
+        "requested": True,
+        "performed": True,
+        "reason": "first reset request of period 2026-Q2",
+    }
     again = periodic(tmp_path).apply_periodic_settings(
         names["slug"], settings(reset_raw_usage=True)
     )
     assert again["commands_executed"] == []
+    assert again["success"] is True
+    assert again["raw_usage_reset"] == {
+        "requested": True,
+        "performed": False,
+        "reason": "already reset for period 2026-Q2",
+    }
 
 
 def test_threshold_qos_blocks_submissions_and_restore_keeps_it(

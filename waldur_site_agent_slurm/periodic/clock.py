@@ -19,6 +19,10 @@ from waldur_site_agent_slurm.errors import SlurmError
 Clock = Callable[[], datetime]
 STATUS_PATH = "/api/status"
 TIMEOUT_SECONDS = 10.0
+START_HINT = (
+    "Start slurm-emulator's server there, e.g. `SLURM_EMULATOR_STATE_FILE=<state file> "
+    "uvicorn emulator.api.emulator_server:app --host 127.0.0.1 --port 8080`"
+)
 
 
 class ClockError(SlurmError):
@@ -60,8 +64,8 @@ def emulator_api_clock(base_url: str) -> Clock:
             return _as_utc(datetime.fromisoformat(str(status["current_time"])))
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise ClockError(
-                f"Cannot read slurm-emulator's time from {url} ({err}); check "
-                "periodic_limits.emulator_base_url"
+                f"Cannot read slurm-emulator's time from {url} ({err}); nothing applied. "
+                f"{START_HINT}, or correct periodic_limits.emulator_base_url"
             ) from err
 
     return read

@@ -31,6 +31,24 @@ class Action:
 
 
 @dataclass(frozen=True)
+class ResetOutcome:
+    """Whether a message asked for a RawUsage reset, whether it ran, and why (not)."""
+
+    requested: bool
+    performed: bool
+    reason: str
+
+    @classmethod
+    def not_requested(cls) -> ResetOutcome:
+        """The message did not ask for a reset."""
+        return cls(requested=False, performed=False, reason="not requested")
+
+    def as_dict(self) -> dict[str, bool | str]:
+        """``{"requested", "performed", "reason"}`` for the result."""
+        return {"requested": self.requested, "performed": self.performed, "reason": self.reason}
+
+
+@dataclass(frozen=True)
 class Plan:
     """What applying one message does to one account."""
 

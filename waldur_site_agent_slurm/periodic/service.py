@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from contextlib import nullcontext
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -29,9 +29,10 @@ from waldur_site_agent_slurm.allocation.usage import (
     usage_zone,
 )
 from waldur_site_agent_slurm.config import SlurmSettings
+from waldur_site_agent_slurm.periodic import emulator_api
 from waldur_site_agent_slurm.periodic.clock import Clock, make_clock
 from waldur_site_agent_slurm.periodic.periods import Period, parse_period, period_of
-from waldur_site_agent_slurm.periodic.plan import Plan, plan_settings
+from waldur_site_agent_slurm.periodic.plan import Action, Plan, ResetOutcome, plan_settings
 from waldur_site_agent_slurm.periodic.settings import (
     BILLING,
     PeriodicConfig,
@@ -65,7 +66,9 @@ class PeriodicService:
         self.settings = settings
         self.timezone = timezone
         self.config = PeriodicConfig.from_schema(settings.periodic, override)
-        self.clock = clock or make_clock(settings.emulator_mode, self.config.emulator_base_url)
+        self.clock = clock or make_clock(
+            settings.emulator_mode or self.config.emulator_mode, self.config.emulator_base_url
+        )
         self.store = StateStore(self.config.state_dir, settings.cluster_name)
 
     @property
@@ -253,10 +256,27 @@ class PeriodicService:
         if period.is_total:
             return False, "never reset for a one-off (total) allocation"
         if state.reset_done(period.id):
-            return False, f"already reset for {period.id}"
-        return True, f"first reset request of {period.id}"
+            return False, f"already reset for period {period.id}"
+        return True, f"first reset request of period {period.id}"
+
+    @staticmethod
+    def _reset_outcome(settings: PeriodicSettings, decision: tuple[bool, str]) -> ResetOutcome:
+        """The outcome until the reset has run: a due reset stays unperformed on failure."""
+        due, why = decision
+        if not settings.reset_raw_usage:
+            return ResetOutcome.not_requested()
+        if due:
+            return ResetOutcome(True, False, f"{why}: not performed, the message failed first")
+        return ResetOutcome(True, False, why)
 
     def _log_received(self, account: str, settings: PeriodicSettings) -> None:
+        if settings.without_tres:
+            logger.warning(
+                "Periodic limits of %s for components without a SLURM TRES not applied: %s "
+                "(set backend_components.<key>.tres_name to limit them)",
+                account,
+                ", ".join(settings.without_tres),
+            )
         if settings.ignored_keys:
             logger.warning(
                 "Ignoring unknown periodic settings keys for %s: %s",
@@ -286,9 +306,10 @@ class PeriodicService:
             )
 
     def apply(
-        self, account: str, settings: PeriodicSettings, executed: list[str]
+        self, account: str, settings: PeriodicSettings, progress: Progress
     ) -> tuple[Plan, Period, tuple[Refusal, ...]]:
-        """Plan and apply validated settings; every command run is appended to ``executed``."""
+        """Plan and apply validated settings; ``progress`` records what ran as it runs."""
+        executed = progress.commands
         self._log_received(account, settings)
         now = self.clock()
         period = self.current_period(settings, now)
@@ -311,12 +332,14 @@ class PeriodicService:
                 flags = self._assumed_flags(previous, record)
                 level, why = self.decide_level(flags, held.state, now)
                 qos_target = (qos.qos_name(level, self.settings), why)
+            decision = self._reset_decision(settings, period, previous)
+            progress.reset = self._reset_outcome(settings, decision)
             plan = plan_settings(
                 settings,
                 record,
                 allow_blocking=self.config.allow_blocking_limits,
                 qos_target=qos_target,
-                reset=self._reset_decision(settings, period, previous),
+                reset=decision,
             )
             for line in plan.describe():
                 logger.info("Periodic settings for %s (%s): %s", account, period.id, line)
@@ -325,7 +348,82 @@ class PeriodicService:
             if plan.reset is not None and held is not None:
                 executed.append(self.client.modify_account(account, {"RawUsage": "0"}))
                 held.save(held.state.with_reset(period.id))
+                progress.reset = ResetOutcome(True, True, plan.reset.reason)
         return plan, period, refused
+
+    def apply_on_emulator(
+        self, account: str, settings: PeriodicSettings, progress: Progress
+    ) -> tuple[Plan, Period, tuple[Refusal, ...]]:
+        """Send validated settings to slurm-emulator's API in one request (emulator_mode).
+
+        The same conversion, refusals and once-per-period RawUsage guard as on a cluster;
+        the emulator creates a missing account itself. Usage thresholds are passed on as
+        ``qos_threshold``, not evaluated here.
+        """
+        base_url = self.config.emulator_base_url
+        if base_url is None:  # checked by apply_settings
+            raise PeriodicSettingsError("periodic_limits.emulator_base_url is not set")
+        self._log_received(account, settings)
+        now = self.clock()
+        period = self.current_period(settings, now)
+        threshold, grace, refused = usable_thresholds(settings, self.config.allow_blocking_limits)
+        if not self.config.allow_blocking_limits:
+            settings, zeros = emulator_api.zero_limit_refusals(settings)
+            refused = (*refused, *zeros)
+        if settings.reset_raw_usage:
+            self.store.ensure_writable()
+        held_context = self.store.locked(account) if settings.reset_raw_usage else nullcontext(None)
+        with held_context as held:
+            previous = held.state if held is not None else AccountState()
+            decision = self._reset_decision(settings, period, previous)
+            progress.reset = self._reset_outcome(settings, decision)
+            body = emulator_api.payload(
+                account,
+                settings,
+                reset=decision[0],
+                threshold=threshold or grace,
+                qos_names=(
+                    qos.qos_name(QosLevel.DEFAULT, self.settings),
+                    qos.qos_name(QosLevel.DOWNSCALED, self.settings),
+                ),
+                weights=self.config.weights,
+                cluster=self.settings.cluster_name,
+            )
+            emulator_api.post(base_url, body)
+            progress.commands.append(emulator_api.command_line(base_url, body))
+            if decision[0] and held is not None:
+                held.save(held.state.with_reset(period.id))
+                progress.reset = ResetOutcome(True, True, decision[1])
+        notes = [f"skip {item}" for item in settings.skipped]
+        if settings.reset_raw_usage and not decision[0]:
+            notes.append(f"keep RawUsage: {decision[1]}")
+        plan = Plan(
+            account=account,
+            reset=Action("RawUsage", "0", decision[1]) if decision[0] else None,
+            refused=(),
+            notes=(f"sent to slurm-emulator: {emulator_api.command_line(base_url, body)}", *notes),
+        )
+        return plan, period, refused
+
+
+@dataclass
+class Progress:
+    """What one message has done so far, kept up to date so that a failure still tells."""
+
+    commands: list[str] = field(default_factory=list)
+    reset: ResetOutcome | None = None
+
+    def reset_report(self, raw: object) -> dict[str, bool | str]:
+        """``raw_usage_reset`` of the result: what the message asked and what happened."""
+        if self.reset is not None:
+            return self.reset.as_dict()
+        asked = isinstance(raw, Mapping) and raw.get("reset_raw_usage") is True
+        if asked:
+            return ResetOutcome(True, False, "not performed: the message failed first").as_dict()
+        return ResetOutcome.not_requested().as_dict()
+
+
+NOT_ENABLED = "periodic_limits_not_enabled"
 
 
 def apply_settings(
@@ -344,39 +442,62 @@ def apply_settings(
 
     Returns:
         ``success``, ``error`` and ``commands_executed`` (the exact command lines that
-        ran, also on a partial failure) for Waldur; ``actions``, ``period`` and
-        ``carryover_details`` for the log and for callers that look further.
+        ran, also on a partial failure, or the request sent to slurm-emulator's API) for
+        Waldur; ``mode`` (``production``: sacctmgr; ``emulator``: slurm-emulator's API),
+        ``raw_usage_reset`` (requested, performed, reason), ``actions``, ``period`` and
+        ``carryover_details``; ``reason: periodic_limits_not_enabled`` when switched off.
     """
-    executed: list[str] = []
+    progress = Progress()
     details = raw.get("carryover_details") if isinstance(raw, Mapping) else None
-    result: dict[str, Any] = {"carryover_details": details}
+    mode = "emulator" if settings.periodic.emulator_mode else "production"
+    result: dict[str, Any] = {"carryover_details": details, "mode": mode}
     try:
         zone = usage_zone(agent_zone, settings.timezone)
         service = PeriodicService(client, settings, timezone=zone, clock=clock, override=override)
+        result["mode"] = service.config.mode
         if not service.config.enabled:
+            error = "periodic_limits.enabled is false in backend_settings; nothing applied"
+            logger.warning("Periodic settings for %s not applied: %s", resource_id, error)
+            return {
+                **result,
+                "success": False,
+                "reason": NOT_ENABLED,
+                "error": error,
+                "commands_executed": [],
+                "raw_usage_reset": progress.reset_report(raw),
+            }
+        if service.config.emulator_mode and not service.config.emulator_base_url:
             raise PeriodicSettingsError(
-                "periodic_limits.enabled is false in backend_settings; nothing applied"
+                "periodic_limits.emulator_mode needs periodic_limits.emulator_base_url, the "
+                "address of slurm-emulator's API (e.g. http://127.0.0.1:8080); nothing applied"
             )
         account = validation.account_name(resource_id, "resource backend_id")
         parsed = parse_settings(raw, service.config, settings.components)
-        plan, period, threshold_refusals = service.apply(account, parsed, executed)
+        apply = service.apply_on_emulator if service.config.emulator_mode else service.apply
+        plan, period, threshold_refusals = apply(account, parsed, progress)
     except BackendError as err:
         logger.error("Periodic settings for %s failed: %s", resource_id, err)
-        return {**result, "success": False, "error": str(err), "commands_executed": executed}
+        error = str(err)
     except Exception as err:  # the contract is a result, never an exception
         logger.exception("Periodic settings for %s failed unexpectedly", resource_id)
         error = f"Unexpected {type(err).__name__}: {err}"
-        return {**result, "success": False, "error": error, "commands_executed": executed}
+    else:
+        error = ""
+    done = {"commands_executed": progress.commands, "raw_usage_reset": progress.reset_report(raw)}
+    if error:
+        return {**result, "success": False, "error": error, **done}
     refused = (*threshold_refusals, *plan.refused)
-    error = ""
     if refused:
         error = "Not applied: " + "; ".join(str(r) for r in refused)
         logger.error("Periodic settings for %s: %s", resource_id, error)
+    reset = progress.reset or ResetOutcome.not_requested()
+    if reset.requested and not reset.performed:
+        logger.info("RawUsage of %s not reset: %s", resource_id, reset.reason)
     return {
         **result,
         "success": not refused,
         "error": error,
-        "commands_executed": executed,
+        **done,
         "actions": plan.describe(),
         "period": period.id,
     }

@@ -47,6 +47,10 @@ KNOWN_KEYS = frozenset(
 # Mastermind's weights when a policy sets none (tres_billing_weights = {}).
 DEFAULT_WEIGHTS = MappingProxyType({"CPU": 0.015625, "Mem": 0.001953125, "GRES/gpu": 0.25})
 MINUTES_PER_HOUR = 60
+NO_TRES_REASON = (
+    "not applied: component {key} has no SLURM TRES (set backend_components.{key}.tres_name "
+    "to limit it)"
+)
 
 
 class PeriodicSettingsError(SlurmError):
@@ -67,6 +71,12 @@ class PeriodicConfig:
     state_dir: Path
     emulator_base_url: str | None
     fairshare_decay_half_life: float | None
+    emulator_mode: bool = False
+
+    @property
+    def mode(self) -> str:
+        """``emulator`` when settings go to slurm-emulator's API, else ``production``."""
+        return "emulator" if self.emulator_mode else "production"
 
     @classmethod
     def from_schema(
@@ -90,8 +100,13 @@ class PeriodicConfig:
             allow_blocking_limits=schema.allow_blocking_limits,
             period_kind=schema.period,
             state_dir=Path(schema.state_dir),
-            emulator_base_url=schema.emulator_base_url,
+            emulator_base_url=(
+                validation.http_url(schema.emulator_base_url, "periodic_limits.emulator_base_url")
+                if schema.emulator_base_url
+                else None
+            ),
             fairshare_decay_half_life=schema.fairshare_decay_half_life,
+            emulator_mode=schema.emulator_mode,
         )
 
 
@@ -144,6 +159,7 @@ class PeriodicSettings:
     carryover_details: Mapping[str, Any] | None = field(default=None, compare=False)
     ignored_keys: tuple[str, ...] = ()
     skipped: tuple[Refusal, ...] = ()
+    without_tres: tuple[str, ...] = ()
 
 
 def tres_map(components: Mapping[str, Component]) -> dict[str, str]:
@@ -171,21 +187,29 @@ def _parse_limits(
     config: PeriodicConfig,
     components: Mapping[str, Component],
     problems: list[str],
-) -> tuple[tuple[LimitEntry, ...], tuple[Refusal, ...]]:
+) -> tuple[tuple[LimitEntry, ...], tuple[Refusal, ...], tuple[str, ...]]:
+    """The limits to set, the entries left out (with why), and the keys without a TRES."""
     values = raw.get(name)
     if not isinstance(values, Mapping):
         problems.append(f"{name} must be a mapping of component to minutes, got {values!r}")
-        return (), ()
+        return (), (), ()
     known = tres_map(components)
     entries: list[LimitEntry] = []
     skipped: list[Refusal] = []
+    without_tres: list[str] = []
     seen: dict[str, str] = {}
     for key, value in values.items():
         where = f"{name}.{key}"
+        if key not in known and key in components:
+            # A declared component SLURM does not account (e.g. storage): not a TRES limit.
+            skipped.append(Refusal(where, NO_TRES_REASON.format(key=key)))
+            without_tres.append(key)
+            continue
         if key not in known:
             problems.append(
-                f"unknown component {key!r} in {name} (known: {', '.join(sorted(known))}); "
-                "map it with a backend_components entry (tres_name)"
+                f"unknown component {key!r} in {name} (known: "
+                f"{', '.join(sorted({*known, *components}))}); "
+                "declare it in backend_components (with tres_name to limit it in SLURM)"
             )
             continue
         try:
@@ -205,7 +229,7 @@ def _parse_limits(
             )
             continue
         entries.append(LimitEntry(key, tres, sent, minutes))
-    return tuple(entries), tuple(skipped)
+    return tuple(entries), tuple(skipped), tuple(without_tres)
 
 
 def _parse_threshold(raw: Mapping[str, Any], name: str, problems: list[str]) -> Threshold | None:
@@ -296,8 +320,11 @@ def parse_settings(
     limit_type = _parse_limit_type(raw, config, problems)
     entries: tuple[LimitEntry, ...] = ()
     skipped: tuple[Refusal, ...] = ()
+    without_tres: tuple[str, ...] = ()
     if limit_type is not None and raw.get(LIMIT_KEYS[limit_type]) is not None:
-        entries, skipped = _parse_limits(raw, LIMIT_KEYS[limit_type], config, components, problems)
+        entries, skipped, without_tres = _parse_limits(
+            raw, LIMIT_KEYS[limit_type], config, components, problems
+        )
     reset = raw.get("reset_raw_usage", False)
     if not isinstance(reset, bool):
         problems.append(f"reset_raw_usage must be true or false, got {reset!r}")
@@ -325,6 +352,7 @@ def parse_settings(
         carryover_details=details,
         ignored_keys=tuple(sorted(k for k in raw if k not in KNOWN_KEYS)),
         skipped=skipped,
+        without_tres=without_tres,
     )
 
 

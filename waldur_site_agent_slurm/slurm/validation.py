@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from waldur_site_agent_slurm.errors import InvalidValueError, SlurmError
@@ -214,3 +215,24 @@ def description(value: object, fallback: str) -> str:
     text = _DESCRIPTION_DROP_RE.sub(" ", text)
     text = _WHITESPACE_RE.sub(" ", text).strip()[:MAX_DESCRIPTION_LENGTH].strip()
     return text or fallback
+
+
+def http_url(value: object, field: str = "URL") -> str:
+    """An ``http(s)://host[:port][/path]`` base URL, without credentials, query or fragment.
+
+    Returned without a trailing slash, so paths can be appended to it.
+    """
+    if not isinstance(value, str) or not value:
+        raise InvalidValueError(field, value, "expected an http:// or https:// URL")
+    if _WHITESPACE_RE.search(value):
+        raise InvalidValueError(field, value, "must not contain whitespace")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as err:
+        raise InvalidValueError(field, value, f"not a URL ({err})") from err
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidValueError(field, value, "expected http://host[:port] or https://host[:port]")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise InvalidValueError(field, value, "must not carry credentials, a query or a fragment")
+    return value.rstrip("/")
