@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from waldur_site_agent_slurm.errors import InvalidValueError, SlurmError
@@ -190,3 +191,12 @@ def description(value: object, fallback: str) -> str:
     text = _DESCRIPTION_DROP_RE.sub(" ", text)
     text = _WHITESPACE_RE.sub(" ", text).strip()[:MAX_DESCRIPTION_LENGTH].strip()
     return text or fallback
+
+
+def home_directory(base_path: str, name: str) -> Path:
+    """``base_path/<name>`` for a valid user name, never a path outside ``base_path``."""
+    base = Path(base_path)
+    path = base / username(name)
+    if path.parent != base or path.name != name:
+        raise InvalidValueError("username", name, f"is no directory name below {base_path}")
+    return path
