@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -257,6 +258,7 @@ def test_removing_a_users_default_account_moves_the_default_first(runner: FakeRu
         "alloc-2|bob|||1||||normal|",
     )
     runner.outputs["list user"] = "bob|alloc-1\n"
+    runner.outputs["squeue"] = "41\n"
     backend = make_backend(runner)
     assert backend.remove_users_from_resource(resource(), {"bob", "nobody"}) == ["bob"]
     assert runner.writes == [
@@ -342,9 +344,9 @@ def test_terminate_cancels_jobs_removes_users_account_and_empty_project(runner: 
 
     backend.client.remove_account = remove_account  # type: ignore[method-assign]
     backend.delete_resource(resource(), project_slug="proj-1")
+    # The account's jobs are cancelled at once; bob then has none left there to cancel.
     assert runner.writes == [
         ["scancel", "--account=alloc-1"],
-        ["scancel", "--account=alloc-1", "--user=bob"],
         [*SI, "delete", "user", "where", "name=bob", "account=alloc-1"],
         [*SI, "delete", "account", "where", "name=alloc-1"],
         [*SI, "delete", "account", "where", "name=proj-1"],
@@ -440,9 +442,11 @@ def test_bad_allocation_name_leaves_no_customer_or_project_behind(runner: FakeRu
     assert runner.calls == []
 
 
-def test_home_directories_of_new_users_are_created_through_the_runner(runner: FakeRunner) -> None:
+def test_home_directories_of_new_users_are_created_through_the_runner(
+    runner: FakeRunner, tmp_path: Path
+) -> None:
     runner.outputs["show assoc"] = assoc_lines("alloc-1|||proj-1|1||||normal|")
-    backend = make_backend(runner, default_homedir_umask="0027")
+    backend = make_backend(runner, default_homedir_umask="0027", homedir_base_path=str(tmp_path))
     backend.add_users_to_resource(resource(), {"alice"})
     assert runner.calls[-1] == ["/sbin/mkhomedir_helper", "alice", "0027"]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
@@ -37,6 +37,7 @@ from waldur_site_agent_slurm.errors import (
     SlurmUnavailableError,
 )
 from waldur_site_agent_slurm.periodic.service import PeriodicService, apply_settings
+from waldur_site_agent_slurm.site import homedirs
 from waldur_site_agent_slurm.slurm import validation
 from waldur_site_agent_slurm.slurm.client import SlurmClient
 from waldur_site_agent_slurm.slurm.runner import CommandRunner
@@ -83,13 +84,19 @@ class SlurmBackend(BaseBackend):
             emulator=self.settings.emulator_mode,
             timeout=self.settings.command_timeout,
         )
-        self.client: SlurmClient = SlurmClient(self.runner, self.settings.cluster_name)
+        self.client: SlurmClient = SlurmClient(
+            self.runner,
+            self.settings.cluster_name,
+            active_jobs_from_sacct=self.settings.emulator_mode,  # the emulator has no squeue
+        )
         self._usage_reader: UsageReader | None = None
         # The limits the create in progress puts on its ``add account``.
         self._carried: tree.CarriedLimits | None = None
         self._flat_move_logged = False
         # Read by the framework's processors; offering_partitions is set by them.
         self.partition_enforcement_enabled = self.settings.enforce_offering_partitions
+        # Accounts of the resources this cycle pulls: the cycle's one sacct covers them.
+        self._cycle_accounts: frozenset[str] = frozenset()
 
     def qos_enforced(self) -> bool:
         """Whether user associations get the resource's QoS and partition grants.
@@ -446,9 +453,7 @@ class SlurmBackend(BaseBackend):
         steps = membership.additions(account, new, self.settings, snapshot.user_accounts, grant)
         steps += membership.completions(account, wanted & set(state.users), grant, state.partitions)
         self._add(steps)
-        if new and self.settings.homedirs_enabled and not self.settings.emulator_mode:
-            umask = str(kwargs.get("homedir_umask") or self.settings.homedir_umask)
-            self.create_user_homedirs(set(new), umask=umask)
+        self._make_homedirs(new, kwargs.get("homedir_umask"))
         return wanted
 
     def _grant(self, waldur_resource: WaldurResource) -> membership.Grant:
@@ -489,6 +494,28 @@ class SlurmBackend(BaseBackend):
             present = existing_users & set(state.users)
             self._add(membership.completions(account, present, grant, state.partitions))
 
+    def post_create_resource(
+        self,
+        resource: BackendResourceInfo,
+        waldur_resource: WaldurResource,
+        user_context: dict[str, Any] | None = None,
+    ) -> None:
+        """Make the home directories of the team's offering users (``OK`` ones)."""
+        del resource, waldur_resource
+        self._make_homedirs(homedirs.offering_usernames(user_context))
+
+    def process_existing_users(self, existing_users: set[str]) -> None:
+        """Make the home directories that members of the allocation still lack."""
+        self._make_homedirs(existing_users)
+
+    def _make_homedirs(self, usernames: Iterable[str], umask: object = None) -> None:
+        """The framework makes the missing ones (never in emulator mode, nor when disabled)."""
+        if not self.settings.homedirs_enabled or self.settings.emulator_mode:
+            return
+        todo = homedirs.missing(usernames, self.settings.homedir_base_path)
+        if todo:
+            self.create_user_homedirs(set(todo), umask=str(umask or self.settings.homedir_umask))
+
     def add_user(self, waldur_resource: WaldurResource, username: str, **kwargs: str) -> bool:
         """Associate one user (see ``add_users_to_resource``)."""
         return bool(self.add_users_to_resource(waldur_resource, {username}, **kwargs))
@@ -500,6 +527,8 @@ class SlurmBackend(BaseBackend):
         del kwargs
         account = validation.account_name(waldur_resource.backend_id, "allocation account")
         validation.usernames(usernames)
+        if not usernames:
+            return []
         return self._remove_users(account, usernames)
 
     def remove_user(self, waldur_resource: WaldurResource, username: str, **kwargs: str) -> bool:
@@ -515,10 +544,11 @@ class SlurmBackend(BaseBackend):
         defaults = self.client.user_defaults(present)
         removed = []
         for step in membership.removals(
-            account, present, snapshot.user_accounts, defaults, self.settings.default_account
+            account, present, snapshot.user_accounts, defaults, self.settings
         ):
             user = step.user
-            self.client.cancel_user_jobs(user, account)
+            for where in step.accounts:
+                self.cancel_active_jobs_for_account_user(where, user)
             if step.new_default:
                 self.client.modify_user(user, None, {"DefaultAccount": step.new_default})
             target = None if step.whole_user else account
@@ -527,6 +557,18 @@ class SlurmBackend(BaseBackend):
             )
             removed.append(user)
         return removed
+
+    def list_active_user_jobs(self, account: str, user: str) -> list[str]:
+        """Ids of the user's pending, running and suspended jobs under the account."""
+        name = validation.account_name(account, "allocation account")
+        return self.client.active_jobs(name, validation.username(user))
+
+    def cancel_active_jobs_for_account_user(self, account: str, user: str) -> None:
+        """Cancel the user's active jobs under the account (no command when there are none)."""
+        jobs = self.list_active_user_jobs(account, user)
+        if jobs:
+            logger.info("Cancelling jobs %s of %s in %s", ", ".join(jobs), user, account)
+            self.client.cancel_user_jobs(user, account)
 
     # ---- QoS ---------------------------------------------------------------------------
 
@@ -615,7 +657,8 @@ class SlurmBackend(BaseBackend):
         """Usage of the current month (in the configured timezone), in Waldur units."""
         zone = self._zone()
         year, month = current_month(zone)
-        return self._usage().report(month_window(year, month, zone), resource_backend_ids)
+        window = month_window(year, month, zone)
+        return self._usage().report(window, resource_backend_ids, cover=self._cycle_accounts)
 
     def get_usage_report_for_period(
         self,
@@ -656,18 +699,18 @@ class SlurmBackend(BaseBackend):
     def pull_resources(
         self, waldur_resources: list[WaldurResource]
     ) -> dict[str, tuple[WaldurResource, BackendResourceInfo]]:
-        """Read associations and the month's usage of all resources at once, then pull each."""
+        """Pull each resource; the first one that needs usage reads it for all of them.
+
+        That one sacct covers every resource of the cycle, so the month's usage is read
+        once, and not at all when no resource exists in SLURM.
+        """
         ids = []
         for resource in waldur_resources:
             try:
                 ids.append(validation.account_name(resource.backend_id))
             except InvalidValueError as err:
                 logger.error("Skipping resource %s: %s", resource.uuid, err)
-        if ids:
-            try:
-                self._get_usage_report(ids)
-            except BackendError as err:
-                logger.error("Reading usage failed: %s", err)
+        self._cycle_accounts = frozenset(ids)
         pulled: dict[str, tuple[WaldurResource, BackendResourceInfo]]
         pulled = super().pull_resources(waldur_resources)
         return pulled

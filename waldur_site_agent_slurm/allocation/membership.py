@@ -48,12 +48,18 @@ class UserAddition:
 
 @dataclass(frozen=True)
 class UserRemoval:
-    """Remove ``user`` from ``account``; ``new_default`` first, whole user if last."""
+    """Remove ``user`` from ``account``; ``new_default`` first, whole user if last.
+
+    ``accounts`` are the accounts whose associations go with it (whose jobs are
+    cancelled first): ``account``, and the common default account when the user goes
+    as a whole.
+    """
 
     user: str
     account: str
     new_default: str | None
     whole_user: bool
+    accounts: tuple[str, ...] = ()
 
 
 def state_name(state: object) -> str | None:
@@ -188,20 +194,41 @@ def additions(
     return [UserAddition(users, only_this, None, given)]
 
 
+def plugin_default(settings: SlurmSettings) -> str | None:
+    """The default account whose association the plugin adds with every user, if any.
+
+    Under the ``common`` policy each user is associated with ``default_account`` too;
+    that association goes when the user leaves their last allocation, unless
+    ``keep_default_account_association`` keeps it.
+    """
+    if settings.default_account_policy != "common" or settings.keep_default_account_association:
+        return None
+    return settings.default_account
+
+
 def removals(
     account: str,
     present: Sequence[str],
     user_accounts: Mapping[str, set[str]],
     defaults: Mapping[str, str],
-    common_default: str | None,
+    settings: SlurmSettings,
 ) -> list[UserRemoval]:
-    """How to remove each of ``present`` from ``account``, in order."""
+    """How to remove each of ``present`` from ``account``, in order.
+
+    A user whose only other association is the plugin's common default account leaves
+    as a whole (``delete user name=U`` drops every association at once: SLURM 22.05
+    refuses to delete a user's default-account association on its own).
+    """
+    common_default = settings.default_account
+    ours = {plugin_default(settings)} - {None}
     steps = []
     for user in sorted(present):
         others = sorted(user_accounts.get(user, set()) - {account})
+        if not set(others) - ours:
+            steps.append(UserRemoval(user, account, None, True, (account, *others)))
+            continue
         new_default = None
-        if defaults.get(user) == account and others:
+        if defaults.get(user) == account:
             new_default = common_default if common_default in others else others[0]
-        # Without other associations the user goes: its last one is also its default.
-        steps.append(UserRemoval(user, account, new_default, whole_user=not others))
+        steps.append(UserRemoval(user, account, new_default, False, (account,)))
     return steps

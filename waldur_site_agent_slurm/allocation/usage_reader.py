@@ -28,12 +28,18 @@ class UsageReader:
         self.settings = settings
         self._cache: dict[Window, tuple[frozenset[str], UsageAccumulator]] = {}
 
-    def report(self, window: Window, resource_backend_ids: list[str]) -> dict[str, Any]:
-        """The usage of ``resource_backend_ids`` in ``window``, per account and user."""
+    def report(
+        self, window: Window, resource_backend_ids: list[str], cover: frozenset[str] = frozenset()
+    ) -> dict[str, Any]:
+        """The usage of ``resource_backend_ids`` in ``window``, per account and user.
+
+        A read also covers ``cover`` (the other accounts of the cycle), so the cycle's
+        later requests are answered from it.
+        """
         wanted = frozenset(validation.account_name(i) for i in resource_backend_ids)
         cached = self._cache.get(window)
         if cached is None or not wanted <= cached[0]:
-            accounts = wanted | self.allocation_accounts()
+            accounts = wanted | cover | self.allocation_accounts()
             accumulator = UsageAccumulator(window).add_all(self.client.jobs(window, accounts))
             cached = (accounts, accumulator)
             self._cache[window] = cached

@@ -100,11 +100,12 @@ class StepBuilder:
         """Per user: cancel its jobs here, move its default account if needed, remove it."""
         steps: list[Step] = []
         for gone in membership.removals(
-            account, extra, snapshot.user_accounts, defaults, self.settings.default_account
+            account, extra, snapshot.user_accounts, defaults, self.settings
         ):
-            cancel = self.client.cancel_user_jobs_argv(gone.user, gone.account)
-            display = self.client.runner.display(cancel)
-            steps.append(Step(tuple(cancel), display, f"jobs of {gone.user}"))
+            for where in gone.accounts:
+                cancel = self.client.cancel_user_jobs_argv(gone.user, where)
+                display = self.client.runner.display(cancel)
+                steps.append(Step(tuple(cancel), display, f"jobs of {gone.user}"))
             if gone.new_default:
                 args = self.client.modify_user_args(
                     gone.user, None, {"DefaultAccount": gone.new_default}

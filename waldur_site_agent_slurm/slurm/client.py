@@ -25,6 +25,7 @@ from waldur_site_agent_slurm.slurm.runner import CommandResult, Runner
 SACCTMGR = "sacctmgr"
 SACCT = "sacct"
 SCANCEL = "scancel"
+SQUEUE = "squeue"
 READ = ("--parsable2", "--noheader")
 
 
@@ -89,10 +90,22 @@ class AssociationSnapshot:
 class SlurmClient(BaseClient):
     """SLURM accounts, associations, limits and accounting through sacctmgr/sacct."""
 
-    def __init__(self, runner: Runner, cluster_name: str | None = None) -> None:
-        """Use ``runner`` for every command; scope sacctmgr to ``cluster_name`` if set."""
+    def __init__(
+        self,
+        runner: Runner,
+        cluster_name: str | None = None,
+        *,
+        active_jobs_from_sacct: bool = False,
+    ) -> None:
+        """Use ``runner`` for every command; scope sacctmgr to ``cluster_name`` if set.
+
+        Active jobs are listed with squeue (slurmctld knows a job the moment it is
+        submitted; slurmdbd, which sacct asks, learns of it a moment later), or with
+        sacct where there is no squeue (``active_jobs_from_sacct``: slurm-emulator).
+        """
         self.runner = runner
         self.cluster_name = cluster_name
+        self.active_jobs_from_sacct = active_jobs_from_sacct
         self._snapshot: AssociationSnapshot | None = None
         self._submit_limits: dict[str, int | None] | None = None
         self._tres: frozenset[str] | None = None
@@ -288,6 +301,42 @@ class SlurmClient(BaseClient):
     def qos_names(self) -> frozenset[str]:
         """Names of the QoS that exist."""
         return parser.parse_names(self._read("show", "qos", "format=Name"))
+
+    def active_jobs_argv(self, account: str, username: str) -> list[str]:
+        """The read listing one user's pending, running and suspended jobs in ``account``."""
+        account = validation.account_name(account)
+        username = validation.username(username)
+        if self.active_jobs_from_sacct:
+            return [
+                SACCT,
+                *READ,
+                "--allusers",
+                "--allocations",
+                f"--accounts={account}",
+                f"--user={username}",
+                "--format=" + ",".join(parser.ACTIVE_JOB_FIELDS),
+                *self._cluster("--clusters"),
+            ]
+        return [
+            SQUEUE,
+            "--noheader",
+            "--format=%i",
+            "--states=" + ",".join(parser.ACTIVE_JOB_STATES),
+            f"--account={account}",
+            f"--user={username}",
+            *self._cluster("--clusters"),
+        ]
+
+    def active_jobs(self, account: str, username: str) -> list[str]:
+        """Ids of one user's pending, running and suspended jobs in ``account``.
+
+        A user the host does not know has no jobs: squeue says so on stderr and exits 0.
+        """
+        result = self.runner.run(self.active_jobs_argv(account, username), mutating=False)
+        lines = result.stdout.splitlines()
+        if self.active_jobs_from_sacct:
+            return parser.parse_active_job_ids(lines)
+        return parser.parse_job_ids(lines)
 
     def cancel_user_jobs_argv(self, username: str, account: str) -> list[str]:
         """The ``scancel`` of one user's pending and running jobs in ``account``."""

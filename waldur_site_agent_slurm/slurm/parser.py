@@ -223,3 +223,22 @@ def parse_jobs(lines: Iterable[str]) -> Iterator[JobRecord]:
             parse_time(end),
             parse_tres(alloc),
         )
+
+
+ACTIVE_JOB_STATES = ("PENDING", "RUNNING", "SUSPENDED")
+"""Job states that keep an association from being deleted (``Job(s) active``)."""
+ACTIVE_JOB_FIELDS = ("JobID", "State")
+
+
+def parse_job_ids(lines: Iterable[str]) -> list[str]:
+    """Parse ``squeue --noheader --format=%i``: one job id a line, in squeue's order."""
+    return [line.strip() for line in lines if line.strip()]
+
+
+def parse_active_job_ids(lines: Iterable[str]) -> list[str]:
+    """The ids of pending, running or suspended jobs in ``sacct format=JobID,State``."""
+    return [
+        job_id
+        for job_id, state in _rows(lines, ACTIVE_JOB_FIELDS)
+        if state.split(" ", 1)[0] in ACTIVE_JOB_STATES
+    ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -236,3 +237,12 @@ def http_url(value: object, field: str = "URL") -> str:
     if parts.username or parts.password or parts.query or parts.fragment:
         raise InvalidValueError(field, value, "must not carry credentials, a query or a fragment")
     return value.rstrip("/")
+
+
+def home_directory(base_path: str, name: str) -> Path:
+    """``base_path/<name>`` for a valid user name, never a path outside ``base_path``."""
+    base = Path(base_path)
+    path = base / username(name)
+    if path.parent != base or path.name != name:
+        raise InvalidValueError("username", name, f"is no directory name below {base_path}")
+    return path
