@@ -54,7 +54,7 @@ def test_invalid_setting_stops_the_backend_naming_key_and_allowed_values(tmp_pat
     with pytest.raises(SlurmConfigError) as err:
         utils.get_backend_for_offering(config.offerings[0], "reporting_backend")
     assert "backend_settings.default_account_policy" in str(err.value)
-    assert "'common', 'individual' or 'none'" in str(err.value)
+    assert "'common', 'individual', 'none'" in str(err.value)
 
 
 def test_agent_cli_discovers_the_plugin_with_the_example_config(tmp_path: Path) -> None:

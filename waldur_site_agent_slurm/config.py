@@ -21,8 +21,13 @@ from pydantic import (
     model_validator,
 )
 from waldur_site_agent.backend import logger
-from waldur_site_agent.common.plugin_schemas import HomedirSettingsSchema, PluginComponentSchema
+from waldur_site_agent.backend.quota import HomedirQuotaConfig
+from waldur_site_agent.common.plugin_schemas import (
+    HomedirSettingsSchema,
+    PluginComponentSchema,
+)
 
+from waldur_site_agent_slurm import config_rules
 from waldur_site_agent_slurm.errors import InvalidValueError, SlurmConfigError
 from waldur_site_agent_slurm.slurm import validation
 
@@ -43,7 +48,7 @@ DEFAULT_QOS = {"default": "normal", "downscaled": "slowdown", "paused": "blocked
 class QosLevelsSchema(BaseModel):
     """QoS names used by periodic limits (``default`` / ``slowdown`` / ``blocked``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="allow")
 
     default: str | None = None
     slowdown: str | None = None
@@ -84,9 +89,12 @@ class PeriodicLimitsSchema(BaseModel):
     - ``state_dir: /var/lib/waldur-site-agent-slurm``: where the RawUsage-reset guard,
       the last threshold level and the last Waldur flags survive restarts (the agent
       builds a new backend for every message). It must be writable by the agent.
+
+    Keys of older configurations (``grace_ratio``, ``raw_usage_reset``,
+    ``carryover_enabled``, ...) are kept as extras and named in the start-up warning.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="allow")
 
     enabled: bool = False
     emulator_mode: bool = False
@@ -186,13 +194,27 @@ class ProjectDirectoryConfig(BaseModel):
     lustre_quota: LustreQuotaConfig | None = None
 
 
+class HomedirQuotaSchema(HomedirQuotaConfig):
+    """The framework's ``homedir_quota`` block; keys it does not know are warned about."""
+
+    model_config = ConfigDict(extra="allow")
+
+
 class SlurmBackendSettingsSchema(HomedirSettingsSchema):
-    """Every key the SLURM backend accepts in ``backend_settings``."""
+    """Every key the SLURM backend accepts in ``backend_settings``.
+
+    Every block allows extra keys, as the schema of waldur-site-agent-slurm 1.0.7 does:
+    the framework validates ``backend_settings`` with this schema before the backend
+    sees them, and a failure there would only be logged. ``load_settings`` names the
+    extras, at their full key path, in one warning.
+    """
+
+    model_config = ConfigDict(extra="allow")
 
     default_account: str | None = Field(
         default=None, description="Account every user gets as default (policy 'common')"
     )
-    default_account_policy: Literal["common", "individual", "none"] | None = Field(
+    default_account_policy: str | None = Field(
         default=None,
         description="How users' default accounts are set: 'common' (default_account), "
         "'individual' (the first allocation a user joins) or 'none' (SLURM decides)",
@@ -226,13 +248,16 @@ class SlurmBackendSettingsSchema(HomedirSettingsSchema):
     mem_unit_factor: PositiveFloat | None = None
     gpu_unit_factor: PositiveFloat | None = None
     periodic_limits: PeriodicLimitsSchema | None = None
+    homedir_quota: HomedirQuotaSchema | None = Field(
+        default=None, description="Filesystem quota settings for user home directories"
+    )
     # Keys the framework itself reads from backend_settings.
     soft_delete: bool | None = None
     check_backend_id_uniqueness: bool | None = None
     check_all_offerings: bool | None = None
     backend_id_max_retries: int | None = Field(default=None, ge=1)
     # Keys of waldur-site-agent-slurm 1.0.7 that a site's configuration may carry.
-    execution_mode: str | None = Field(default=None, description="cli (default) or rest")
+    execution_mode: ExecutionMode | None = Field(default=None, description="cli (default) or rest")
     rest_api: SlurmRestApiConfig | None = None
     qos_enforcement_enabled: bool | None = None
     enforce_offering_qos: bool | None = None
@@ -261,7 +286,9 @@ class TargetComponentSchema(BaseModel):
 
 
 class SlurmComponentSchema(PluginComponentSchema):
-    """SLURM-specific keys of a ``backend_components`` entry."""
+    """SLURM-specific keys of a ``backend_components`` entry (extra keys are warned about)."""
+
+    model_config = ConfigDict(extra="allow")
 
     tres_name: str | None = Field(
         default=None, description="SLURM TRES this component maps to (default from its key)"
@@ -353,29 +380,14 @@ def _format_validation_error(err: ValidationError, where: str) -> str:
     return "; ".join(problems)
 
 
-def _split_unknown_keys(err: ValidationError) -> tuple[list[str], bool]:
-    unknown = [
-        ".".join(str(p) for p in item["loc"])
-        for item in err.errors()
-        if item["type"] == "extra_forbidden"
-    ]
-    return unknown, len(unknown) < len(err.errors())
-
-
 def _validated_schema(raw: dict[str, Any]) -> SlurmBackendSettingsSchema:
-    """Validate settings; unknown keys are only warned about so old configs keep working."""
+    """Validate settings once; keys nothing reads, at any depth, are kept as extras."""
     try:
         return SlurmBackendSettingsSchema(**raw)
     except ValidationError as err:
-        unknown, has_real_errors = _split_unknown_keys(err)
-        if has_real_errors:
-            raise SlurmConfigError(
-                "Invalid SLURM backend settings: "
-                + _format_validation_error(err, "backend_settings")
-            ) from err
-        logger.warning("Ignoring unknown SLURM backend_settings keys: %s", ", ".join(unknown))
-        known = {k: v for k, v in raw.items() if k in SlurmBackendSettingsSchema.model_fields}
-        return _validated_schema(known)
+        raise SlurmConfigError(
+            "Invalid SLURM backend settings: " + _format_validation_error(err, "backend_settings")
+        ) from err
 
 
 def _components(
@@ -489,6 +501,12 @@ def load_settings(raw: dict[str, Any], components: dict[str, dict[str, Any]]) ->
         SlurmConfigError: naming the offending key and what is allowed.
     """
     schema = _validated_schema(raw)
+    unknown = config_rules.unknown_keys(schema) + config_rules.unknown_component_keys(components)
+    if unknown:
+        logger.warning(
+            "Ignoring configuration keys this plugin does not use: %s", ", ".join(unknown)
+        )
+    config_rules.check_conflicts(schema)
     periodic = schema.periodic_limits or PeriodicLimitsSchema()
     levels = periodic.qos_levels or QosLevelsSchema()
     prefix = schema.account_prefix or ""
@@ -508,7 +526,9 @@ def load_settings(raw: dict[str, Any], components: dict[str, dict[str, Any]]) ->
         lowered = value.lower() if isinstance(value, str) else value
         return str(_as_config(validation.qos_name, lowered, f"backend_settings.{name}"))
 
-    policy = schema.default_account_policy or ("common" if schema.default_account else "none")
+    policy = config_rules.default_account_policy(
+        schema.default_account_policy, schema.default_account
+    )
     default_account = account(schema.default_account, "default_account")
     if policy == "common" and not default_account:
         raise SlurmConfigError(
@@ -521,10 +541,12 @@ def load_settings(raw: dict[str, Any], components: dict[str, dict[str, Any]]) ->
         _as_config(validation.partition_name, partition, "backend_settings.default_partition")
     if schema.timezone is not None:
         _as_config(validation.zone, schema.timezone, "backend_settings.timezone")
+    root_account = account(schema.root_account, "root_account") or default_account or "root"
+    config_rules.check_available(schema)
     return SlurmSettings(
         default_account=default_account,
         default_account_policy=policy,
-        root_account=account(schema.root_account, "root_account") or "root",
+        root_account=root_account,
         parent_account=account(schema.parent_account, "parent_account"),
         customer_prefix=prefix_for(schema.customer_prefix, "customer_prefix"),
         project_prefix=prefix_for(schema.project_prefix, "project_prefix"),
@@ -546,7 +568,7 @@ def load_settings(raw: dict[str, Any], components: dict[str, dict[str, Any]]) ->
         timezone=schema.timezone,
         periodic=periodic,
         components=_components(components, schema),
-        execution_mode=schema.execution_mode or ExecutionMode.CLI.value,
+        execution_mode=(schema.execution_mode or ExecutionMode.CLI).value,
         rest_api=schema.rest_api,
         qos_enforcement_enabled=bool(schema.qos_enforcement_enabled),
         enforce_offering_qos=schema.enforce_offering_qos,

@@ -1,0 +1,148 @@
+"""Start-up rules of ``backend_settings`` beyond their types.
+
+The schemas in ``config`` check each value; the rules here look at the whole block:
+which keys nothing reads (named in one warning, never an error, so older
+configurations keep loading), which combinations contradict each other, and which
+features of waldur-site-agent-slurm 1.0.7 this release does not provide yet. A
+configuration is refused before the backend runs any command.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+from waldur_site_agent.common.structures import BackendComponent
+
+from waldur_site_agent_slurm import __version__
+from waldur_site_agent_slurm.errors import SlurmConfigError
+
+if TYPE_CHECKING:
+    from waldur_site_agent_slurm.config import SlurmBackendSettingsSchema
+
+POLICIES = ("common", "individual", "none")
+EXECUTION_MODES = ("cli", "rest")
+SETTINGS = "backend_settings"
+
+
+def unknown_keys(model: BaseModel, path: str = SETTINGS) -> list[str]:
+    """Full key paths of every key ``model`` and its nested blocks kept as extras."""
+    found = [f"{path}.{key}" for key in model.model_extra or {}]
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, BaseModel):
+            found.extend(unknown_keys(value, f"{path}.{name}"))
+    return found
+
+
+def unknown_component_keys(components: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """``backend_components.<key>.<name>`` of every component key neither side reads."""
+    from waldur_site_agent_slurm.config import SlurmComponentSchema  # noqa: PLC0415
+
+    known = set(BackendComponent.model_fields) | set(SlurmComponentSchema.model_fields)
+    return [
+        f"backend_components.{key}.{name}"
+        for key, raw in components.items()
+        for name in raw
+        if name not in known
+    ]
+
+
+def default_account_policy(value: str | None, default_account: str | None) -> str:
+    """The policy, defaulted from ``default_account``; anything else is refused."""
+    if value is None:
+        return "common" if default_account else "none"
+    if value not in POLICIES:
+        raise SlurmConfigError(
+            f"Invalid default_account_policy {value!r} (backend_settings.default_account_policy):"
+            f" allowed values are {_quoted(POLICIES)}"
+        )
+    return value
+
+
+def check_conflicts(schema: SlurmBackendSettingsSchema) -> None:
+    """Refuse settings whose keys contradict each other, naming the keys."""
+    mode = _value(schema.execution_mode)
+    if mode == "rest":
+        if schema.rest_api is None or not schema.rest_api.url:
+            raise SlurmConfigError(
+                "backend_settings.execution_mode is 'rest' but rest_api.url is not set: "
+                "give slurmrestd's address in backend_settings.rest_api.url, "
+                "or use execution_mode 'cli'"
+            )
+        if not schema.cluster_name:
+            raise SlurmConfigError(
+                "backend_settings.execution_mode is 'rest' but cluster_name is not set: "
+                "slurmrestd needs the cluster's name in backend_settings.cluster_name"
+            )
+    qos_keys = _set(schema, "qos_paused", "qos_downscaled")
+    if schema.qos_enforcement_enabled and schema.enforce_offering_qos and qos_keys:
+        raise SlurmConfigError(
+            "backend_settings.qos_enforcement_enabled with enforce_offering_qos pauses and "
+            "downscales through the account's GrpSubmitJobs, so "
+            f"{_keys(qos_keys)} would never be used: "
+            "remove them or turn off enforce_offering_qos"
+        )
+    management = schema.qos_management
+    if management is None:
+        return
+    swap_keys = _set(schema, "qos_default", "qos_paused", "qos_downscaled")
+    if management.skip_qos_swap and swap_keys:
+        raise SlurmConfigError(
+            "backend_settings.qos_management.skip_qos_swap pauses and downscales through "
+            "GrpSubmitJobs instead of swapping QoS, so "
+            f"{_keys(swap_keys)} cannot be set with it: "
+            "remove them or set skip_qos_swap: false"
+        )
+    if management.apply_limits_to_qos and not (management.enabled and management.skip_qos_swap):
+        raise SlurmConfigError(
+            "backend_settings.qos_management.apply_limits_to_qos needs "
+            "qos_management.enabled: true and qos_management.skip_qos_swap: true"
+        )
+
+
+def check_available(schema: SlurmBackendSettingsSchema) -> None:
+    """Refuse a valid configuration that turns on a feature this release does not have.
+
+    Running on without it would do something else to SLURM than the site asked for.
+    """
+    features = []
+    if _value(schema.execution_mode) == "rest":
+        features.append(
+            "execution_mode: rest (slurmrestd); set execution_mode: cli, the default, "
+            "to drive SLURM through its command-line tools"
+        )
+    if schema.qos_management is not None and schema.qos_management.enabled:
+        features.append("qos_management (a QoS per allocation); set qos_management.enabled: false")
+    if schema.project_directory is not None and schema.project_directory.enabled:
+        features.append(
+            "project_directory (a directory per project); set project_directory.enabled: false"
+        )
+    if schema.ldap and schema.ldap.get("enabled", True) is not False:
+        features.append(
+            "ldap (LDAP project groups); remove the ldap block or set ldap.enabled: false"
+        )
+    if features:
+        raise SlurmConfigError(
+            f"Not available in waldur-site-agent-slurm {__version__}: "
+            + "; ".join(f"{SETTINGS}.{feature}" for feature in features)
+            + ". Until a release provides it, keep waldur-site-agent-slurm 1.0.7 "
+            "for this offering"
+        )
+
+
+def _set(schema: SlurmBackendSettingsSchema, *keys: str) -> list[str]:
+    return [key for key in keys if getattr(schema, key) is not None]
+
+
+def _value(mode: Any) -> str | None:
+    return None if mode is None else str(getattr(mode, "value", mode))
+
+
+def _quoted(values: Iterable[str]) -> str:
+    return ", ".join(repr(v) for v in values)
+
+
+def _keys(keys: Iterable[str]) -> str:
+    return " and ".join(f"{SETTINGS}.{key}" for key in keys)
