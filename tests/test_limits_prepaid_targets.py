@@ -101,14 +101,16 @@ def test_prepaid_create_sets_limit_times_unit_factor_times_months(runner: FakeRu
     backend = backend_with(runner, PREPAID)
     info = backend.create_resource_with_id(prepaid_resource("2026-06-15"), "alloc-1")
     # 6 × 60000 × 5 months; gpu is not prepaid: 5 × 60 once.
-    assert runner.writes[-1] == [*MODIFY, "GrpTRESMins=cpu=1800000,gres/gpu=300"]
+    assert runner.writes[-1][2:4] == ["add", "account"]  # the add carries the limits
+    assert runner.writes[-1][-1] == "GrpTRESMins=cpu=1800000,gres/gpu=300"
     assert info.limits == {"cpu": 6, "gpu": 5}  # Waldur keeps the monthly amount
 
 
 def test_prepaid_without_end_date_gets_one_month(runner: FakeRunner) -> None:
     runner.outputs["show assoc"] = TREE
     backend_with(runner, PREPAID).create_resource_with_id(prepaid_resource(None), "alloc-1")
-    assert runner.writes[-1] == [*MODIFY, "GrpTRESMins=cpu=360000,gres/gpu=300"]
+    assert runner.writes[-1][2:4] == ["add", "account"]  # the add carries the limits
+    assert runner.writes[-1][-1] == "GrpTRESMins=cpu=360000,gres/gpu=300"
 
 
 def test_prepaid_months_follow_the_configured_timezone(runner: FakeRunner) -> None:
@@ -116,7 +118,8 @@ def test_prepaid_months_follow_the_configured_timezone(runner: FakeRunner) -> No
     backend = backend_with(runner, PREPAID, timezone="Europe/Tallinn")
     res = prepaid_resource("2026-06-15", created="2026-01-14T23:30:00Z")
     backend.create_resource_with_id(res, "alloc-1")
-    assert runner.writes[-1] == [*MODIFY, "GrpTRESMins=cpu=1800000,gres/gpu=300"]
+    assert runner.writes[-1][2:4] == ["add", "account"]  # the add carries the limits
+    assert runner.writes[-1][-1] == "GrpTRESMins=cpu=1800000,gres/gpu=300"
 
 
 def test_has_prepaid_components_only_with_accounting_type_one(runner: FakeRunner) -> None:
@@ -163,7 +166,8 @@ def test_target_components_limit_every_target_with_its_factor(runner: FakeRunner
     runner.outputs["show assoc"] = TREE
     backend = backend_with(runner, TARGETS)
     info = backend.create_resource_with_id(resource(limits={"compute": 10, "gpu": 2}), "alloc-1")
-    assert runner.writes[-1] == [*MODIFY, "GrpTRESMins=billing=1200,cpu=600,gres/gpu=120"]
+    assert runner.writes[-1][2:4] == ["add", "account"]  # the add carries the limits
+    assert runner.writes[-1][-1] == "GrpTRESMins=billing=1200,cpu=600,gres/gpu=120"
     assert info.limits == {"compute": 10, "gpu": 2}
 
 

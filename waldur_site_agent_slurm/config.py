@@ -326,6 +326,11 @@ class Component:
     limit: float | None = None
     targets: tuple[Target, ...] = ()
 
+    def __post_init__(self) -> None:
+        """A component with its own TRES is limited and reported through that TRES alone."""
+        if not self.targets and self.tres:
+            object.__setattr__(self, "targets", (Target(self.tres, self.unit_factor),))
+
     @property
     def prepaid(self) -> bool:
         """``accounting_type: one``: the limit is per month of the resource's duration."""
