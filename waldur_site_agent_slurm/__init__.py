@@ -1,3 +1,3 @@
 """SLURM backend for Waldur Site Agent."""
 
-__version__ = "0.1.0"
+__version__ = "1.1.0"

@@ -15,9 +15,11 @@ configured zone) to its ``end_date`` (a date, as Waldur keeps it):
 from __future__ import annotations
 
 import calendar
-from datetime import UTC, date, datetime
+from datetime import date, datetime, timezone
 
 from waldur_site_agent_slurm.slurm import validation
+
+UTC = timezone.utc  # datetime.UTC from Python 3.11 on
 
 
 def add_months(start: date, months: int) -> date:

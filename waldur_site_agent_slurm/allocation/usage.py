@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -20,6 +20,8 @@ from waldur_site_agent_slurm.config import Component
 from waldur_site_agent_slurm.errors import SlurmConfigError, UsagePeriodError
 from waldur_site_agent_slurm.slurm import validation
 from waldur_site_agent_slurm.slurm.parser import JobRecord
+
+UTC = timezone.utc  # datetime.UTC from Python 3.11 on
 
 TOTAL_KEY = "TOTAL_ACCOUNT_USAGE"
 _SECOND = timedelta(seconds=1)

@@ -12,9 +12,11 @@ from __future__ import annotations
 import json
 import urllib.request
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 from waldur_site_agent_slurm.errors import SlurmError
+
+UTC = timezone.utc  # datetime.UTC from Python 3.11 on
 
 Clock = Callable[[], datetime]
 STATUS_PATH = "/api/status"

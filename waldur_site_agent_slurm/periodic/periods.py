@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 from waldur_site_agent_slurm.allocation.usage import Window, zone
 from waldur_site_agent_slurm.errors import InvalidValueError
+
+UTC = timezone.utc  # datetime.UTC from Python 3.11 on
 
 KINDS = ("month", "quarter", "year", "total")
 MONTHS_PER = {"month": 1, "quarter": 3, "year": 12}

@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,8 @@ from waldur_site_agent_slurm.devtools.demo.agentrun import AgentRun, run_agent_c
 from waldur_site_agent_slurm.devtools.standin import StandIn, load_scenario
 from waldur_site_agent_slurm.slurm.client import AssociationSnapshot, SlurmClient
 from waldur_site_agent_slurm.slurm.runner import CommandRunner
+
+UTC = timezone.utc  # datetime.UTC from Python 3.11 on
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
