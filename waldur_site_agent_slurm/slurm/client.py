@@ -20,12 +20,13 @@ from waldur_site_agent.backend.structures import Association, ClientResource
 from waldur_site_agent_slurm.allocation.usage import Window
 from waldur_site_agent_slurm.slurm import parser, validation
 from waldur_site_agent_slurm.slurm.parser import AssociationRecord, JobRecord
-from waldur_site_agent_slurm.slurm.runner import CommandResult, Runner
+from waldur_site_agent_slurm.slurm.runner import CommandResult, CommandRunner, Runner
 
 SACCTMGR = "sacctmgr"
 SACCT = "sacct"
 SCANCEL = "scancel"
 SQUEUE = "squeue"
+ROOT_ACCOUNT = "root"  # the account SLURM puts at the top of every cluster's tree
 READ = ("--parsable2", "--noheader")
 
 
@@ -92,18 +93,20 @@ class SlurmClient(BaseClient):
 
     def __init__(
         self,
-        runner: Runner,
+        runner: Runner | None = None,
         cluster_name: str | None = None,
         *,
         active_jobs_from_sacct: bool = False,
     ) -> None:
         """Use ``runner`` for every command; scope sacctmgr to ``cluster_name`` if set.
 
+        Without a runner, SLURM's commands are run from ``PATH`` with the default
+        timeout, so ``SlurmClient().list_accounts()`` works on a head node as it is.
         Active jobs are listed with squeue (slurmctld knows a job the moment it is
         submitted; slurmdbd, which sacct asks, learns of it a moment later), or with
         sacct where there is no squeue (``active_jobs_from_sacct``: slurm-emulator).
         """
-        self.runner = runner
+        self.runner: Runner = runner if runner is not None else CommandRunner()
         self.cluster_name = cluster_name
         self.active_jobs_from_sacct = active_jobs_from_sacct
         self._snapshot: AssociationSnapshot | None = None
@@ -294,6 +297,19 @@ class SlurmClient(BaseClient):
         argv = [SACCTMGR, *READ, *args]
         return self.runner.run(argv, mutating=False).stdout.splitlines()
 
+    def list_accounts(self) -> list[ClientResource]:
+        """Every account of the accounting database with its organization and description."""
+        lines = self._read("list", "account", "format=" + ",".join(parser.ACCOUNT_FIELDS))
+        return [
+            ClientResource(
+                name=rec.name,
+                description=rec.description,
+                organization=rec.organization,
+                backend_id=rec.name,
+            )
+            for rec in sorted(parser.parse_accounts(lines), key=lambda rec: rec.name)
+        ]
+
     def clusters(self) -> frozenset[str]:
         """Clusters registered in the accounting database (also a reachability check)."""
         return parser.parse_names(self._read("show", "cluster", "format=Cluster"))
@@ -467,8 +483,8 @@ class SlurmClient(BaseClient):
     def create_resource(
         self, name: str, description: str, organization: str, parent_name: str | None = None
     ) -> str:
-        """Create an account (``parent_name`` defaults to ``organization``)."""
-        self.add_account(name, description, organization, parent_name or organization)
+        """Create an account; ``organization`` is SLURM's field, the parent defaults to root."""
+        self.add_account(name, description, organization, parent_name or ROOT_ACCOUNT)
         return name
 
     def delete_resource(self, name: str) -> str:

@@ -242,3 +242,28 @@ def parse_active_job_ids(lines: Iterable[str]) -> list[str]:
         for job_id, state in _rows(lines, ACTIVE_JOB_FIELDS)
         if state.split(" ", 1)[0] in ACTIVE_JOB_STATES
     ]
+
+
+ACCOUNT_FIELDS = ("Account", "Organization", "Description")  # free text last
+
+
+@dataclass(frozen=True)
+class AccountRecord:
+    """One row of ``sacctmgr list account``."""
+
+    name: str
+    organization: str
+    description: str
+
+
+def parse_accounts(lines: Iterable[str]) -> list[AccountRecord]:
+    """Parse ``sacctmgr list account format=<ACCOUNT_FIELDS>``; a description may hold '|'."""
+    records = []
+    for line in lines:
+        if not line.strip():
+            continue
+        values = line.split("|", len(ACCOUNT_FIELDS) - 1)
+        if len(values) != len(ACCOUNT_FIELDS):
+            split_row(line, ACCOUNT_FIELDS)  # raises, naming the fields
+        records.append(AccountRecord(*values))
+    return records
