@@ -113,7 +113,7 @@ def tripwire_bin(directory: Path, pattern: str) -> Path:
     """
     directory.mkdir(parents=True, exist_ok=True)
     marker = directory / "tripped"
-    for name in ("sacctmgr", "sacct", "scancel"):
+    for name in ("sacctmgr", "sacct", "scancel", "squeue"):
         script = directory / name
         script.write_text(
             "#!/bin/sh\n"

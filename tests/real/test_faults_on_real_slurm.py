@@ -140,10 +140,10 @@ def test_slurmdbd_stopping_mid_order_leaves_it_open_and_the_next_cycle_adopts_th
     standin: StandIn, tmp_path: Path, tag: str
 ) -> None:
     account = f"a{tag}_flood-model"
-    # slurmdbd stops after the customer, project and allocation accounts are made, just
-    # before the allocation's limits are set.
+    # slurmdbd stops after the customer and project accounts are made, just before the
+    # allocation's add account (which carries its limits).
     trip = slurmdbd.tripwire_bin(
-        tmp_path / "trip", f"sacctmgr*modify*account*name={account}*GrpTRESMins=*"
+        tmp_path / "trip", f"sacctmgr*add*account*{account}' '*GrpTRESMins=*"
     )
     faulty = real_agent(tmp_path / "trip.yaml", standin.api_url, tag, trip)
 
@@ -159,7 +159,7 @@ def test_slurmdbd_stopping_mid_order_leaves_it_open_and_the_next_cycle_adopts_th
         assert standin.state.writes(path_contains=path) == [], path
     # The log says what failed and why, naming the command.
     warnings = [m for m in first.messages() if "not ready for processing yet" in m]
-    assert any(DOWN in m and f"name={account}" in m and "GrpTRESMins" in m for m in warnings), (
+    assert any(DOWN in m and f"account {account} " in m and "GrpTRESMins" in m for m in warnings), (
         first.messages()
     )
 
