@@ -14,7 +14,7 @@ import os
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from waldur_api_client.models.resource import Resource
@@ -22,6 +22,8 @@ from waldur_api_client.models.resource import Resource
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from waldur_site_agent_slurm.backend import SlurmBackend
+
+UTC = timezone.utc  # datetime.UTC from Python 3.11 on
 
 COMPONENTS = {
     "cpu": {

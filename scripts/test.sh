@@ -3,6 +3,8 @@
 # framework tiers. Sets up what it needs first: a virtualenv in .venv with the package
 # and its dev dependencies and, when run as root, the real one-node SLURM of
 # scripts/real-slurm.sh. Extra arguments go to pytest (e.g. -k usage, tests/emulator).
+# On Python 3.11; scripts/test-pythons.sh runs the tiers without services on 3.10, 3.12
+# and 3.13, and .ci/run runs both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -21,7 +21,7 @@ What holds, for every account, user and component:
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from fractions import Fraction
 from math import floor
@@ -38,6 +38,8 @@ from waldur_site_agent_slurm.allocation.usage import (
 )
 from waldur_site_agent_slurm.config import Component
 from waldur_site_agent_slurm.slurm.parser import JobRecord, parse_jobs
+
+UTC = timezone.utc  # datetime.UTC from Python 3.11 on
 
 COMPONENTS = {
     "cpu": Component("cpu", "cpu", 60000.0, "usage"),  # CPU k-hours

@@ -8,7 +8,7 @@ The historical loader builds a fresh backend per month without a processor (so
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from itertools import pairwise
 from typing import Any
 
@@ -25,6 +25,8 @@ from waldur_site_agent_slurm.allocation.usage import (
 )
 from waldur_site_agent_slurm.errors import HistoricalLoadStopped, SlurmConfigError
 from waldur_site_agent_slurm.slurm.parser import JobRecord
+
+UTC = timezone.utc  # datetime.UTC from Python 3.11 on
 
 ALLOCATIONS = ("alloc-1", "alloc-2", "alloc-3")
 TREE = assoc_lines(

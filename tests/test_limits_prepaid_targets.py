@@ -7,7 +7,7 @@ backend sends to a Waldur answered by an in-memory transport.
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+from datetime import date, datetime, timezone
 from typing import Any
 
 import httpx
@@ -23,6 +23,8 @@ from waldur_site_agent_slurm.backend import SlurmBackend
 from waldur_site_agent_slurm.config import load_settings
 from waldur_site_agent_slurm.slurm.client import SlurmClient
 from waldur_site_agent_slurm.slurm.parser import JobRecord
+
+UTC = timezone.utc  # datetime.UTC from Python 3.11 on
 
 PREPAID = {
     "cpu": {"unit_factor": 60000, "accounting_type": "one", "measured_unit": "k-Hours"},

@@ -12,7 +12,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -21,6 +21,8 @@ from waldur_site_agent_slurm.allocation.usage import UsageAccumulator, Window
 from waldur_site_agent_slurm.errors import SlurmParseError
 from waldur_site_agent_slurm.slurm import parser
 from waldur_site_agent_slurm.slurm.parser import JobRecord
+
+UTC = timezone.utc  # datetime.UTC from Python 3.11 on
 
 DATA = Path(__file__).parent / "data" / "slurm-22.05"
 

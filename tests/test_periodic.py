@@ -6,7 +6,7 @@ import json
 import logging
 import socket
 import time
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,8 @@ from waldur_site_agent_slurm.periodic.service import PeriodicService, apply_sett
 from waldur_site_agent_slurm.periodic.settings import DEFAULT_WEIGHTS, threshold_usage, weight_of
 from waldur_site_agent_slurm.slurm.client import SlurmClient
 from waldur_site_agent_slurm.slurm.parser import ASSOC_FIELDS
+
+UTC = timezone.utc  # datetime.UTC from Python 3.11 on
 
 SI = ["sacctmgr", "--immediate"]
 SET = [*SI, "modify", "account", "where", "name=alloc-1", "set"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 from hypothesis import given, settings
@@ -17,6 +17,8 @@ from waldur_site_agent_slurm.allocation.usage import (
 )
 from waldur_site_agent_slurm.config import Component
 from waldur_site_agent_slurm.slurm.parser import JobRecord
+
+UTC = timezone.utc  # datetime.UTC from Python 3.11 on
 
 COMPONENTS = {
     "cpu": Component("cpu", "cpu", 60.0, "usage"),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,8 @@ from tests.real.conftest import (  # noqa: F401 - real_slurm is a fixture
 from waldur_site_agent_slurm.devtools.demo.agentrun import AgentRun, run_agent_cycle, start_agent
 from waldur_site_agent_slurm.devtools.standin import StandIn, load_scenario
 from waldur_site_agent_slurm.slurm.parser import parse_tres
+
+UTC = timezone.utc  # datetime.UTC from Python 3.11 on
 
 pytestmark = [
     pytest.mark.e2e,

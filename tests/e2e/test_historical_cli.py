@@ -20,7 +20,7 @@ import subprocess
 import sys
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from fractions import Fraction
 from math import floor
@@ -35,6 +35,8 @@ from tests.e2e.conftest import FLOOD, SKY, Agent, agent_config
 from tests.emulator.conftest import seed_job
 from waldur_site_agent_slurm.devtools.demo.agentrun import AgentRun
 from waldur_site_agent_slurm.devtools.standin import StandIn
+
+UTC = timezone.utc  # datetime.UTC from Python 3.11 on
 
 pytestmark = pytest.mark.e2e
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 
 from tests.e2e.conftest import FLOOD, Agent
 from tests.emulator.conftest import seed_job
 from waldur_site_agent_slurm.devtools.standin import StandIn
+
+UTC = timezone.utc  # datetime.UTC from Python 3.11 on
 
 MB_PER_GB = 1024
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from tests.emulator.conftest import assoc_rows, emulator_backend, sacctmgr, seed_job
 from tests.test_backend_commands import resource
+
+UTC = timezone.utc  # datetime.UTC from Python 3.11 on
 
 pytestmark = pytest.mark.emulator
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from fractions import Fraction
 from math import floor
@@ -24,6 +24,8 @@ import pytest
 from tests.emulator.conftest import emulator_backend, seed_job
 from tests.test_backend_commands import resource
 from waldur_site_agent_slurm.backend import SlurmBackend
+
+UTC = timezone.utc  # datetime.UTC from Python 3.11 on
 
 pytestmark = pytest.mark.emulator
 

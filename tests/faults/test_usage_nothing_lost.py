@@ -16,7 +16,7 @@ as sent:
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
@@ -31,6 +31,8 @@ from tests.conftest import make_backend
 from tests.e2e.conftest import FLOOD, SCENARIO, SKY, agent_config
 from tests.fakes import TRES_OUTPUT, FakeRunner, assoc_lines
 from waldur_site_agent_slurm.devtools.standin import StandIn, load_scenario
+
+UTC = timezone.utc  # datetime.UTC from Python 3.11 on
 
 MONTHS = 3  # the current month and two before it
 FACTORS = {"cpu": ("cpu", 60000), "mem": ("mem", 61440), "gpu": ("gres/gpu", 60)}

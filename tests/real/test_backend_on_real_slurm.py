@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 import pytest
 from waldur_site_agent.backend.exceptions import BackendError
@@ -18,6 +18,8 @@ from tests.real.conftest import (
     wait_finished,
 )
 from tests.test_backend_commands import resource
+
+UTC = timezone.utc  # datetime.UTC from Python 3.11 on
 
 pytestmark = pytest.mark.real_slurm
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,8 @@ from waldur_site_agent_slurm.errors import SlurmUnavailableError
 from waldur_site_agent_slurm.periodic.state import StateStore
 from waldur_site_agent_slurm.slurm.parser import parse_tres
 from waldur_site_agent_slurm.slurm.runner import CommandRunner
+
+UTC = timezone.utc  # datetime.UTC from Python 3.11 on
 
 pytestmark = pytest.mark.real_slurm
 

@@ -358,7 +358,7 @@ def walk_resources(client: AuthenticatedClient) -> None:
 
 
 def walk_usage(client: AuthenticatedClient) -> None:
-    now = dt.datetime.now(dt.UTC)
+    now = dt.datetime.now(dt.timezone.utc)
     period = now.date().replace(day=1)
     body = ComponentUsageCreateRequest(
         usages=[ComponentUsageItemRequest(type_="cpu", amount="12.35")],

@@ -23,7 +23,7 @@ from waldur_api_client.models import (
 from tests.standin.conftest import FLOOD, PROVIDER_TOKEN
 from waldur_site_agent_slurm.devtools.standin import StandIn
 
-NOW = dt.datetime.now(dt.UTC)
+NOW = dt.datetime.now(dt.timezone.utc)
 LAST_MONTH = (NOW.replace(day=1) - dt.timedelta(days=1)).replace(day=1, hour=0, minute=0)
 
 

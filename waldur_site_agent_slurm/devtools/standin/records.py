@@ -15,7 +15,7 @@ from typing import Any
 
 def utc_now() -> dt.datetime:
     """The current time, timezone-aware in UTC."""
-    return dt.datetime.now(dt.UTC)
+    return dt.datetime.now(dt.timezone.utc)
 
 
 def new_uuid() -> str:

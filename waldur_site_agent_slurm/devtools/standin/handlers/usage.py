@@ -45,7 +45,7 @@ def _date(value: Any, now: dt.datetime, key: str) -> dt.datetime:
         parsed = dt.datetime.fromisoformat(str(value))
     except ValueError as err:
         raise bad_request(f"Datetime has wrong format: {value!r}.", key) from err
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
 
 
 def _amount(value: Any, key: str) -> Decimal:
@@ -82,7 +82,7 @@ def set_usage(st: State, req: ApiRequest) -> Reply:
         if item["type"] not in components:
             raise bad_request(f'Component "{item["type"]}" is not found.', "usages")
         items.append((item["type"], _amount(item["amount"], "usages"), item))
-    current_period = now.astimezone(dt.UTC).date().replace(day=1)
+    current_period = now.astimezone(dt.timezone.utc).date().replace(day=1)
     usage_based = any(components[t].billing_type == "usage" for t, _, _ in items)
     if period < current_period and usage_based and not req.is_staff:
         raise bad_request(BACKFILL_MESSAGE)
