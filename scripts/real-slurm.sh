@@ -442,6 +442,7 @@ check_state_cluster() {
   local saved file=$ROOT$STATE_DIR/clustername
   [[ -r $file ]] || return 0
   saved=$(<"$file")
+  saved=${saved%%|*}   # 24.11 writes "name|id"
   [[ $saved == "$CLUSTER" ]] \
     || die "state in $ROOT$STATE_DIR belongs to cluster '$saved', not '$CLUSTER': run reset"
 }
