@@ -57,7 +57,8 @@ PACKAGES=(munge mariadb-server slurmdbd slurmctld slurmd slurm-client)
 MIRROR=${REAL_SLURM_MIRROR:-http://deb.debian.org/debian}
 SECURITY_MIRROR=${REAL_SLURM_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 
-BASE=${REAL_SLURM_BASE:-/var/lib/waldur-slurm-test}/$VERSION
+STACKS=${REAL_SLURM_BASE:-/var/lib/waldur-slurm-test}
+BASE=$STACKS/$VERSION
 ROOT=$BASE/root       # the chroot
 BIN_DIR=$BASE/bin     # host-side wrappers: the slurm_bin_path of this stack
 LIBS=$ROOT/usr/lib/x86_64-linux-gnu
@@ -167,6 +168,13 @@ mounted_in_root() {
     /proc/self/mountinfo | sort -r
 }
 
+# Run "$@" holding the lock of host changes: `up` of two versions may run at once, and
+# apt-get, useradd and the /etc/hosts append must not.
+host_locked() {
+  install -d -m 755 "$STACKS"
+  flock "$STACKS/.host.lock" "$@"
+}
+
 # ---------------------------------------------------------------------------- chroot
 
 # mmdebstrap runs the packages' maintainer scripts with a policy-rc.d that forbids
@@ -176,9 +184,10 @@ build_root() {
   [[ -x $ROOT/usr/sbin/slurmdbd ]] && return 0
   if ! command -v mmdebstrap >/dev/null; then
     log "installing mmdebstrap on the host"
-    DEBIAN_FRONTEND=noninteractive apt-get -q update >&2
-    DEBIAN_FRONTEND=noninteractive apt-get -q -o Dpkg::Use-Pty=0 install -y \
-      --no-install-recommends mmdebstrap >&2
+    export DEBIAN_FRONTEND=noninteractive
+    host_locked sh -c 'command -v mmdebstrap >/dev/null || {
+      apt-get -q update && apt-get -q -o Dpkg::Use-Pty=0 install -y --no-install-recommends mmdebstrap
+    }' >&2
   fi
   local tmp=$BASE/root.building include
   remove_tree "$tmp"
@@ -250,7 +259,7 @@ resolve_node_address() {
   local entry addr
   if ! entry=$(getent hosts "$NODE"); then
     log "adding '127.0.0.1 $NODE' to /etc/hosts"
-    printf '127.0.0.1 %s\n' "$NODE" >>/etc/hosts
+    host_locked sh -c "getent hosts '$NODE' >/dev/null || echo '127.0.0.1 $NODE' >>/etc/hosts"
     entry=$(getent hosts "$NODE") || die "$NODE still does not resolve"
   fi
   addr=${entry%% *}
@@ -269,7 +278,10 @@ EOF
 ensure_test_users() {
   local u entry group
   for u in "${TEST_USERS[@]}"; do
-    id -u "$u" >/dev/null 2>&1 || { log "creating user $u on the host"; useradd -m "$u"; }
+    if ! id -u "$u" >/dev/null 2>&1; then
+      log "creating user $u on the host"
+      host_locked sh -c "id -u '$u' >/dev/null 2>&1 || useradd -m '$u'"
+    fi
     entry=$(getent passwd "$u")
     group=$(getent group "$(id -g "$u")")
     grep -q "^${group%%:*}:" "$ROOT/etc/group" || echo "$group" >>"$ROOT/etc/group"
