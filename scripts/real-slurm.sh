@@ -692,7 +692,8 @@ cmd_status() {
   if running_pid slurmctld >/dev/null; then
     state=$(node_state)
     echo "node $NODE: ${state:-unknown}"
-    [[ $state =~ ^(idle|mix|alloc)$ ]] || rc=1
+    # comp: jobs are completing; the node still takes new ones.
+    [[ $state =~ ^(idle|mix|alloc|comp)$ ]] || rc=1
   else
     echo "node $NODE: unknown (slurmctld down)"
   fi

@@ -1,4 +1,4 @@
-"""The public client on the real SLURM 22.05: no-argument construction, list_accounts, create."""
+"""The public client on each real SLURM: no-argument construction, list_accounts, create."""
 
 from __future__ import annotations
 

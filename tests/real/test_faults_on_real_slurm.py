@@ -43,7 +43,7 @@ from waldur_site_agent_slurm.slurm.runner import CommandRunner
 
 pytestmark = pytest.mark.real_slurm
 
-# What SLURM 22.05's sacctmgr and sacct print first while slurmdbd is down (sacct adds
+# What sacctmgr and sacct print (22.05 and 24.11 alike) while slurmdbd is down (sacct adds
 # "Problem talking to the database: Connection refused", sacctmgr does not).
 DOWN = "Sending PersistInit msg: Connection refused"
 
