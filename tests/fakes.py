@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from waldur_site_agent_slurm.slurm.runner import CommandResult, command_error
+from waldur_site_agent_slurm.slurm.runner import CommandResult, checked
 
 
 @dataclass
@@ -13,7 +13,8 @@ class FakeRunner:
     """Answers reads from canned text keyed by a substring of the command line.
 
     ``outputs`` maps a substring of the joined argv to stdout; the first match wins.
-    ``failures`` maps a substring to (returncode, stdout, stderr) for commands that fail.
+    ``failures`` maps a substring to (returncode, stdout, stderr) for commands that fail
+    (or answer something else than plain success), judged as the real runner judges them.
     Writes succeed with no output unless a failure matches.
     """
 
@@ -30,9 +31,7 @@ class FakeRunner:
         for needle, (code, out, err) in self.failures.items():
             if needle in line:
                 result = CommandResult(tuple(argv), code, out, err)
-                if accept_nothing and result.nothing_to_do:
-                    return result
-                raise command_error(result)
+                return checked(result, accept_nothing=accept_nothing)
         for needle, out in self.outputs.items():
             if needle in line:
                 return CommandResult(tuple(argv), 0, out, "")

@@ -39,10 +39,10 @@ from waldur_site_agent_slurm.errors import (
 from waldur_site_agent_slurm.periodic.service import PeriodicService, apply_settings
 from waldur_site_agent_slurm.site import homedirs
 from waldur_site_agent_slurm.slurm import validation
+from waldur_site_agent_slurm.slurm.answers import Answer
 from waldur_site_agent_slurm.slurm.client import SlurmClient
 from waldur_site_agent_slurm.slurm.runner import CommandRunner
 
-JOBS_ACTIVE_MARK = "Job(s) active"
 JOB_WAIT_ATTEMPTS = 15
 JOB_WAIT_SECONDS = 2.0
 
@@ -379,7 +379,7 @@ class SlurmBackend(BaseBackend):
                 action()
                 return
             except SlurmCommandError as err:
-                if JOBS_ACTIVE_MARK not in err.stderr + err.stdout or attempt == JOB_WAIT_ATTEMPTS:
+                if err.answer is not Answer.JOBS_ACTIVE or attempt == JOB_WAIT_ATTEMPTS:
                     raise
                 logger.info("Jobs of %s are still ending (attempt %s); waiting", what, attempt)
                 time.sleep(JOB_WAIT_SECONDS)
