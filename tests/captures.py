@@ -71,3 +71,27 @@ def names(version: str) -> set[str]:
             continue
         found.add(str(path.relative_to(root).with_suffix("")))
     return found
+
+
+def columns(run: Run) -> tuple[tuple[str, ...], list[str]]:
+    """The capture's column names (from ``format=`` or its header line) and its data rows."""
+    for arg in run.argv:
+        for prefix in ("format=", "--format="):
+            if arg.startswith(prefix):
+                fields = tuple(arg.removeprefix(prefix).split(","))
+                has_header = not ({"--noheader", "-n"} & set(run.argv))
+                return fields, run.lines[1:] if has_header else run.lines
+    header, *rows = run.lines
+    return tuple(header.split("|")), rows
+
+
+def project(run: Run, fields: tuple[str, ...]) -> list[str]:
+    """The capture's rows rewritten with only ``fields``, picked by column name."""
+    names_, rows = columns(run)
+    index = [names_.index(field) for field in fields]
+    projected = []
+    for row in rows:
+        values = row.split("|")
+        assert len(values) == len(names_), row
+        projected.append("|".join(values[i] for i in index))
+    return projected
