@@ -63,3 +63,63 @@ def assoc_lines(*rows: str) -> str:
 
 
 TRES_OUTPUT = "cpu|\nmem|\nenergy|\nnode|\nbilling|\nfs|disk\nvmem|\npages|\ngres|gpu\n"
+
+
+# ASSOC_FIELDS of the client, in order: what ``show assoc`` prints for one account.
+_ASSOC_COLUMNS = (
+    "Account",
+    "User",
+    "Partition",
+    "ParentName",
+    "Fairshare",
+    "GrpTRESMins",
+    "MaxTRESMins",
+    "GrpTRES",
+    "QOS",
+    "DefaultQOS",
+)
+_TRES_COLUMNS = ("GrpTRESMins", "MaxTRESMins", "GrpTRES")
+
+
+@dataclass
+class AccountFake(FakeRunner):
+    """A FakeRunner whose ``show assoc`` shows what ``modify account`` wrote, as SLURM does.
+
+    ``accounts`` maps an account to its association's columns (sacctmgr's names). A TRES
+    setting changes only the TRES it names (``-1`` removes one); ``RawUsage`` is not shown.
+    ``stored`` makes SLURM keep something else than a ``Field=value`` it was given, the
+    way 24.11 stores ``cpu=0`` for ``cpu=abc``.
+    """
+
+    accounts: dict[str, dict[str, str]] = field(default_factory=dict)
+    stored: dict[str, str] = field(default_factory=dict)
+
+    def _answer(self, argv: Sequence[str], accept_nothing: bool) -> CommandResult:
+        result = super()._answer(argv, accept_nothing)
+        if result.returncode != 0:
+            return result
+        if "modify" in argv and "account" in argv and "set" in argv:
+            self._modify(argv)
+        elif "show" in argv and "assoc" in argv:
+            wanted = [a.removeprefix("account=") for a in argv if a.startswith("account=")]
+            rows = [
+                "|".join(columns.get(c, "") for c in _ASSOC_COLUMNS)
+                for name, columns in self.accounts.items()
+                if not wanted or name in wanted
+            ]
+            return CommandResult(tuple(argv), 0, "".join(f"{row}\n" for row in rows), "")
+        return result
+
+    def _modify(self, argv: Sequence[str]) -> None:
+        name = next(a.removeprefix("name=") for a in argv if a.startswith("name="))
+        columns = self.accounts[name]
+        for setting in argv[list(argv).index("set") + 1 :]:
+            key, _, value = self.stored.get(setting, setting).partition("=")
+            if key in _TRES_COLUMNS:
+                held = dict(i.split("=", 1) for i in columns.get(key, "").split(",") if i)
+                for item in value.split(","):
+                    tres, _, amount = item.partition("=")
+                    held[tres] = amount
+                columns[key] = ",".join(f"{t}={v}" for t, v in sorted(held.items()) if v != "-1")
+            elif key != "RawUsage":
+                columns[key] = value
