@@ -21,6 +21,8 @@ class FakeRunner:
     outputs: dict[str, str] = field(default_factory=dict)
     failures: dict[str, tuple[int, str, str]] = field(default_factory=dict)
     calls: list[list[str]] = field(default_factory=list)
+    # Like ``failures``, each answered only once (the next matching command succeeds).
+    failures_once: dict[str, tuple[int, str, str]] = field(default_factory=dict)
 
     def display(self, argv: Sequence[str]) -> str:
         return " ".join(argv)
@@ -28,6 +30,12 @@ class FakeRunner:
     def _answer(self, argv: Sequence[str], accept_nothing: bool) -> CommandResult:
         line = " ".join(argv)
         self.calls.append(list(argv))
+        once = next((needle for needle in self.failures_once if needle in line), None)
+        if once is not None:
+            code, out, err = self.failures_once.pop(once)
+            return checked(
+                CommandResult(tuple(argv), code, out, err), accept_nothing=accept_nothing
+            )
         for needle, (code, out, err) in self.failures.items():
             if needle in line:
                 result = CommandResult(tuple(argv), code, out, err)

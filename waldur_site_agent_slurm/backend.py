@@ -552,9 +552,21 @@ class SlurmBackend(BaseBackend):
             if step.new_default:
                 self.client.modify_user(user, None, {"DefaultAccount": step.new_default})
             target = None if step.whole_user else account
-            self._retry_while_jobs_active(
-                partial(self.client.remove_user, user, target), f"{user} in {account}"
-            )
+            remove = partial(self.client.remove_user, user, target)
+            try:
+                self._retry_while_jobs_active(remove, f"{user} in {account}")
+            except SlurmCommandError as err:
+                if err.answer is not Answer.DEFAULT_ACCOUNT or step.fallback_default is None:
+                    raise
+                # The default changed since it was read: move it, then remove again.
+                logger.info(
+                    "%s is the default account of %s; moving it to %s first",
+                    account,
+                    user,
+                    step.fallback_default,
+                )
+                self.client.modify_user(user, None, {"DefaultAccount": step.fallback_default})
+                self._retry_while_jobs_active(remove, f"{user} in {account}")
             removed.append(user)
         return removed
 
