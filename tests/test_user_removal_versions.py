@@ -1,10 +1,12 @@
 """Removing users behaves the same on SLURM 22.05 and 24.11, which differ here.
 
-22.05 refuses to delete a user's only (default) association on its own; 24.11 deletes it
-and keeps the user with an empty default account. The plugin removes a user's last
-association by deleting the user as a whole, and keeps a default account for every user
-who stays, so the outcome does not depend on the release. The fake answers with each
-release's captured texts (``tests/data``).
+Deleting the default association of a user who has others, 22.05 does it and leaves an
+empty default account, 24.11 refuses; deleting an account that is a user's only
+association, 22.05 drops the user, 24.11 keeps it with an empty default; with a job
+running, 22.05 names the default account, 24.11 the jobs. The plugin removes a user's
+last association by deleting the user as a whole and keeps a default account for every
+user who stays, so the outcome does not depend on the release. The fake answers with
+each release's captured texts (``tests/data``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from waldur_api_client.models.resource import Resource
 from tests.captures import VERSIONS, load
 from tests.conftest import make_backend
 from tests.fakes import FakeRunner, assoc_lines
+from waldur_site_agent_slurm.slurm.answers import Answer, classify
 
 SI = ["sacctmgr", "--immediate"]
 DELETE_ONE = [*SI, "delete", "user", "where", "name=bob", "account=alloc-1"]
@@ -25,9 +28,9 @@ DEFAULT_REFUSAL = {
     "22.05": "sacctmgr_delete_account_default_of_user",
     "24.11": "extra/sacctmgr_delete_account_default_of_user_other_assoc",
 }
-# What each release answers to deleting a user's only, default association.
+# What each release answered to deleting an account that was a user's only association.
 ONLY_ASSOCIATION = {
-    "22.05": "sacctmgr_delete_account_default_of_user",  # refused
+    "22.05": "sacctmgr_delete_account_default_of_user",  # refused (a job was running)
     "24.11": "extra/sacctmgr_delete_account_default_of_user_no_jobs",  # deleted
 }
 ALLOC_1 = ("alloc-1|||proj-1|1||||normal|", "alloc-1|bob|||1||||normal|")
@@ -70,7 +73,9 @@ def test_a_default_that_changed_since_it_was_read_is_moved_and_the_removal_retri
     assert runner.writes == [DELETE_ONE, MOVE_DEFAULT, DELETE_ONE]
 
 
-def test_a_user_24_11_left_without_a_default_gets_one_before_an_association_goes() -> None:
+def test_a_user_left_without_a_default_gets_one_before_an_association_goes() -> None:
+    # 24.11 leaves this after deleting an account that was a user's only association,
+    # 22.05 after deleting the default association of a user who has others.
     leftover = load("24.11", "extra/sacctmgr_list_user_after_default_deleted")
     assert "slurmtest2|" in leftover.lines  # what 24.11 leaves: an empty default account
     runner = runner_with(*ALLOC_1, *ALLOC_2, default="")
@@ -94,3 +99,17 @@ def test_a_default_account_refusal_that_persists_is_raised_with_its_meaning(
     with pytest.raises(Exception, match="it is a user's default account"):
         make_backend(runner).remove_users_from_resource(resource(), {"bob"})
     assert runner.writes == [DELETE_ONE, MOVE_DEFAULT, DELETE_ONE]
+
+
+def test_24_11s_other_wording_of_the_default_account_refusal_is_recognised() -> None:
+    # 24.11.5 refusing "delete user where name=U account=DEFAULT" for a user with another
+    # association (22.05.8 deletes it and leaves an empty default account).
+    stderr = (
+        " Error with request: You can not remove the default account of a user\n"
+        "  C = test2411        A = h13c-d     U = slurmtest3\n"
+        " You must change the default account of these users or remove the users "
+        "completely from the affected clusters to allow these changes.\n"
+        " Changes Discarded\n"
+    )
+    argv = [*SI, "delete", "user", "where", "name=slurmtest3", "account=h13c-d"]
+    assert classify(argv, 1, "", stderr) is Answer.DEFAULT_ACCOUNT

@@ -22,7 +22,7 @@ from waldur_site_agent_slurm.config import SlurmSettings
 from waldur_site_agent_slurm.slurm import validation
 
 OK_STATE = "OK"
-NO_DEFAULT = ""  # the DefaultAccount 24.11 leaves after deleting a user's only association
+NO_DEFAULT = ""  # a user's DefaultAccount after SLURM deleted the default's association
 
 
 @dataclass(frozen=True)
@@ -219,15 +219,16 @@ def removals(
 ) -> list[UserRemoval]:
     """How to remove each of ``present`` from ``account``, in order.
 
-    The same on every SLURM release, although they differ: a user whose last
-    association this is (apart from the plugin's common default account) leaves as a
-    whole, ``delete user name=U`` dropping every association at once. SLURM 22.05
-    refuses to delete a user's only, default association on its own; 24.11 deletes it
-    and keeps the user with an empty default account. A user who stays keeps a
-    default account: when it is ``account``, or empty (left so by 24.11), it moves to
-    the common default account if the user has it, else to the user's first other
-    account, before the association goes (both releases refuse to delete the default
-    of a user who has other associations).
+    The same on every SLURM release, although they differ where a default account
+    goes: deleting the default association of a user who has others, 22.05 does it and
+    leaves the user with an empty default account, 24.11 refuses; deleting an account
+    that is a user's only association, 22.05 drops the user too, 24.11 keeps the user
+    with an empty default account. So a user whose last association this is (apart from
+    the plugin's common default account) leaves as a whole, ``delete user name=U``
+    dropping every association at once, and a user who stays keeps a default account:
+    when it is ``account``, or empty (as either release can leave it), it moves to the
+    common default account if the user has it, else to the user's first other account,
+    before the association goes.
     """
     common_default = settings.default_account
     ours = {plugin_default(settings)} - {None}

@@ -25,8 +25,9 @@ an ``add`` that changed nothing found everything already there, a ``delete`` fou
 nothing to delete, and a ``modify`` matched no association (not "already set": SLURM
 answers a modify to the same value with "Modified …" and exit 0).
 
-A sacctmgr change that exits 0 but says ``error:`` on stderr has failed: 24.11 answers
-``set GrpTRESMins=cpu=abc`` with ``error: Invalid unit type`` and exit 0, and stores 0.
+A sacctmgr change that exits 0 but says ``error:`` on stderr has failed: 22.05 and 24.11
+answer ``set GrpTRESMins=cpu=abc`` with ``error: Invalid unit type`` and exit 0, and
+store 0.
 """
 
 from __future__ import annotations
