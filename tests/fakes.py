@@ -93,7 +93,8 @@ _TRES_COLUMNS = ("GrpTRESMins", "MaxTRESMins", "GrpTRES")
 class AccountFake(FakeRunner):
     """A FakeRunner whose ``show assoc`` shows what ``modify account`` wrote, as SLURM does.
 
-    ``accounts`` maps an account to its association's columns (sacctmgr's names). A TRES
+    ``accounts`` maps an account to its association's columns (sacctmgr's names), shown
+    before ``user_rows``; ``of`` builds both from ``assoc_lines`` text. A TRES
     setting changes only the TRES it names (``-1`` removes one); ``RawUsage`` is not shown.
     ``stored`` makes SLURM keep something else than a ``Field=value`` it was given, the
     way 24.11 stores ``cpu=0`` for ``cpu=abc``.
@@ -101,6 +102,22 @@ class AccountFake(FakeRunner):
 
     accounts: dict[str, dict[str, str]] = field(default_factory=dict)
     stored: dict[str, str] = field(default_factory=dict)
+    user_rows: list[dict[str, str]] = field(default_factory=list)  # shown as they are
+
+    @classmethod
+    def of(cls, assoc: str, **outputs: str) -> AccountFake:
+        """A fake holding the account rows of ``assoc`` (``assoc_lines`` text).
+
+        ``outputs`` answers other reads, keyed as ``FakeRunner.outputs``.
+        """
+        fake = cls(outputs=dict(outputs))
+        for line in filter(str.strip, assoc.splitlines()):
+            columns = dict(zip(_ASSOC_COLUMNS, line.split("|"), strict=True))
+            if columns["User"]:
+                fake.user_rows.append(columns)
+            else:
+                fake.accounts[columns["Account"]] = columns
+        return fake
 
     def _answer(self, argv: Sequence[str], accept_nothing: bool) -> CommandResult:
         result = super()._answer(argv, accept_nothing)
@@ -112,8 +129,8 @@ class AccountFake(FakeRunner):
             wanted = [a.removeprefix("account=") for a in argv if a.startswith("account=")]
             rows = [
                 "|".join(columns.get(c, "") for c in _ASSOC_COLUMNS)
-                for name, columns in self.accounts.items()
-                if not wanted or name in wanted
+                for columns in [*self.accounts.values(), *self.user_rows]
+                if not wanted or columns["Account"] in wanted
             ]
             return CommandResult(tuple(argv), 0, "".join(f"{row}\n" for row in rows), "")
         return result
