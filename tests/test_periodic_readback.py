@@ -1,7 +1,7 @@
 """Periodic settings are read back once after the write and compared with the plan.
 
-sacctmgr can say "Modified" and store something else: 24.11 answers
-``GrpTRESMins=cpu=abc`` with an error on stderr, exit 0, and stores cpu=0. An apply
+sacctmgr can say "Modified" and store something else: 22.05 and 24.11 answer
+``GrpTRESMins=cpu=abc`` with an error on stderr, exit 0, and store cpu=0. An apply
 fails when SLURM does not hold what the plan wrote, naming field, expected and actual.
 """
 

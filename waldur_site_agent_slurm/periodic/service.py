@@ -361,8 +361,8 @@ class PeriodicService:
     def _check_written(self, account: str, plan: Plan) -> None:
         """Read the association back once and fail when SLURM holds other values.
 
-        sacctmgr can report success and store something else (24.11 answers
-        ``GrpTRESMins=cpu=abc`` with "Modified", exit 0, and stores cpu=0).
+        sacctmgr can report success and store something else (22.05 and 24.11 answer
+        ``GrpTRESMins=cpu=abc`` with "Modified", exit 0, and store cpu=0).
         """
         record = self.client.account_record(account, fresh=True)
         if record is None:

@@ -72,10 +72,10 @@ _DEFAULT_ACCOUNT = re.compile(r"can ?not remove the default account", re.IGNOREC
 _MISSING_PARENT = re.compile(
     r"\bno parent account\b|\bparent account\s+'[^']*'\s+does(?:n't| not) exist", re.IGNORECASE
 )
-# 22.05: " This account 'a' doesn't exist."; 24.11: "No account a on cluster c, skipping."
+# 24.11: "No account a on cluster c, skipping."; 22.05: " This account 'a' doesn't exist."
+_SKIPPED_ACCOUNT = re.compile(r"\bno account\s+\S+\s+on cluster\b.*\bskipping\b", re.IGNORECASE)
 _MISSING_ACCOUNT = re.compile(
-    r"\bno account\s+\S+\s+on cluster\b.*\bskipping\b|\baccount\s+'[^']*'\s+does(?:n't| not) exist",
-    re.IGNORECASE,
+    rf"{_SKIPPED_ACCOUNT.pattern}|\baccount\s+'[^']*'\s+does(?:n't| not) exist", re.IGNORECASE
 )
 # Lines that only say the request changed nothing (with 24.11's follow-up advice).
 _NOTHING_CHANGED = re.compile(
@@ -107,13 +107,13 @@ def _only_nothing_changed(lines: list[str]) -> bool:
 
 
 def classify(argv: Sequence[str], returncode: int, stdout: str, stderr: str) -> Answer:
-    """What the command's exit status and output mean (see the module's table)."""
+    """What the command's exit status and output mean (see the module's list)."""
     command = verb(argv)
     write = command in WRITE_VERBS
     if returncode == 0:
         if write and _ERROR.search(stderr):
             return Answer.FAILED  # SLURM said error and exited 0: the value it stored is wrong
-        if write and _MISSING_ACCOUNT.search(stdout):
+        if write and _SKIPPED_ACCOUNT.search(stdout):
             return Answer.MISSING_ACCOUNT  # an association asked for was skipped
         return Answer.DONE
     output = f"{stderr}\n{stdout}"
