@@ -126,8 +126,8 @@ def test_every_command_the_plugin_runs_reads_as_slurm_unavailable_while_slurmdbd
     assert backend.diagnostics() is False
     slurmdbd.start()
     assert backend.ping() is True
-    # The texts this SLURM printed; runner.UNAVAILABLE_MARKERS must recognise them. The
-    # function that reports the failed connection was renamed after 22.05.
+    # The texts this SLURM printed, which the answer classifier recognises; the function
+    # that reports the failed connection was renamed after 22.05.
     opener = {"22.05": "slurm_persist_conn_open_without_init"}.get(
         stack().version, "_open_persist_conn"
     )
