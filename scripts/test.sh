@@ -2,8 +2,8 @@
 # Run the whole test suite: lint, types, parser, domain, emulator, real SLURM and
 # framework tiers. Sets up what it needs first: a virtualenv in .venv with the package
 # and its dev dependencies and, when run as root, one real SLURM per tested version
-# (scripts/real-slurm.sh up VERSION: 22.05 and 24.11, each in its own chroot under
-# /var/lib/waldur-slurm-test) and RabbitMQ. Extra arguments go to pytest (e.g. -k usage,
+# (scripts/real-slurm.sh reset VERSION: 22.05 and 24.11, each in its own chroot under
+# /var/lib/waldur-slurm-test, started on an empty accounting database) and RabbitMQ. Extra arguments go to pytest (e.g. -k usage,
 # tests/emulator).
 #
 # As root, the run also proves that it leaves the host's SLURM alone: it prints
@@ -20,12 +20,15 @@ SLURM_VERSIONS=(22.05 24.11)
 . scripts/venv.sh
 ensure_venv
 
-# Start each real SLURM, in parallel (a cold start builds a chroot: mostly downloads).
+# Start each real SLURM from a clean slate, in parallel (a cold start builds a chroot:
+# mostly downloads). A clean slate per run: nothing a previous run left in the accounting
+# database (SLURM 22.05's slurmdbd, for one, was seen to crash again on association reads
+# after a first crash, until its database was dropped) carries over.
 start_real_slurms() {
   local v logs=() pids=() i status=0
   for v in "${SLURM_VERSIONS[@]}"; do
     logs+=("$(mktemp)")
-    bash scripts/real-slurm.sh up "$v" >"${logs[-1]}" 2>&1 &
+    bash scripts/real-slurm.sh reset "$v" >"${logs[-1]}" 2>&1 &
     pids+=($!)
   done
   for i in "${!pids[@]}"; do
@@ -44,7 +47,7 @@ if [ "$(id -u)" = 0 ]; then
         bash scripts/host-slurm-decoy.sh status >/dev/null 2>&1 || bash scripts/host-slurm-decoy.sh up
         fingerprint_args=(--accounts)
     fi
-    echo "== starting the real SLURMs ${SLURM_VERSIONS[*]} (scripts/real-slurm.sh up VERSION)"
+    echo "== starting the real SLURMs ${SLURM_VERSIONS[*]} (scripts/real-slurm.sh reset VERSION)"
     start=$SECONDS
     start_real_slurms
     echo "== real SLURMs up in $((SECONDS - start)) s"
