@@ -62,6 +62,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
+        reporter.ensure_newline()
         reporter.write_line(
             f"CI: {len(_skipped_on_real_slurm)} test(s) skipped on a real SLURM version "
             f"(every version must run): {', '.join(_skipped_on_real_slurm[:5])}",
