@@ -3,10 +3,10 @@
 Creates N allocations in one project the way one order cycle does: a new backend, then
 ``create_resource_with_id`` per order. The first create of a cycle also reads the TRES
 list and adds the customer and project accounts; the table shows the first create and
-the steady-state ones apart. The real SLURM tier runs when ``/usr/bin/sacctmgr`` reaches
-the cluster of ``scripts/real-slurm.sh`` (as root); its accounts are removed afterwards.
+the steady-state ones apart. The real SLURM tier runs, as root, on each running stack of
+``scripts/real-slurm.sh`` (22.05 and 24.11); its accounts are removed afterwards.
 
-    python bench/creates.py           # N = 10 on the emulator, 10 on the real SLURM
+    python bench/creates.py           # N = 10 on the emulator, 10 on each real SLURM
     python bench/creates.py 50        # chosen N
 """
 
@@ -31,8 +31,17 @@ COMPONENTS = {
     "cpu": {"measured_unit": "CPU-hours", "unit_factor": 60, "accounting_type": "limit"},
     "mem": {"measured_unit": "GB-hours", "unit_factor": 61440, "accounting_type": "limit"},
 }
-REAL_BIN = "/usr/bin"
-REAL_CLUSTER = os.environ.get("REAL_SLURM_CLUSTER", "testcluster")
+REAL_SLURM = Path(__file__).resolve().parents[1] / "scripts" / "real-slurm.sh"
+REAL_VERSIONS = ("22.05", "24.11")
+
+
+def real_stack(version: str) -> tuple[str, str]:
+    """(bin path, cluster name) of the stack of ``version``, from ``real-slurm.sh env``."""
+    out = subprocess.run(
+        ["bash", str(REAL_SLURM), "env", version], capture_output=True, text=True, check=True
+    ).stdout
+    env = dict(line.removeprefix("export ").split("=", 1) for line in out.splitlines())
+    return env["REAL_SLURM_BIN"], env["REAL_SLURM_CLUSTER"]
 
 
 def order(tag: str, i: int) -> Resource:
@@ -77,28 +86,31 @@ def emulator(n: int) -> tuple[int, float, int, float]:
         return run_creates(settings, "bench", n)
 
 
-def sacctmgr(*args: str) -> subprocess.CompletedProcess[str]:
+def sacctmgr(bin_path: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [f"{REAL_BIN}/sacctmgr", *args], capture_output=True, text=True, check=False, timeout=60
+        [f"{bin_path}/sacctmgr", *args], capture_output=True, text=True, check=False, timeout=60
     )
 
 
-def real(n: int) -> tuple[int, float, int, float] | None:
-    if os.geteuid() != 0 or sacctmgr("-n", "-P", "show", "cluster").returncode != 0:
+def real(version: str, n: int) -> tuple[int, float, int, float] | None:
+    bin_path, cluster = real_stack(version)
+    if os.geteuid() != 0 or not Path(bin_path, "sacctmgr").exists():
+        return None
+    if sacctmgr(bin_path, "-n", "-P", "show", "cluster").returncode != 0:
         return None
     tag = "b" + uuid.uuid4().hex[:6]
     settings = {
-        "slurm_bin_path": REAL_BIN,
-        "cluster_name": REAL_CLUSTER,
+        "slurm_bin_path": bin_path,
+        "cluster_name": cluster,
         "enable_user_homedir_account_creation": False,
     }
     try:
         return run_creates(settings, tag, n)
     finally:
         names = [f"a{tag}_r{i:04d}" for i in range(n)] + [f"p{tag}_proj", f"c{tag}_cust"]
-        sacctmgr("-i", "delete", "account", "where", "name=" + ",".join(names[:-2]))
+        sacctmgr(bin_path, "-i", "delete", "account", "where", "name=" + ",".join(names[:-2]))
         for name in names[-2:]:
-            sacctmgr("-i", "delete", "account", "where", f"name={name}")
+            sacctmgr(bin_path, "-i", "delete", "account", "where", f"name={name}")
 
 
 def main() -> None:
@@ -107,10 +119,13 @@ def main() -> None:
         f"{'tier':>10} {'N':>5} {'first: cmds':>12} {'s':>6} {'then: cmds/create':>18} "
         f"{'creates/s':>10}"
     )
-    for tier, measure in (("emulator", emulator), ("real SLURM", real)):
-        result = measure(n)
+    tiers = [("emulator", lambda: emulator(n))] + [
+        (f"SLURM {v}", lambda v=v: real(v, n)) for v in REAL_VERSIONS
+    ]
+    for tier, measure in tiers:
+        result = measure()
         if result is None:
-            print(f"{tier:>10} skipped: needs root and a running SLURM (scripts/real-slurm.sh up)")
+            print(f"{tier:>10} skipped: needs root and scripts/real-slurm.sh up {tier[6:]}")
             continue
         first_calls, first_time, calls, seconds = result
         per_create = calls / (n - 1) if n > 1 else 0.0

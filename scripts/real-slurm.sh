@@ -1,39 +1,83 @@
 #!/usr/bin/env bash
-# Run a real one-node SLURM 22.05 (Debian 12 packages) on loopback, as root, without
-# systemd, for integration tests of the SLURM backend.
+# Run a real one-node SLURM of a given version in its own chroot, isolated from the
+# host, as root, without systemd, for integration tests of the SLURM backend.
 #
-# Usage: scripts/real-slurm.sh up|down|reset|status|env
+# Usage: scripts/real-slurm.sh up|down|reset|status|env VERSION
 #
-#   up      install the packages if missing, write the configs, start munged, mariadbd,
-#           slurmdbd, slurmctld and slurmd, and wait until the node is idle.
-#           Idempotent: daemons that already run are left alone.
-#   down    cancel all jobs, then stop the daemons (by PID file, never by name).
+#   VERSION 22.05 (Debian 12 "bookworm" packages) or 24.11 (Debian 13 "trixie").
+#
+#   up      build the chroot with mmdebstrap if missing, write the configs, mount /proc,
+#           /sys, /dev and /tmp into it, start munged, mariadbd, slurmdbd, slurmctld and
+#           slurmd inside it, and wait until the node is idle. Idempotent: daemons that
+#           already run are left alone.
+#   down    cancel all jobs, stop the daemons (by PID file, never by name), unmount.
 #   reset   clean slate: stop the slurm daemons, drop the accounting database, wipe the
 #           controller state and the slurmd spool, then `up`.
 #   status  print each daemon's state; exit 0 only if all run and the node is usable.
 #   env     print `export` lines describing the cluster, for the tests.
 #
-# Environment: REAL_SLURM_CLUSTER (default testcluster) names the cluster.
-# Facts and gotchas behind every step: shared/docs/real-slurm.md.
+# Everything lives under /var/lib/waldur-slurm-test/VERSION (REAL_SLURM_BASE overrides
+# /var/lib/waldur-slurm-test): root/ is the chroot, bin/ holds host-side wrappers of the
+# SLURM commands (a `slurm_bin_path`). Each stack has its own munge key and socket,
+# MariaDB socket (no TCP), cluster name and ports. The host's /etc/slurm, /etc/munge,
+# munged and any SLURM running on the host are never touched; the only host change is
+# the test users (useradd) and, if the host name does not resolve, a line in /etc/hosts.
+# Facts and gotchas behind every step: shared/docs/real-slurm.md and real-slurm-24.11.md.
 
 set -euo pipefail
 
-# Slurm stores cluster names in lower case; use the same spelling everywhere.
-CLUSTER="${REAL_SLURM_CLUSTER:-testcluster}"
-CLUSTER="${CLUSTER,,}"
+LOG_TAG=real-slurm
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+VERSION=${2:-}
+case "$VERSION" in
+  22.05)
+    SUITE=bookworm
+    CLUSTER=test2205
+    CTLD_PORT=6917 SLURMD_PORT=6918 DBD_PORT=6919
+    ;;
+  24.11)
+    SUITE=trixie
+    CLUSTER=test2411
+    CTLD_PORT=7817 SLURMD_PORT=7818 DBD_PORT=7819
+    ;;
+  *)
+    echo "usage: $0 up|down|reset|status|env 22.05|24.11" >&2
+    exit 2
+    ;;
+esac
+
 NODE="$(hostname -s)"
 PARTITION=debug
 GPUS=2
 TEST_USERS=(slurmtest1 slurmtest2 slurmtest3)
 PACKAGES=(munge mariadb-server slurmdbd slurmctld slurmd slurm-client)
+[[ $VERSION == 22.05 ]] || PACKAGES+=(slurmrestd slurm-wlm-jwt-plugin)
+MIRROR=${REAL_SLURM_MIRROR:-http://deb.debian.org/debian}
+SECURITY_MIRROR=${REAL_SLURM_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 
+STACKS=${REAL_SLURM_BASE:-/var/lib/waldur-slurm-test}
+BASE=$STACKS/$VERSION
+ROOT=$BASE/root       # the chroot
+BIN_DIR=$BASE/bin     # host-side wrappers: the slurm_bin_path of this stack
+LIBS=$ROOT/usr/lib/x86_64-linux-gnu
+# Host directories mounted into the chroot, in mount order. /tmp: jobs run in the
+# directory they were submitted from, and tests submit from host temporary directories.
+MOUNTS=(proc sys dev dev/pts tmp)
+
+# Paths as seen inside the chroot. A relative symlink at $ROOT$ROOT points to the
+# chroot's own root, so $ROOT/... names the same file inside the chroot and on the host:
+# the configs can name the munge socket and the plugin directory by their host path,
+# which host-side clients and chrooted daemons both resolve.
 CONF_DIR=/etc/slurm
 STATE_DIR=/var/lib/slurm/slurmctld   # job-ID counter, job state, node drain state
 SPOOL_DIR=/var/lib/slurm/slurmd      # batch scripts and credentials
 GPU_DIR=/var/lib/slurm/fake-gpu
 DBPASS_FILE=/var/lib/slurm/.dbpass
 LOG_DIR=/var/log/slurm
-RUN_DIR=/run/slurm                   # slurm-owned: slurmctld writes its PID file as `slurm`
+RUN_DIR=/run/slurm
+MUNGE_SOCKET=/run/munge/munge.socket.2
 MYSQL_RUN_DIR=/run/mysqld
 MYSQL_SOCKET=$MYSQL_RUN_DIR/mysqld.sock
 DB_NAME=slurm_acct_db
@@ -47,10 +91,9 @@ declare -A PIDFILE=(
   [slurmctld]=$RUN_DIR/slurmctld.pid
   [slurmd]=$RUN_DIR/slurmd.pid
 )
-# basename of /proc/PID/exe: slurmctld and slurmd are alternatives symlinks to *-wlm.
-declare -A EXE=(
-  [munged]=munged [mariadbd]=mariadbd [slurmdbd]=slurmdbd
-  [slurmctld]=slurmctld-wlm [slurmd]=slurmd-wlm
+declare -A BINARY=(
+  [munged]=/usr/sbin/munged [mariadbd]=/usr/sbin/mariadbd [slurmdbd]=/usr/sbin/slurmdbd
+  [slurmctld]=/usr/sbin/slurmctld [slurmd]=/usr/sbin/slurmd
 )
 declare -A LOGFILE=(
   [munged]=/var/log/munge/munged.log
@@ -59,31 +102,55 @@ declare -A LOGFILE=(
   [slurmctld]=$LOG_DIR/slurmctld.log
   [slurmd]=$LOG_DIR/slurmd.log
 )
+WRAPPED=(sacctmgr sacct sbatch squeue scancel sshare scontrol sinfo srun)
 
 START_TIMEOUT=60   # seconds per readiness wait (a cold slurmdbd creates the schema first)
 PID_GRACE=3        # seconds a starting daemon may take to write its PID file
 STOP_TIMEOUT=20    # seconds between SIGTERM and SIGKILL
 JOBS_TIMEOUT=60    # seconds to wait for cancelled jobs to leave squeue
 
-LOG_TAG=real-slurm
-# shellcheck source=scripts/lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-
 # ---------------------------------------------------------------------------- helpers
 
-# Print the PID of daemon $1 if it runs.
-running_pid() { pid_from_file "${PIDFILE[$1]}" "${EXE[$1]}"; }
+# Run a command inside the chroot with a clean environment.
+in_root() {
+  env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 chroot "$ROOT" "$@"
+}
 
-# Die with the tail of daemon $1's log if it is not running (PID_GRACE seconds after
-# start time $2, long enough to daemonise and write its PID file) or if $3 (what we
-# are waiting for) has taken more than START_TIMEOUT seconds.
+# Run one of this stack's client commands from the host (the wrapper in BIN_DIR).
+slurm() { "$BIN_DIR/$1" "${@:2}"; }
+
+# Print the PID of daemon $1 if it runs: the PID file must name a live process whose
+# executable is this chroot's binary (a host daemon of the same name never matches).
+running_pid() {
+  local name=$1 pid exe want
+  pid=$(cat "$ROOT${PIDFILE[$name]}" 2>/dev/null) || return 1
+  pid=${pid//[^0-9]/}
+  [[ -n $pid ]] || return 1
+  exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
+  exe=${exe% (deleted)}
+  [[ $exe == "$(real_binary "$name")" ]] || return 1
+  echo "$pid"
+}
+
+# The host path of daemon $1's executable, its symlinks resolved inside the chroot
+# (22.05's slurmctld and slurmd are alternatives links to slurmctld-wlm and slurmd-wlm).
+declare -A REAL_BINARY=()
+real_binary() {
+  local name=$1
+  [[ -n ${REAL_BINARY[$name]:-} ]] \
+    || REAL_BINARY[$name]=$ROOT$(in_root readlink -f "${BINARY[$name]}")
+  echo "${REAL_BINARY[$name]}"
+}
+
+log_of() { echo "$ROOT${LOGFILE[$1]}"; }
+
 check_starting() {
   local name=$1 start=$2 what=$3
   if ((SECONDS - start >= PID_GRACE)) && ! running_pid "$name" >/dev/null; then
-    die_with_log "$name is not running" "${LOGFILE[$name]}"
+    die_with_log "$name is not running" "$(log_of "$name")"
   fi
   ((SECONDS - start < START_TIMEOUT)) \
-    || die_with_log "$what not ready after ${START_TIMEOUT}s" "${LOGFILE[$name]}"
+    || die_with_log "$what not ready after ${START_TIMEOUT}s" "$(log_of "$name")"
 }
 
 # Poll "$@" every 0.1 s until it succeeds, failing early if daemon $1 dies.
@@ -95,29 +162,104 @@ wait_for() {
   done
 }
 
-# ---------------------------------------------------------------------------- host setup
-
-# /run may be a tmpfs, so the runtime directories are recreated on every `up`.
-prepare_dirs() {
-  install -d -o munge -g munge -m 755 /run/munge
-  install -d -o mysql -g mysql -m 755 "$MYSQL_RUN_DIR"
-  install -d -o slurm -g slurm -m 755 "$RUN_DIR" "$LOG_DIR" "$STATE_DIR"
-  install -d -o root -g root -m 755 "$SPOOL_DIR" "$GPU_DIR"
+# Mount points inside the chroot that are mounted now, deepest first.
+mounted_in_root() {
+  awk -v root="$ROOT" '$5 == root || index($5, root "/") == 1 { print $5 }' \
+    /proc/self/mountinfo | sort -r
 }
 
-# srun and slurmstepd look the node name up, so it must resolve. Every daemon and
-# client connects through 127.0.0.1. NoInAddrAny keeps the listeners on loopback, but
-# it binds them to the address the name resolves to, and slurmd calls srun back at the
-# source address of srun's connection (127.0.0.1). So it is only usable when the name
-# resolves to 127.0.0.1 exactly; with Debian's 127.0.1.1 or Docker's container IP
-# srun steps hang ("Slurmd could not connect IO"), and the daemons listen on all
-# addresses instead.
+# Run "$@" holding the lock of host changes: `up` of two versions may run at once, and
+# apt-get, useradd and the /etc/hosts append must not.
+host_locked() {
+  install -d -m 755 "$STACKS"
+  flock "$STACKS/.host.lock" "$@"
+}
+
+# ---------------------------------------------------------------------------- chroot
+
+# mmdebstrap runs the packages' maintainer scripts with a policy-rc.d that forbids
+# starting daemons. It builds into a temporary directory first, so a failed build never
+# leaves a half chroot behind under the real name.
+build_root() {
+  [[ -x $ROOT/usr/sbin/slurmdbd ]] && return 0
+  if ! command -v mmdebstrap >/dev/null; then
+    log "installing mmdebstrap on the host"
+    export DEBIAN_FRONTEND=noninteractive
+    host_locked sh -c 'command -v mmdebstrap >/dev/null || {
+      apt-get -q update && apt-get -q -o Dpkg::Use-Pty=0 install -y --no-install-recommends mmdebstrap
+    }' >&2
+  fi
+  local tmp=$BASE/root.building include
+  remove_tree "$tmp"
+  install -d -m 755 "$BASE"
+  include=$(IFS=,; echo "${PACKAGES[*]}")
+  log "building the $SUITE chroot in $ROOT (packages: $include)"
+  mmdebstrap --mode=root --variant=minbase --include="$include" --quiet "$SUITE" "$tmp" \
+    "deb $MIRROR $SUITE main" "deb $MIRROR $SUITE-updates main" \
+    "deb $SECURITY_MIRROR $SUITE-security main" >&2
+  mv "$tmp" "$ROOT"
+  log "chroot built ($(du -sh "$ROOT" | cut -f1))"
+}
+
+# Delete directory $1, refusing while anything is mounted inside it.
+remove_tree() {
+  local dir=$1
+  [[ -e $dir ]] || return 0
+  if awk -v d="$dir" 'index($5, d "/") == 1 || $5 == d { f = 1 } END { exit !f }' \
+    /proc/self/mountinfo; then
+    die "refusing to delete $dir: something is mounted inside it"
+  fi
+  rm -rf --one-file-system "$dir"
+}
+
+mount_root() {
+  local m
+  for m in "${MOUNTS[@]}"; do
+    if ! mountpoint -q "$ROOT/$m"; then
+      install -d "$ROOT/$m"
+      # Recursive for /sys: 22.05's slurmd needs the cgroup file system under it.
+      mount --rbind "/$m" "$ROOT/$m"
+      # Private: nothing mounted or unmounted later on either side propagates.
+      mount --make-rprivate "$ROOT/$m"
+    fi
+  done
+}
+
+unmount_root() {
+  local m
+  while read -r m; do
+    [[ -n $m ]] || continue
+    umount "$m" || umount -l "$m"
+  done < <(mounted_in_root)
+}
+
+# The host path of the chroot, made valid inside it (see CONF_DIR above).
+link_host_path() {
+  local link=$ROOT$ROOT rel
+  [[ -L $link ]] && return 0
+  install -d "$(dirname "$link")"
+  rel=$(realpath --relative-to="$(dirname "$link")" "$ROOT")
+  ln -s "$rel" "$link"
+}
+
+# /run inside the chroot is a plain directory, so runtime directories are made on
+# every `up`; the chroot's own users own them.
+prepare_dirs() {
+  in_root install -d -o munge -g munge -m 755 /run/munge
+  in_root install -d -o mysql -g mysql -m 755 "$MYSQL_RUN_DIR"
+  in_root install -d -o slurm -g slurm -m 755 "$RUN_DIR" "$LOG_DIR" "$STATE_DIR"
+  in_root install -d -o root -g root -m 755 "$SPOOL_DIR" "$GPU_DIR"
+}
+
+# The node's name must resolve on the host (srun) and in the chroot (the daemons,
+# slurmstepd). Every daemon and client connects through 127.0.0.1; NoInAddrAny keeps
+# the listeners there only when the name resolves to 127.0.0.1 exactly.
 COMM_PARAMS="CommunicationParameters=NoCtldInAddrAny,NoInAddrAny"
 resolve_node_address() {
   local entry addr
   if ! entry=$(getent hosts "$NODE"); then
     log "adding '127.0.0.1 $NODE' to /etc/hosts"
-    printf '127.0.0.1 %s\n' "$NODE" >>/etc/hosts
+    host_locked sh -c "getent hosts '$NODE' >/dev/null || echo '127.0.0.1 $NODE' >>/etc/hosts"
     entry=$(getent hosts "$NODE") || die "$NODE still does not resolve"
   fi
   addr=${entry%% *}
@@ -125,21 +267,32 @@ resolve_node_address() {
     log "note: $NODE resolves to $addr, not 127.0.0.1: daemons will listen on all addresses"
     COMM_PARAMS="# $NODE resolves to $addr: listening on all addresses (no NoInAddrAny)"
   fi
+  update_file "$ROOT/etc/hosts" root:root 644 <<EOF
+127.0.0.1 localhost
+$addr $NODE
+EOF
 }
 
+# Test users exist on the host (host-side clients send their uid, squeue prints names)
+# and in the chroot with the same uid and gid (slurmctld and slurmstepd look them up).
 ensure_test_users() {
-  local u
+  local u entry group
   for u in "${TEST_USERS[@]}"; do
-    id -u "$u" >/dev/null 2>&1 || { log "creating user $u"; useradd -m "$u"; }
+    if ! id -u "$u" >/dev/null 2>&1; then
+      log "creating user $u on the host"
+      host_locked sh -c "id -u '$u' >/dev/null 2>&1 || useradd -m '$u'"
+    fi
+    entry=$(getent passwd "$u")
+    group=$(getent group "$(id -g "$u")")
+    grep -q "^${group%%:*}:" "$ROOT/etc/group" || echo "$group" >>"$ROOT/etc/group"
+    grep -q "^$u:" "$ROOT/etc/passwd" || echo "$entry" >>"$ROOT/etc/passwd"
   done
 }
 
-# Fake GPUs: gres.conf needs a File= per GPU or slurmd drops them. Character devices
-# like /dev/null (c 1 3) avoid a slurmd error; plain files work where mknod is denied.
 ensure_fake_gpus() {
   local i f
   for ((i = 0; i < GPUS; i++)); do
-    f=$GPU_DIR/gpu$i
+    f=$ROOT$GPU_DIR/gpu$i
     [[ -e $f ]] && continue
     if ! mknod -m 666 "$f" c 1 3 2>/dev/null; then
       log "mknod not permitted: using a plain file for $f"
@@ -150,21 +303,37 @@ ensure_fake_gpus() {
 
 # One random password, made once and kept in a root-only file; never printed.
 db_password() {
-  if [[ ! -s $DBPASS_FILE ]]; then
-    (umask 077 && od -An -tx1 -N24 /dev/urandom | tr -d ' \n' >"$DBPASS_FILE")
+  local file=$ROOT$DBPASS_FILE
+  if [[ ! -s $file ]]; then
+    (umask 077 && od -An -tx1 -N24 /dev/urandom | tr -d ' \n' >"$file")
   fi
-  chmod 600 "$DBPASS_FILE"
-  cat "$DBPASS_FILE"
+  chmod 600 "$file"
+  cat "$file"
+}
+
+# A host-side command per SLURM client: the chroot's binary through the chroot's own
+# dynamic loader and libraries, with this stack's slurm.conf. No chroot call, so any
+# user can run it.
+write_wrappers() {
+  local cmd loader=$ROOT/lib64/ld-linux-x86-64.so.2
+  install -d -m 755 "$BIN_DIR"
+  for cmd in "${WRAPPED[@]}"; do
+    update_file "$BIN_DIR/$cmd" root:root 755 <<EOF
+#!/bin/sh
+# $cmd of the SLURM $VERSION test stack (scripts/real-slurm.sh), run from the host.
+SLURM_CONF=$ROOT$CONF_DIR/slurm.conf
+export SLURM_CONF
+exec $loader --argv0 $cmd --library-path $LIBS/slurm-wlm:$LIBS $ROOT/usr/bin/$cmd "\$@"
+EOF
+  done
 }
 
 # ---------------------------------------------------------------------------- configs
 
-# "CPUs=2 Boards=1 ..." copied from `slurmd -C` avoids "configuration differs from
-# hardware"; RealMemory at 90% of detected keeps the node from draining for memory.
 node_topology() {
   local hw field value topo=() mem
-  hw=$(slurmd -C)
-  hw=${hw%%$'\n'*}   # first line; the second is UpTime
+  hw=$(in_root slurmd -C)
+  hw=${hw%%$'\n'*}
   for field in CPUs Boards SocketsPerBoard CoresPerSocket ThreadsPerCore; do
     value=$(grep -oE "(^| )$field=[0-9]+" <<<"$hw") || die "slurmd -C gave no $field: $hw"
     topo+=("${value# }")
@@ -174,17 +343,24 @@ node_topology() {
 }
 
 write_slurm_conf() {
-  local topology
+  local topology switch=SwitchType=switch/none
   topology=$(node_topology)
-  update_file "$CONF_DIR/slurm.conf" root:root 644 <<EOF
-# Written by scripts/real-slurm.sh: one node on loopback, no cgroups, no systemd.
+  # 24.11 has no switch/none plugin any more.
+  [[ $VERSION == 22.05 ]] || switch="# SwitchType: none (no switch plugin in $VERSION)"
+  update_file "$ROOT$CONF_DIR/slurm.conf" root:root 644 <<EOF
+# Written by scripts/real-slurm.sh: SLURM $VERSION test stack, one node on loopback.
 ClusterName=$CLUSTER
 SlurmctldHost=$NODE(127.0.0.1)
 SlurmUser=slurm
 SlurmdUser=root
-SlurmctldPort=6817
-SlurmdPort=6818
+SlurmctldPort=$CTLD_PORT
+SlurmdPort=$SLURMD_PORT
 AuthType=auth/munge
+# The munge socket by its host path: clients on the host use it too. Connections to
+# slurmctld take it from AuthInfo, connections to slurmdbd from AccountingStoragePass.
+AuthInfo=socket=$ROOT$MUNGE_SOCKET
+AccountingStoragePass=$ROOT$MUNGE_SOCKET
+PluginDir=$LIBS/slurm-wlm
 $COMM_PARAMS
 StateSaveLocation=$STATE_DIR
 SlurmdSpoolDir=$SPOOL_DIR
@@ -199,7 +375,7 @@ TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/linux
 JobAcctGatherFrequency=30
 MpiDefault=none
-SwitchType=switch/none
+$switch
 ReturnToService=2
 SlurmdParameters=config_overrides
 SchedulerType=sched/backfill
@@ -209,7 +385,7 @@ DefMemPerCPU=256
 GresTypes=gpu
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost
-AccountingStoragePort=6819
+AccountingStoragePort=$DBD_PORT
 AccountingStorageTRES=gres/gpu
 AccountingStorageEnforce=associations,limits,qos
 JobCompType=jobcomp/none
@@ -234,12 +410,13 @@ write_slurmdbd_conf() {
   local pass
   pass=$(db_password)
   # Must be owned by SlurmUser and mode 600, or slurmdbd refuses to start.
-  update_file "$CONF_DIR/slurmdbd.conf" slurm:slurm 600 <<EOF
-# Written by scripts/real-slurm.sh.
+  update_file "$ROOT$CONF_DIR/slurmdbd.conf" "$(slurm_owner)" 600 <<EOF
+# Written by scripts/real-slurm.sh: SLURM $VERSION test stack.
 AuthType=auth/munge
+AuthInfo=socket=$MUNGE_SOCKET
 DbdHost=localhost
 DbdAddr=127.0.0.1
-DbdPort=6819
+DbdPort=$DBD_PORT
 SlurmUser=slurm
 DebugLevel=info
 LogFile=${LOGFILE[slurmdbd]}
@@ -253,27 +430,37 @@ StorageLoc=$DB_NAME
 EOF
 }
 
+# The chroot's slurm user, by number: the host may have no user of that name.
+slurm_owner() { echo "$(in_root id -u slurm):$(in_root id -g slurm)"; }
+
 write_gres_conf() {
-  update_file "$CONF_DIR/gres.conf" root:root 644 <<EOF
+  update_file "$ROOT$CONF_DIR/gres.conf" root:root 644 <<EOF
 # Written by scripts/real-slurm.sh: fake GPUs.
 AutoDetect=off
 NodeName=$NODE Name=gpu File=$GPU_DIR/gpu[0-$((GPUS - 1))]
 EOF
 }
 
-# slurmctld refuses to start on a state directory saved under another cluster name.
+# 24.11's slurmd dies without a cgroup mount unless the cgroup plugin is disabled.
+write_cgroup_conf() {
+  [[ $VERSION == 22.05 ]] && return 0
+  update_file "$ROOT$CONF_DIR/cgroup.conf" root:root 644 <<EOF
+# Written by scripts/real-slurm.sh: no cgroups here.
+CgroupPlugin=disabled
+EOF
+}
+
 check_state_cluster() {
-  local saved
-  [[ -r $STATE_DIR/clustername ]] || return 0
-  saved=$(<"$STATE_DIR/clustername")
+  local saved file=$ROOT$STATE_DIR/clustername
+  [[ -r $file ]] || return 0
+  saved=$(<"$file")
+  saved=${saved%%|*}   # 24.11 writes "name|id"
   [[ $saved == "$CLUSTER" ]] \
-    || die "state in $STATE_DIR belongs to cluster '$saved', not '$CLUSTER': run reset"
+    || die "state in $ROOT$STATE_DIR belongs to cluster '$saved', not '$CLUSTER': run reset"
 }
 
 # ---------------------------------------------------------------------------- start
 
-# Start daemon $1 with the rest of the command line unless it already runs:
-# a second slurmdbd, for one, kills the first.
 start_daemon() {
   local name=$1 pid; shift
   if pid=$(running_pid "$name"); then
@@ -281,45 +468,40 @@ start_daemon() {
     return 0
   fi
   log "$name: starting"
-  "$@" || die_with_log "$name failed to start" "${LOGFILE[$name]}"
+  "$@" || die_with_log "$name failed to start" "$(log_of "$name")"
 }
 
-munge_works() { munge -n | unmunge; }
+munge_works() { in_root sh -c 'munge -n | unmunge'; }
 
 start_munged() {
-  start_daemon munged runuser -u munge -- /usr/sbin/munged
+  # --force: a crash leaves the socket behind in the chroot's on-disk /run.
+  start_daemon munged in_root runuser -u munge -- /usr/sbin/munged --force
   wait_for munged munge_works
 }
 
-# mariadbd does not daemonise itself: setsid detaches it from our session so that it
-# outlives this script and its caller's process group. Flags: no TCP listener (slurmdbd
-# uses the socket), no binary logs, the InnoDB settings recommended for Slurm.
 spawn_mariadbd() {
-  setsid -f /usr/sbin/mariadbd --user=mysql \
-    --skip-networking --socket="$MYSQL_SOCKET" --pid-file="${PIDFILE[mariadbd]}" \
-    --skip-log-bin --expire-logs-days=0 \
-    --innodb-buffer-pool-size=1024M --innodb-log-file-size=64M \
+  setsid -f env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin chroot "$ROOT" /usr/sbin/mariadbd \
+    --user=mysql --skip-networking --socket="$MYSQL_SOCKET" \
+    --pid-file="${PIDFILE[mariadbd]}" --skip-log-bin --expire-logs-days=0 \
+    --innodb-buffer-pool-size=256M --innodb-log-file-size=64M \
     --innodb-lock-wait-timeout=900 --log-error="${LOGFILE[mariadbd]}" \
     </dev/null >/dev/null 2>&1
 }
 
 start_mariadbd() {
-  # A fresh volume or a purge leaves no system tables; the postinst normally makes them.
-  if [[ ! -d /var/lib/mysql/mysql ]]; then
+  if [[ ! -d $ROOT/var/lib/mysql/mysql ]]; then
     log "mariadbd: initialising /var/lib/mysql"
-    mariadb-install-db --user=mysql --datadir=/var/lib/mysql \
+    in_root mariadb-install-db --user=mysql --datadir=/var/lib/mysql \
       --auth-root-authentication-method=socket >/dev/null
   fi
   # The log lives in the slurm-owned log directory, where mysql cannot create files.
-  touch "${LOGFILE[mariadbd]}"
-  chown mysql:mysql "${LOGFILE[mariadbd]}"
+  in_root sh -c "touch ${LOGFILE[mariadbd]} && chown mysql:mysql ${LOGFILE[mariadbd]}"
   start_daemon mariadbd spawn_mariadbd
-  wait_for mariadbd mariadb-admin --socket="$MYSQL_SOCKET" ping
+  wait_for mariadbd in_root mariadb-admin --socket="$MYSQL_SOCKET" ping
 }
 
-mariadb_root() { mariadb --socket="$MYSQL_SOCKET" -u root "$@"; }
+mariadb_root() { in_root mariadb --socket="$MYSQL_SOCKET" -u root "$@"; }
 
-# The password goes through stdin, so it never shows in a process list.
 setup_database() {
   local pass
   pass=$(db_password)
@@ -331,43 +513,39 @@ GRANT ALL ON $DB_NAME.* TO 'slurm'@'localhost';
 EOF
 }
 
-cluster_list() { sacctmgr -n -P show cluster format=cluster; }
+cluster_list() { slurm sacctmgr -n -P show cluster format=cluster; }
 
 start_slurmdbd() {
-  start_daemon slurmdbd slurmdbd
+  start_daemon slurmdbd in_root /usr/sbin/slurmdbd
   wait_for slurmdbd cluster_list
 }
 
-# The cluster must exist in the database before slurmctld first starts.
 ensure_cluster() {
   local clusters
   clusters=$(cluster_list)
   grep -qx "$CLUSTER" <<<"$clusters" && return 0
   log "adding cluster $CLUSTER to the accounting database"
-  sacctmgr -i add cluster "$CLUSTER" >/dev/null
+  slurm sacctmgr -i add cluster "$CLUSTER" >/dev/null
 }
 
-ctld_up() { [[ $(scontrol ping 2>/dev/null) == *"is UP"* ]]; }
+ctld_up() { [[ $(slurm scontrol ping 2>/dev/null) == *"is UP"* ]]; }
 
 start_slurmctld() {
-  start_daemon slurmctld slurmctld
+  start_daemon slurmctld in_root /usr/sbin/slurmctld
   wait_for slurmctld ctld_up
 }
 
-node_state() { sinfo -h -n "$NODE" -o %t 2>/dev/null || true; }
+node_state() { slurm sinfo -h -n "$NODE" -o %t 2>/dev/null || true; }
 
-# Ready means slurmd registered and the node is exactly idle/mix/alloc: a suffix such as
-# "idle*" (not responding) does not count. A drain survives restarts in the saved state
-# (ReturnToService does not clear it), so a responding drained/down node is resumed once.
 wait_node_ready() {
   local start=$SECONDS state resumed=0
   while :; do
     state=$(node_state)
     [[ $state =~ ^(idle|mix|alloc)$ ]] && return 0
     if ((!resumed)) && [[ $state =~ ^(drain|drng|down|inval)$ ]] \
-      && [[ $(scontrol show node "$NODE" 2>/dev/null) == *SlurmdStartTime=2* ]]; then
+      && [[ $(slurm scontrol show node "$NODE" 2>/dev/null) == *SlurmdStartTime=2* ]]; then
       log "node $NODE is $state: resuming it"
-      scontrol update nodename="$NODE" state=resume
+      slurm scontrol update nodename="$NODE" state=resume
       resumed=1
     fi
     check_starting slurmd "$start" "node $NODE (state '$state')"
@@ -376,30 +554,26 @@ wait_node_ready() {
 }
 
 start_slurmd() {
-  start_daemon slurmd slurmd
+  start_daemon slurmd in_root /usr/sbin/slurmd
   wait_node_ready
 }
 
-# QoS used by the tests. They need slurmdbd only, but the doc's rule is to create
-# accounting objects once slurmd is up and every TRES exists.
 ensure_qos() {
   local existing
-  existing=$(sacctmgr -n -P show qos format=name)
+  existing=$(slurm sacctmgr -n -P show qos format=name)
   if ! grep -qx slowdown <<<"$existing"; then
     log "adding QoS slowdown"
-    sacctmgr -i add qos slowdown Priority=0 MaxTRESPerUser=cpu=1 >/dev/null
+    slurm sacctmgr -i add qos slowdown Priority=0 MaxTRESPerUser=cpu=1 >/dev/null
   fi
   if ! grep -qx blocked <<<"$existing"; then
     log "adding QoS blocked"
-    sacctmgr -i add qos blocked Priority=0 MaxSubmitJobsPerUser=0 GrpTRESMins=cpu=0 \
+    slurm sacctmgr -i add qos blocked Priority=0 MaxSubmitJobsPerUser=0 GrpTRESMins=cpu=0 \
       Flags=DenyOnLimit >/dev/null
   fi
 }
 
 # ---------------------------------------------------------------------------- stop
 
-# SIGTERM, poll, SIGKILL after STOP_TIMEOUT. Only a PID whose /proc/PID/exe is the
-# expected binary is signalled.
 stop_daemon() {
   local name=$1 pid
   if ! pid=$(running_pid "$name"); then
@@ -415,20 +589,19 @@ stop_slurm_daemons() {
   stop_daemon slurmdbd
 }
 
-# Each job's slurmstepd is daemonised and would outlive slurmd: cancel jobs first.
 cancel_all_jobs() {
   local ids deadline
   running_pid slurmctld >/dev/null || return 0
-  if ! ids=$(squeue -h -o %A); then
+  if ! ids=$(slurm squeue -h -o %A); then
     log "warning: slurmctld does not answer; cannot cancel jobs"
     return 0
   fi
   [[ -n $ids ]] || return 0
   log "cancelling jobs: $(tr '\n' ' ' <<<"$ids")"
   # shellcheck disable=SC2086 # one job ID per word
-  scancel $ids || true
+  slurm scancel $ids || true
   deadline=$((SECONDS + JOBS_TIMEOUT))
-  while [[ -n $(squeue -h -o %A) ]]; do
+  while [[ -n $(slurm squeue -h -o %A) ]]; do
     if ((SECONDS >= deadline)); then
       log "warning: jobs still in squeue after ${JOBS_TIMEOUT}s; stopping anyway"
       return 0
@@ -441,15 +614,19 @@ cancel_all_jobs() {
 
 cmd_up() {
   require_root
-  install_packages
+  build_root
+  link_host_path
+  mount_root
   prepare_dirs
   resolve_node_address
   ensure_test_users
   ensure_fake_gpus
   check_state_cluster
+  write_wrappers
   write_slurm_conf
   write_slurmdbd_conf
   write_gres_conf
+  write_cgroup_conf
   if ((CONFIG_CHANGED)) && { running_pid slurmdbd || running_pid slurmctld \
     || running_pid slurmd; } >/dev/null; then
     log "configuration changed: restarting the slurm daemons"
@@ -464,36 +641,46 @@ cmd_up() {
   start_slurmctld
   start_slurmd
   ensure_qos
-  log "up: cluster $CLUSTER, node $NODE is $(node_state)"
+  log "up: SLURM $VERSION, cluster $CLUSTER, node $NODE is $(node_state)"
 }
 
 cmd_down() {
   require_root
-  cancel_all_jobs
-  local i
-  for ((i = ${#DAEMONS[@]} - 1; i >= 0; i--)); do
-    stop_daemon "${DAEMONS[i]}"
-  done
-  log "down"
+  if [[ -d $ROOT ]]; then
+    cancel_all_jobs
+    local i
+    for ((i = ${#DAEMONS[@]} - 1; i >= 0; i--)); do
+      stop_daemon "${DAEMONS[i]}"
+    done
+    unmount_root
+  fi
+  log "down: SLURM $VERSION"
 }
 
 cmd_reset() {
   require_root
-  install_packages
+  build_root
+  link_host_path
+  mount_root
   prepare_dirs
   cancel_all_jobs
   stop_slurm_daemons
+  start_munged
   start_mariadbd
   log "dropping database $DB_NAME, wiping $STATE_DIR and $SPOOL_DIR"
   mariadb_root -e "DROP DATABASE IF EXISTS $DB_NAME"
-  find "$STATE_DIR" "$SPOOL_DIR" -mindepth 1 -delete
+  find "$ROOT$STATE_DIR" "$ROOT$SPOOL_DIR" -mindepth 1 -delete
   cmd_up
 }
 
 cmd_status() {
-  require_root   # /proc/PID/exe of other users' processes is readable by root only
+  require_root
   local name pid state rc=0
-  echo "cluster: $CLUSTER"
+  echo "SLURM $VERSION: cluster $CLUSTER in $ROOT"
+  if [[ ! -x $ROOT/usr/sbin/slurmdbd ]]; then
+    echo "chroot: missing"
+    return 1
+  fi
   for name in "${DAEMONS[@]}"; do
     if pid=$(running_pid "$name"); then
       echo "$name: up (pid $pid)"
@@ -505,7 +692,8 @@ cmd_status() {
   if running_pid slurmctld >/dev/null; then
     state=$(node_state)
     echo "node $NODE: ${state:-unknown}"
-    [[ $state =~ ^(idle|mix|alloc)$ ]] || rc=1
+    # comp: jobs are completing; the node still takes new ones.
+    [[ $state =~ ^(idle|mix|alloc|comp)$ ]] || rc=1
   else
     echo "node $NODE: unknown (slurmctld down)"
   fi
@@ -514,11 +702,16 @@ cmd_status() {
 
 cmd_env() {
   printf 'export %s=%q\n' \
+    REAL_SLURM_VERSION "$VERSION" \
     REAL_SLURM_CLUSTER "$CLUSTER" \
+    REAL_SLURM_BIN "$BIN_DIR" \
+    REAL_SLURM_ROOT "$ROOT" \
     REAL_SLURM_NODE "$NODE" \
     REAL_SLURM_PARTITION "$PARTITION" \
     REAL_SLURM_GPUS "$GPUS" \
-    REAL_SLURM_USERS "${TEST_USERS[*]}"
+    REAL_SLURM_USERS "${TEST_USERS[*]}" \
+    REAL_SLURMDBD_PID_FILE "$ROOT${PIDFILE[slurmdbd]}" \
+    REAL_SLURMDBD_EXE "$ROOT${BINARY[slurmdbd]}"
 }
 
-dispatch "$@"
+dispatch "${1:-}"

@@ -1,22 +1,61 @@
 #!/usr/bin/env bash
 # Run the whole test suite: lint, types, parser, domain, emulator, real SLURM and
 # framework tiers. Sets up what it needs first: a virtualenv in .venv with the package
-# and its dev dependencies and, when run as root, the real one-node SLURM of
-# scripts/real-slurm.sh. Extra arguments go to pytest (e.g. -k usage, tests/emulator).
+# and its dev dependencies and, when run as root, one real SLURM per tested version
+# (scripts/real-slurm.sh reset VERSION: 22.05 and 24.11, each in its own chroot under
+# /var/lib/waldur-slurm-test, started on an empty accounting database) and RabbitMQ.
+# Extra arguments go to pytest (e.g. -k usage, tests/emulator).
+#
+# As root, the run also proves that it leaves the host's SLURM alone: it prints
+# scripts/host-fingerprint.sh before and after pytest (/etc/slurm, /etc/munge, the
+# host's munge socket and SLURM daemons) and fails on any difference. In CI (CI=true)
+# a SLURM installed on the host itself (scripts/host-slurm-decoy.sh) runs during the
+# whole suite, as on a site's head node, and its accounts must be unchanged too.
 # On Python 3.11; scripts/test-pythons.sh runs the tiers without services on 3.10, 3.12
 # and 3.13, and .ci/run runs both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+SLURM_VERSIONS=(22.05 24.11)
+
 # shellcheck source=scripts/venv.sh
 . scripts/venv.sh
 ensure_venv
 
+# Start each real SLURM from a clean slate, in parallel (a cold start builds a chroot:
+# mostly downloads). A clean slate per run: nothing a previous run left in the accounting
+# database (SLURM 22.05's slurmdbd, for one, was seen to crash again on association reads
+# after a first crash, until its database was dropped) carries over.
+start_real_slurms() {
+  local v logs=() pids=() i status=0
+  for v in "${SLURM_VERSIONS[@]}"; do
+    logs+=("$(mktemp)")
+    bash scripts/real-slurm.sh reset "$v" >"${logs[-1]}" 2>&1 &
+    pids+=($!)
+  done
+  for i in "${!pids[@]}"; do
+    wait "${pids[i]}" || status=1
+    echo "-- SLURM ${SLURM_VERSIONS[i]}:"
+    cat "${logs[i]}"
+    rm -f "${logs[i]}"
+  done
+  return "$status"
+}
+
+fingerprint_args=()
 if [ "$(id -u)" = 0 ]; then
-    echo "== starting the real SLURM tier (scripts/real-slurm.sh up)"
-    bash scripts/real-slurm.sh up
+    if [ "${CI:-}" = true ]; then
+        echo "== a SLURM on the host itself, which the run must leave alone (scripts/host-slurm-decoy.sh)"
+        bash scripts/host-slurm-decoy.sh status >/dev/null 2>&1 || bash scripts/host-slurm-decoy.sh up
+        fingerprint_args=(--accounts)
+    fi
+    echo "== starting the real SLURMs ${SLURM_VERSIONS[*]} (scripts/real-slurm.sh reset VERSION)"
+    start=$SECONDS
+    start_real_slurms
+    echo "== real SLURMs up in $((SECONDS - start)) s"
     echo "== starting RabbitMQ for the broker tier (scripts/rabbitmq.sh up)"
     bash scripts/rabbitmq.sh up
+    host_before=$(bash scripts/host-fingerprint.sh "${fingerprint_args[@]}")
 else
     echo "== not root: the real SLURM and broker tiers will be skipped (run as root to include them)"
 fi
@@ -30,6 +69,17 @@ status=0
 .venv/bin/python -m pytest "$@" || status=$?
 if [ "$status" = 5 ]; then
     echo "pytest collected no tests for: $*"
-    exit 0
+    status=0
+fi
+
+if [ "$(id -u)" = 0 ]; then
+    echo "== checking that the host's SLURM, /etc/slurm and munge are untouched"
+    host_after=$(bash scripts/host-fingerprint.sh "${fingerprint_args[@]}")
+    if [ "$host_before" != "$host_after" ]; then
+        echo "the test run changed the host (before / after):"
+        diff <(echo "$host_before") <(echo "$host_after") || true
+        exit 1
+    fi
+    echo "host unchanged"
 fi
 exit "$status"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -42,3 +43,29 @@ def make_backend(runner: FakeRunner, **settings: Any) -> SlurmBackend:
 @pytest.fixture
 def runner() -> FakeRunner:
     return FakeRunner(outputs={"list tres": TRES_OUTPUT})
+
+
+# ---- in CI, every real SLURM version must run: a skip of one is a failure ----------------
+
+_skipped_on_real_slurm: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Note the tests parametrised by a real SLURM version that were skipped."""
+    if report.skipped and "[slurm-" in report.nodeid and not hasattr(report, "wasxfail"):
+        _skipped_on_real_slurm.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """In CI (CI=true), fail the run when a test was skipped on any real SLURM version."""
+    if os.environ.get("CI") != "true" or not _skipped_on_real_slurm:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.ensure_newline()
+        reporter.write_line(
+            f"CI: {len(_skipped_on_real_slurm)} test(s) skipped on a real SLURM version "
+            f"(every version must run): {', '.join(_skipped_on_real_slurm[:5])}",
+            red=True,
+        )
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED

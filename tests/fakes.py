@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from waldur_site_agent_slurm.slurm.runner import CommandResult, command_error
+from waldur_site_agent_slurm.slurm.runner import CommandResult, checked
 
 
 @dataclass
@@ -13,13 +13,16 @@ class FakeRunner:
     """Answers reads from canned text keyed by a substring of the command line.
 
     ``outputs`` maps a substring of the joined argv to stdout; the first match wins.
-    ``failures`` maps a substring to (returncode, stdout, stderr) for commands that fail.
+    ``failures`` maps a substring to (returncode, stdout, stderr) for commands that fail
+    (or answer something else than plain success), judged as the real runner judges them.
     Writes succeed with no output unless a failure matches.
     """
 
     outputs: dict[str, str] = field(default_factory=dict)
     failures: dict[str, tuple[int, str, str]] = field(default_factory=dict)
     calls: list[list[str]] = field(default_factory=list)
+    # Like ``failures``, each answered only once (the next matching command succeeds).
+    failures_once: dict[str, tuple[int, str, str]] = field(default_factory=dict)
 
     def display(self, argv: Sequence[str]) -> str:
         return " ".join(argv)
@@ -27,12 +30,16 @@ class FakeRunner:
     def _answer(self, argv: Sequence[str], accept_nothing: bool) -> CommandResult:
         line = " ".join(argv)
         self.calls.append(list(argv))
+        once = next((needle for needle in self.failures_once if needle in line), None)
+        if once is not None:
+            code, out, err = self.failures_once.pop(once)
+            return checked(
+                CommandResult(tuple(argv), code, out, err), accept_nothing=accept_nothing
+            )
         for needle, (code, out, err) in self.failures.items():
             if needle in line:
                 result = CommandResult(tuple(argv), code, out, err)
-                if accept_nothing and result.nothing_to_do:
-                    return result
-                raise command_error(result)
+                return checked(result, accept_nothing=accept_nothing)
         for needle, out in self.outputs.items():
             if needle in line:
                 return CommandResult(tuple(argv), 0, out, "")
@@ -64,3 +71,80 @@ def assoc_lines(*rows: str) -> str:
 
 
 TRES_OUTPUT = "cpu|\nmem|\nenergy|\nnode|\nbilling|\nfs|disk\nvmem|\npages|\ngres|gpu\n"
+
+
+# ASSOC_FIELDS of the client, in order: what ``show assoc`` prints for one account.
+_ASSOC_COLUMNS = (
+    "Account",
+    "User",
+    "Partition",
+    "ParentName",
+    "Fairshare",
+    "GrpTRESMins",
+    "MaxTRESMins",
+    "GrpTRES",
+    "QOS",
+    "DefaultQOS",
+)
+_TRES_COLUMNS = ("GrpTRESMins", "MaxTRESMins", "GrpTRES")
+
+
+@dataclass
+class AccountFake(FakeRunner):
+    """A FakeRunner whose ``show assoc`` shows what ``modify account`` wrote, as SLURM does.
+
+    ``accounts`` maps an account to its association's columns (sacctmgr's names), shown
+    before ``user_rows``; ``of`` builds both from ``assoc_lines`` text. A TRES
+    setting changes only the TRES it names (``-1`` removes one); ``RawUsage`` is not shown.
+    ``stored`` makes SLURM keep something else than a ``Field=value`` it was given, the
+    way 24.11 stores ``cpu=0`` for ``cpu=abc``.
+    """
+
+    accounts: dict[str, dict[str, str]] = field(default_factory=dict)
+    stored: dict[str, str] = field(default_factory=dict)
+    user_rows: list[dict[str, str]] = field(default_factory=list)  # shown as they are
+
+    @classmethod
+    def of(cls, assoc: str, **outputs: str) -> AccountFake:
+        """A fake holding the account rows of ``assoc`` (``assoc_lines`` text).
+
+        ``outputs`` answers other reads, keyed as ``FakeRunner.outputs``.
+        """
+        fake = cls(outputs=dict(outputs))
+        for line in filter(str.strip, assoc.splitlines()):
+            columns = dict(zip(_ASSOC_COLUMNS, line.split("|"), strict=True))
+            if columns["User"]:
+                fake.user_rows.append(columns)
+            else:
+                fake.accounts[columns["Account"]] = columns
+        return fake
+
+    def _answer(self, argv: Sequence[str], accept_nothing: bool) -> CommandResult:
+        result = super()._answer(argv, accept_nothing)
+        if result.returncode != 0:
+            return result
+        if "modify" in argv and "account" in argv and "set" in argv:
+            self._modify(argv)
+        elif "show" in argv and "assoc" in argv:
+            wanted = [a.removeprefix("account=") for a in argv if a.startswith("account=")]
+            rows = [
+                "|".join(columns.get(c, "") for c in _ASSOC_COLUMNS)
+                for columns in [*self.accounts.values(), *self.user_rows]
+                if not wanted or columns["Account"] in wanted
+            ]
+            return CommandResult(tuple(argv), 0, "".join(f"{row}\n" for row in rows), "")
+        return result
+
+    def _modify(self, argv: Sequence[str]) -> None:
+        name = next(a.removeprefix("name=") for a in argv if a.startswith("name="))
+        columns = self.accounts[name]
+        for setting in argv[list(argv).index("set") + 1 :]:
+            key, _, value = self.stored.get(setting, setting).partition("=")
+            if key in _TRES_COLUMNS:
+                held = dict(i.split("=", 1) for i in columns.get(key, "").split(",") if i)
+                for item in value.split(","):
+                    tres, _, amount = item.partition("=")
+                    held[tres] = amount
+                columns[key] = ",".join(f"{t}={v}" for t, v in sorted(held.items()) if v != "-1")
+            elif key != "RawUsage":
+                columns[key] = value

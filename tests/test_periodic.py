@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import COMPONENTS
-from tests.fakes import TRES_OUTPUT, FakeRunner, assoc_lines
+from tests.fakes import TRES_OUTPUT, AccountFake, FakeRunner, assoc_lines
 from waldur_site_agent_slurm.allocation.qos import QosLevel
 from waldur_site_agent_slurm.backend import SlurmBackend
 from waldur_site_agent_slurm.periodic import emulator_api
@@ -49,8 +49,20 @@ def row(
     return assoc_lines(f"alloc-1|||proj-1|{fairshare}|{grp}|{mx}||{qos}|{default_qos}")
 
 
-def fake(**assoc: str) -> FakeRunner:
-    return FakeRunner(outputs={"list tres": TRES_OUTPUT, "show assoc": row(**assoc)})
+def fake(
+    fairshare: str = "1", grp: str = "", qos: str = "normal", default_qos: str = "", mx: str = ""
+) -> AccountFake:
+    """alloc-1 under proj-1; ``show assoc`` follows the writes, as on a cluster."""
+    columns = {
+        "Account": "alloc-1",
+        "ParentName": "proj-1",
+        "Fairshare": fairshare,
+        "GrpTRESMins": grp,
+        "MaxTRESMins": mx,
+        "QOS": qos,
+        "DefaultQOS": default_qos,
+    }
+    return AccountFake(outputs={"list tres": TRES_OUTPUT}, accounts={"alloc-1": columns})
 
 
 def backend(
@@ -85,13 +97,13 @@ APPLIED_GRP = "billing=14400,cpu=60000000,gres/gpu=300,mem=614400"
 # ---- plan → apply -----------------------------------------------------------------------
 
 
-def test_first_apply_reads_once_and_writes_only_what_differs_in_one_command(
+def test_first_apply_reads_writes_what_differs_in_one_command_and_reads_it_back_once(
     tmp_path: Path,
 ) -> None:
     runner = fake(grp="cpu=60000000,billing=100")
     result = backend(runner, tmp_path).apply_periodic_settings("alloc-1", message())
     write = [*SET, "Fairshare=500", "GrpTRESMins=billing=14400,gres/gpu=300,mem=614400"]
-    assert runner.calls == [READ, write]
+    assert runner.calls == [READ, write, READ]
     assert result["success"] is True
     assert result["error"] == ""
     assert result["commands_executed"] == [" ".join(write)]
@@ -114,9 +126,11 @@ def test_cluster_name_scopes_the_read_and_the_write(tmp_path: Path) -> None:
     built.client = SlurmClient(runner, "hpc")
     built.apply_periodic_settings("alloc-1", message(grp_tres_mins={"gpu": 600}))
     where = ["where", "name=alloc-1", "cluster=hpc"]
+    read = [*READ[:7], "cluster=hpc", READ[7]]
     assert runner.calls == [
-        [*READ[:7], "cluster=hpc", READ[7]],
+        read,
         [*SI, "modify", "account", *where, "set", "Fairshare=500", "GrpTRESMins=gres/gpu=600"],
+        read,
     ]
 
 
@@ -652,7 +666,7 @@ def test_a_declared_component_without_tres_is_skipped_with_one_warning_and_the_r
         result = backend(runner, tmp_path, WITH_STORAGE).apply_periodic_settings(
             "alloc-1", message(grp_tres_mins=limits)
         )
-    assert runner.calls == [READ, [*SET, "Fairshare=500", f"GrpTRESMins={APPLIED_GRP}"]]
+    assert runner.calls == [READ, [*SET, "Fairshare=500", f"GrpTRESMins={APPLIED_GRP}"], READ]
     assert result["success"] is True, result["error"]
     assert result["error"] == ""
     skipped = [line for line in result["actions"] if "storage" in line]

@@ -72,3 +72,33 @@ def test_dry_run_skips_writes_but_runs_reads(tmp_path: Path) -> None:
     assert runner.run(["sacctmgr", "-i", "add", "account", "a"], mutating=True).stdout == ""
     assert runner.run(["sacctmgr", "list", "account"], mutating=False).stdout == "read-output\n"
     assert runner.calls == 1
+
+
+def test_a_change_that_reports_an_error_but_exits_0_fails(tmp_path: Path) -> None:
+    # SLURM 24.11 answers "set GrpTRESMins=cpu=abc" like this, and stores cpu=0.
+    runner = command(
+        tmp_path,
+        "sacctmgr",
+        "echo \"sacctmgr: error: Invalid unit type 'a'. Possible options are 'KMGTP'\" >&2; "
+        "echo ' Modified account associations...'; exit 0",
+    )
+    argv = ["sacctmgr", "--immediate", "modify", "account", "where", "name=a", "set", "X=1"]
+    with pytest.raises(SlurmCommandError) as caught:
+        runner.run(argv, mutating=True)
+    assert caught.value.returncode == 0
+    assert "Invalid unit type" in str(caught.value)
+    assert runner.run(["sacctmgr", "show", "assoc"], mutating=False).returncode == 0
+
+
+def test_24_11_nothing_changed_answers_pass_only_where_the_call_site_accepts_them(
+    tmp_path: Path,
+) -> None:
+    runner = command(
+        tmp_path,
+        "sacctmgr",
+        'echo "sacctmgr: error: Request didn\'t affect anything" >&2; exit 1',
+    )
+    argv = ["sacctmgr", "--immediate", "modify", "user", "where", "name=u", "set", "X=1"]
+    assert runner.run(argv, mutating=True, accept_nothing=True).returncode == 1
+    with pytest.raises(SlurmCommandError):
+        runner.run(argv, mutating=True)

@@ -39,10 +39,10 @@ from waldur_site_agent_slurm.errors import (
 from waldur_site_agent_slurm.periodic.service import PeriodicService, apply_settings
 from waldur_site_agent_slurm.site import homedirs
 from waldur_site_agent_slurm.slurm import validation
+from waldur_site_agent_slurm.slurm.answers import Answer
 from waldur_site_agent_slurm.slurm.client import SlurmClient
 from waldur_site_agent_slurm.slurm.runner import CommandRunner
 
-JOBS_ACTIVE_MARK = "Job(s) active"
 JOB_WAIT_ATTEMPTS = 15
 JOB_WAIT_SECONDS = 2.0
 
@@ -379,7 +379,7 @@ class SlurmBackend(BaseBackend):
                 action()
                 return
             except SlurmCommandError as err:
-                if JOBS_ACTIVE_MARK not in err.stderr + err.stdout or attempt == JOB_WAIT_ATTEMPTS:
+                if err.answer is not Answer.JOBS_ACTIVE or attempt == JOB_WAIT_ATTEMPTS:
                     raise
                 logger.info("Jobs of %s are still ending (attempt %s); waiting", what, attempt)
                 time.sleep(JOB_WAIT_SECONDS)
@@ -552,9 +552,21 @@ class SlurmBackend(BaseBackend):
             if step.new_default:
                 self.client.modify_user(user, None, {"DefaultAccount": step.new_default})
             target = None if step.whole_user else account
-            self._retry_while_jobs_active(
-                partial(self.client.remove_user, user, target), f"{user} in {account}"
-            )
+            remove = partial(self.client.remove_user, user, target)
+            try:
+                self._retry_while_jobs_active(remove, f"{user} in {account}")
+            except SlurmCommandError as err:
+                if err.answer is not Answer.DEFAULT_ACCOUNT or step.fallback_default is None:
+                    raise
+                # The default changed since it was read: move it, then remove again.
+                logger.info(
+                    "%s is the default account of %s; moving it to %s first",
+                    account,
+                    user,
+                    step.fallback_default,
+                )
+                self.client.modify_user(user, None, {"DefaultAccount": step.fallback_default})
+                self._retry_while_jobs_active(remove, f"{user} in {account}")
             removed.append(user)
         return removed
 

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 
 from waldur_site_agent.backend.exceptions import BackendError, BackendNotReadyError
 
+from waldur_site_agent_slurm.slurm.answers import Answer
+
 
 class SlurmError(BackendError):
     """Base class of everything this plugin raises."""
@@ -31,16 +33,28 @@ class InvalidValueError(SlurmError):
 
 
 class SlurmCommandError(SlurmError):
-    """A SLURM command could not be run or exited with an error."""
+    """A SLURM command could not be run or exited with an error.
+
+    ``answer`` says what SLURM meant (``Answer.JOBS_ACTIVE``, ``Answer.MISSING_PARENT`` …),
+    recognised the same way whatever release worded it; ``Answer.FAILED`` otherwise.
+    """
 
     def __init__(
-        self, argv: Sequence[str], returncode: int | None, stdout: str, stderr: str, reason: str
+        self,
+        argv: Sequence[str],
+        returncode: int | None,
+        stdout: str,
+        stderr: str,
+        reason: str,
+        *,
+        answer: Answer = Answer.FAILED,
     ) -> None:
-        """Keep the command, its exit status and its output for the caller and the log."""
+        """Keep the command, its exit status, its output and its meaning."""
         self.argv = list(argv)
         self.returncode = returncode
         self.stdout = stdout
         self.stderr = stderr
+        self.answer = answer
         super().__init__(f"{reason}: {' '.join(self.argv)}")
 
 

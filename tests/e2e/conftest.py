@@ -16,7 +16,10 @@ import pytest
 import yaml
 
 from tests.emulator.conftest import emulator  # noqa: F401 - the per-test emulator fixture
-from tests.real.conftest import tag  # noqa: F401 - account-name tags on the real SLURM
+from tests.real.conftest import (  # noqa: F401 - fixtures: the real SLURM and account-name tags
+    real_slurm,
+    tag,
+)
 from waldur_site_agent_slurm.devtools.demo.agentrun import AgentRun, run_agent_cycle
 from waldur_site_agent_slurm.devtools.standin import StandIn, load_scenario
 

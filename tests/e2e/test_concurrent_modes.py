@@ -32,7 +32,6 @@ from tests.e2e.events import (
     wait_for_reports,
 )
 from tests.real.conftest import (  # noqa: F401 - real_slurm is a fixture
-    CLUSTER,
     DEMO_USERS,
     USERS,
     assoc_rows,
@@ -41,6 +40,7 @@ from tests.real.conftest import (  # noqa: F401 - real_slurm is a fixture
     real_slurm,
     remove_accounts,
     run,
+    stack,
     submit,
     wait_finished,
 )

@@ -35,7 +35,7 @@ from tests.e2e.events import (
 )
 from tests.emulator.conftest import sacctmgr
 from tests.mastermind import Policy, expected_grp_tres_mins
-from tests.real.conftest import CLUSTER, DEMO_USERS, real_settings, run
+from tests.real.conftest import DEMO_USERS, real_settings, run, stack
 from waldur_site_agent_slurm.devtools.demo.agentrun import AgentProcess, start_agent
 from waldur_site_agent_slurm.devtools.standin import StandIn, load_scenario
 from waldur_site_agent_slurm.slurm.parser import parse_tres
@@ -390,14 +390,14 @@ def test_a_periodic_message_reaches_real_slurm_and_is_reported(tmp_path: Path, t
 
             report, records = send(standin, agent, message(flood, settings))
 
-            assert report == first_apply_report(flood, account, settings, cluster=CLUSTER)
+            assert report == first_apply_report(flood, account, settings, cluster=stack().cluster)
             assert errors(records) == []
             real = account_settings(
                 lambda *a: run("sacctmgr", *a).stdout,
                 account,
                 "where",
                 f"account={account}",
-                f"cluster={CLUSTER}",
+                f"cluster={stack().cluster}",
             )
             assert real == ("111", expected_grp_tres_mins(settings))
 

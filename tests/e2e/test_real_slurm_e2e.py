@@ -1,4 +1,4 @@
-"""The end-to-end scenario once against the real SLURM of scripts/real-slurm.sh.
+"""The end-to-end scenario against each real SLURM of scripts/real-slurm.sh (22.05, 24.11).
 
 The real agent creates the allocations, users run real jobs, the report reaches the
 stand-in with what sacct measured, pause blocks sbatch and restore allows it, and the

@@ -1,16 +1,25 @@
-"""Real SLURM tier: the backend against the SLURM started by scripts/real-slurm.sh.
+"""Real SLURM tier: the backend against the SLURMs started by scripts/real-slurm.sh.
 
-The tier needs root and a running stack. Outside CI a missing stack skips the tier
+Every test of the tier runs once per SLURM version (ids ``[slurm-22.05]``,
+``[slurm-24.11]``): the session fixture ``real_slurm`` is parametrised by version and
+makes that version's stack the one ``stack()`` and the helpers below use. Each stack
+runs in its own chroot with its own cluster name and host-side commands (``stack().bin``
+is a ``slurm_bin_path``). ``REAL_SLURM_VERSIONS="24.11"`` narrows a local run; CI always
+runs every version.
+
+The tier needs root and the running stacks. Outside CI a missing stack skips its tests
 with the command that starts it; in CI (CI=true) it is a failure, never a skip.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,44 +30,110 @@ from waldur_site_agent_slurm.backend import SlurmBackend
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "real-slurm.sh"
-CLUSTER = os.environ.get("REAL_SLURM_CLUSTER", "testcluster")
+ALL_VERSIONS = ("22.05", "24.11")
 USERS = ("slurmtest1", "slurmtest2", "slurmtest3")
 # The demo scenario's users and the real accounts that play them on this cluster.
 DEMO_USERS = {"alice": USERS[0], "bob": USERS[1], "carol": USERS[2]}
-BIN = "/usr/bin"
 
 pytestmark = pytest.mark.real_slurm
 
 
-def _stack_is_up() -> bool:
-    if os.geteuid() != 0 or not Path(BIN, "sacctmgr").exists():
-        return False
-    return (
-        subprocess.run(["bash", str(SCRIPT), "status"], capture_output=True, check=False).returncode
-        == 0
+def versions() -> tuple[str, ...]:
+    """The SLURM versions to test: all of them in CI, else ``REAL_SLURM_VERSIONS`` if set."""
+    wanted = os.environ.get("REAL_SLURM_VERSIONS", "").split()
+    if os.environ.get("CI") == "true" or not wanted:
+        return ALL_VERSIONS
+    unknown = set(wanted) - set(ALL_VERSIONS)
+    if unknown:
+        raise ValueError(f"REAL_SLURM_VERSIONS: unknown {sorted(unknown)}; known {ALL_VERSIONS}")
+    return tuple(v for v in ALL_VERSIONS if v in wanted)
+
+
+@dataclass(frozen=True)
+class Stack:
+    """One running SLURM of scripts/real-slurm.sh, as its ``env VERSION`` describes it."""
+
+    version: str
+    cluster: str
+    bin: str  # host-side wrappers of the SLURM commands: a slurm_bin_path
+    node: str
+    partition: str
+    slurmdbd_pid_file: Path
+    slurmdbd_exe: str
+
+    @classmethod
+    def describe(cls, version: str) -> Stack:
+        out = subprocess.run(
+            ["bash", str(SCRIPT), "env", version], capture_output=True, text=True, check=True
+        ).stdout
+        env = dict(
+            shlex.split(line.removeprefix("export "))[0].split("=", 1)
+            for line in out.splitlines()
+            if line.startswith("export ")
+        )
+        return cls(
+            version=version,
+            cluster=env["REAL_SLURM_CLUSTER"],
+            bin=env["REAL_SLURM_BIN"],
+            node=env["REAL_SLURM_NODE"],
+            partition=env["REAL_SLURM_PARTITION"],
+            slurmdbd_pid_file=Path(env["REAL_SLURMDBD_PID_FILE"]),
+            slurmdbd_exe=env["REAL_SLURMDBD_EXE"],
+        )
+
+    def is_up(self) -> bool:
+        if os.geteuid() != 0 or not Path(self.bin, "sacctmgr").exists():
+            return False
+        status = ["bash", str(SCRIPT), "status", self.version]
+        return subprocess.run(status, capture_output=True, check=False).returncode == 0
+
+
+_current: list[Stack] = []
+
+
+def stack() -> Stack:
+    """The SLURM stack of the running test (set by the ``real_slurm`` fixture)."""
+    if not _current:
+        raise RuntimeError("no real SLURM selected: the test must use the real_slurm fixture")
+    return _current[-1]
+
+
+def require_real_slurm(version: str) -> Stack:
+    """The stack of ``version``; skip (outside CI) or fail (in CI) when it is not running."""
+    found = Stack.describe(version)
+    if found.is_up():
+        return found
+    message = (
+        f"real SLURM {version} is not running: sudo bash {SCRIPT.relative_to(ROOT)} up {version}"
     )
-
-
-def require_real_slurm() -> None:
-    """Skip (outside CI) or fail (in CI) when the real SLURM is not running."""
-    if _stack_is_up():
-        return
-    message = f"real SLURM is not running: sudo bash {SCRIPT.relative_to(ROOT)} up"
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def real_slurm() -> None:
-    require_real_slurm()
+@pytest.fixture(scope="session", params=versions(), ids=lambda v: f"slurm-{v}")
+def real_slurm(request: pytest.FixtureRequest) -> Iterator[Stack]:
+    """The SLURM of one version, made current for the helpers while its tests run.
+
+    Tests elsewhere (end to end) that use it, ``tag`` or ``names`` run once per version.
+    """
+    found = require_real_slurm(request.param)
+    _current.append(found)
+    yield found
+    _current.remove(found)
+
+
+@pytest.fixture(autouse=True)
+def on_each_version(real_slurm: Stack) -> Stack:
+    """Every test of this tier runs on each SLURM version."""
+    return real_slurm
 
 
 def run(
     *argv: str, user: str | None = None, check: bool = True
 ) -> subprocess.CompletedProcess[str]:
     """Run a SLURM command as root (or as ``user``), from a directory anyone can use."""
-    full = [f"{BIN}/{argv[0]}", *argv[1:]]
+    full = [f"{stack().bin}/{argv[0]}", *argv[1:]]
     if user:
         full = ["runuser", "-u", user, "--", *full]
     return subprocess.run(
@@ -85,7 +160,7 @@ def assoc_rows(account: str, fields: str = ASSOC_FIELDS) -> list[list[str]]:
         "assoc",
         "where",
         f"account={account}",
-        f"cluster={CLUSTER}",
+        f"cluster={stack().cluster}",
         f"format={fields}",
     ).stdout
     return [line.split("|") for line in out.splitlines() if line]
@@ -157,8 +232,8 @@ def wait_finished(job_ids: list[str], timeout: float = 120) -> None:
 
 def real_backend(**settings: Any) -> SlurmBackend:
     settings = {
-        "slurm_bin_path": BIN,
-        "cluster_name": CLUSTER,
+        "slurm_bin_path": stack().bin,
+        "cluster_name": stack().cluster,
         "enable_user_homedir_account_creation": False,
         **settings,
     }
@@ -167,12 +242,12 @@ def real_backend(**settings: Any) -> SlurmBackend:
     return SlurmBackend(settings, components)
 
 
-def real_settings(tag: str, bin_path: Path | str = BIN) -> dict[str, Any]:
+def real_settings(tag: str, bin_path: Path | str | None = None) -> dict[str, Any]:
     """``backend_settings`` for the agent on the real SLURM, with ``tag``'s account prefixes."""
     return {
         "emulator_mode": False,
-        "slurm_bin_path": str(bin_path),
-        "cluster_name": CLUSTER,
+        "slurm_bin_path": str(bin_path or stack().bin),
+        "cluster_name": stack().cluster,
         "customer_prefix": f"c{tag}_",
         "project_prefix": f"p{tag}_",
         "allocation_prefix": f"a{tag}_",
@@ -180,7 +255,7 @@ def real_settings(tag: str, bin_path: Path | str = BIN) -> dict[str, Any]:
 
 
 @pytest.fixture
-def names() -> Iterator[dict[str, str]]:
+def names(real_slurm: Stack) -> Iterator[dict[str, str]]:
     """Unique customer/project/allocation slugs; their accounts are removed afterwards."""
     tag = uuid.uuid4().hex[:8]
     slugs = {
@@ -213,9 +288,8 @@ def remove_accounts(accounts: list[str]) -> None:
 
 
 @pytest.fixture
-def tag() -> Iterator[str]:
+def tag(real_slurm: Stack) -> Iterator[str]:
     """A tag for account names (``c<tag>_…``, ``p<tag>_…``, ``a<tag>_…``), removed afterwards."""
-    require_real_slurm()
     tag = uuid.uuid4().hex[:6]
     yield tag
     out = run("sacctmgr", "-P", "-n", "list", "account", "format=Account").stdout

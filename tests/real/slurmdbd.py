@@ -1,7 +1,8 @@
-"""Stopping and starting the real slurmdbd, for the fault tests.
+"""Stopping and starting the slurmdbd of the selected real SLURM, for the fault tests.
 
-slurmdbd is stopped the way ``scripts/real-slurm.sh down`` stops it (by its PID file,
-only if that PID is a slurmdbd), and brought back with ``scripts/real-slurm.sh up``,
+slurmdbd is stopped the way ``scripts/real-slurm.sh down VERSION`` stops it (by the
+stack's own PID file, only if that PID runs the stack's own slurmdbd binary: a host
+slurmdbd is never touched), and brought back with ``scripts/real-slurm.sh up VERSION``,
 which starts whatever is not running and leaves the rest alone. ``tripwire_bin`` makes
 a ``slurm_bin_path`` whose commands run the real ones, except that the first command
 matching a pattern stops slurmdbd just before it runs: the fault lands in the middle of
@@ -14,6 +15,7 @@ go on (outside CI) while another test run is going on.
 from __future__ import annotations
 
 import os
+import shlex
 import stat
 import subprocess
 from collections.abc import Iterator
@@ -22,12 +24,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.real.conftest import BIN, SCRIPT
+from tests.real.conftest import SCRIPT, stack
 
-PID_FILE = Path("/run/slurm/slurmdbd.pid")
-STOP_SH = f"""
-pid=$(cat {PID_FILE} 2>/dev/null | tr -dc 0-9)
-if [ -n "$pid" ] && [ "$(basename "$(readlink /proc/$pid/exe 2>/dev/null)")" = slurmdbd ]; then
+
+def stop_sh() -> str:
+    """Shell lines that stop the selected stack's slurmdbd and wait until it is gone."""
+    pid_file = shlex.quote(str(stack().slurmdbd_pid_file))
+    exe = shlex.quote(stack().slurmdbd_exe)
+    return f"""
+pid=$(cat {pid_file} 2>/dev/null | tr -dc 0-9)
+if [ -n "$pid" ] && [ "$(readlink /proc/$pid/exe 2>/dev/null)" = {exe} ]; then
     kill -TERM "$pid"
     while [ -e /proc/$pid ]; do sleep 0.1; done
 fi
@@ -35,24 +41,29 @@ fi
 
 
 def running() -> bool:
-    """True when the PID file names a live slurmdbd."""
+    """True when the stack's PID file names a live process of the stack's slurmdbd."""
     try:
-        pid = int(PID_FILE.read_text().strip())
-        return Path(os.readlink(f"/proc/{pid}/exe")).name.removesuffix(" (deleted)") == "slurmdbd"
+        pid = int(stack().slurmdbd_pid_file.read_text().strip())
+        exe = os.readlink(f"/proc/{pid}/exe").removesuffix(" (deleted)")
     except (OSError, ValueError):
         return False
+    return exe == stack().slurmdbd_exe
 
 
 def stop() -> None:
     """Stop slurmdbd and wait until it is gone."""
-    subprocess.run(["sh", "-c", STOP_SH], check=True, timeout=60)
+    subprocess.run(["sh", "-c", stop_sh()], check=True, timeout=60)
     assert not running()
 
 
 def start() -> None:
-    """Bring slurmdbd back (``scripts/real-slurm.sh up``) and wait until it answers."""
+    """Bring slurmdbd back (``scripts/real-slurm.sh up VERSION``) and wait until it answers."""
     proc = subprocess.run(
-        ["bash", str(SCRIPT), "up"], capture_output=True, text=True, timeout=300, check=False
+        ["bash", str(SCRIPT), "up", stack().version],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert running()
@@ -121,10 +132,10 @@ def tripwire_bin(directory: Path, pattern: str) -> Path:
             f"  {pattern})\n"
             f"    if [ ! -e {marker} ]; then\n"
             f"      : >{marker}\n"
-            f"{STOP_SH}"
+            f"{stop_sh()}"
             "    fi;;\n"
             "esac\n"
-            f'exec {BIN}/{name} "$@"\n'
+            f'exec {stack().bin}/{name} "$@"\n'
         )
         script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     return directory

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from waldur_api_client.models.resource import Resource
 
-from tests.real.conftest import CLUSTER, assoc_rows, real_backend, run
+from tests.real.conftest import assoc_rows, real_backend, run, stack
 from tests.test_backend_commands import resource
 from waldur_site_agent_slurm.backend import SlurmBackend
 
@@ -40,7 +40,7 @@ def own_row(account: str) -> list[str]:
 
 def flat_parent(tag: str) -> str:
     name = f"c{tag}_flatp"
-    run("sacctmgr", "-i", "add", "account", name, "Parent=root", f"Cluster={CLUSTER}")
+    run("sacctmgr", "-i", "add", "account", name, "Parent=root", f"Cluster={stack().cluster}")
     return name
 
 
@@ -91,7 +91,7 @@ def test_a_create_is_one_read_and_one_add_carrying_the_limits(tag: str) -> None:
 def test_an_adopted_account_gets_its_limits_corrected(tag: str) -> None:
     real_backend(**prefixes(tag)).create_resource_with_id(tagged(tag), f"a{tag}_r1")
     account = f"a{tag}_r1"
-    where = ["where", f"name={account}", f"cluster={CLUSTER}"]
+    where = ["where", f"name={account}", f"cluster={stack().cluster}"]
     run("sacctmgr", "-i", "modify", "account", *where, "set", "GrpTRESMins=cpu=1")
     real_backend(**prefixes(tag)).create_resource_with_id(tagged(tag), account)
     assert own_row(account)[3] == CREATED

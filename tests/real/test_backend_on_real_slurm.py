@@ -8,11 +8,11 @@ import pytest
 from waldur_site_agent.backend.exceptions import BackendError
 
 from tests.real.conftest import (
-    CLUSTER,
     USERS,
     assoc_rows,
     real_backend,
     run,
+    stack,
     submit,
     submit_until,
     wait_finished,
@@ -143,7 +143,9 @@ def test_removing_users_default_account_and_terminating_with_running_job(
 def test_bad_names_never_reach_real_sacctmgr(names: dict[str, str], bad: str) -> None:
     def ours() -> list[str]:
         # Only this test's rows: other tests may use the cluster at the same time.
-        out = run("sacctmgr", "-P", "-n", "show", "assoc", "where", f"cluster={CLUSTER}").stdout
+        out = run(
+            "sacctmgr", "-P", "-n", "show", "assoc", "where", f"cluster={stack().cluster}"
+        ).stdout
         fields = {*names.values(), bad}
         return [line for line in out.splitlines() if fields & set(line.split("|"))]
 

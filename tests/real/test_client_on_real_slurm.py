@@ -1,4 +1,4 @@
-"""The public client on the real SLURM 22.05: no-argument construction, list_accounts, create."""
+"""The public client on each real SLURM: no-argument construction, list_accounts, create."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.real.conftest import BIN, CLUSTER, assoc_rows, remove_accounts, run
+from tests.real.conftest import assoc_rows, remove_accounts, run, stack
 from waldur_site_agent_slurm.client import SlurmClient
 
 pytestmark = pytest.mark.real_slurm
@@ -26,7 +26,7 @@ def test_client_without_arguments_lists_accounts_with_organization_and_descripti
     accounts: tuple[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     project, _ = accounts
-    monkeypatch.setenv("PATH", f"{BIN}:/bin")
+    monkeypatch.setenv("PATH", f"{stack().bin}:/bin")
     run(
         "sacctmgr",
         "-i",
@@ -35,7 +35,7 @@ def test_client_without_arguments_lists_accounts_with_organization_and_descripti
         project,
         "Description=Team A",
         "Organization=uni",
-        f"Cluster={CLUSTER}",
+        f"Cluster={stack().cluster}",
     )
     listed = {a.name: (a.organization, a.description) for a in SlurmClient().list_accounts()}
     assert listed[project] == ("uni", "team a")  # sacctmgr stores both in lower case
@@ -46,8 +46,8 @@ def test_create_resource_without_parent_puts_the_account_under_root(
     accounts: tuple[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     project, allocation = accounts
-    monkeypatch.setenv("PATH", f"{BIN}:/bin")
-    client = SlurmClient(cluster_name=CLUSTER)
+    monkeypatch.setenv("PATH", f"{stack().bin}:/bin")
+    client = SlurmClient(cluster_name=stack().cluster)
     client.create_resource(project, "Project X", "cust-x")
     client.create_resource(allocation, "Allocation X", project, parent_name=project)
     assert [row[2] for row in assoc_rows(project) if not row[1]] == ["root"]

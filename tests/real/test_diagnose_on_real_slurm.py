@@ -16,7 +16,7 @@ import jsonschema
 import pytest
 
 from tests.e2e.conftest import Agent, agent_config, demo_scenario
-from tests.real.conftest import CLUSTER, DEMO_USERS, USERS, assoc_rows, real_settings, run
+from tests.real.conftest import DEMO_USERS, USERS, assoc_rows, real_settings, run, stack
 from waldur_site_agent_slurm.devtools.standin import StandIn, load_scenario
 
 pytestmark = pytest.mark.real_slurm
@@ -54,7 +54,7 @@ def test_diagnose_and_fix_an_allocation_on_real_slurm(tmp_path: Path, tag: str) 
             "account",
             "where",
             f"name={account}",
-            f"cluster={CLUSTER}",
+            f"cluster={stack().cluster}",
             "set",
             "GrpTRESMins=cpu=10",
             "QOS=blocked",
@@ -65,7 +65,7 @@ def test_diagnose_and_fix_an_allocation_on_real_slurm(tmp_path: Path, tag: str) 
         document = json.loads(drifted.stdout)
         jsonschema.validate(document, json.loads(SCHEMA.read_text()))
         assert document["accounts"][0]["remediation"] == [
-            f"sacctmgr --immediate modify account where name={account} cluster={CLUSTER} "
+            f"sacctmgr --immediate modify account where name={account} cluster={stack().cluster} "
             "set GrpTRESMins=cpu=6000 QOS=normal DefaultQOS=normal"
         ]
 

@@ -24,8 +24,6 @@ from waldur_site_agent.backend.exceptions import BackendNotReadyError
 from tests.e2e.conftest import FLOOD, SKY, Agent, agent_config, demo_scenario
 from tests.real import slurmdbd
 from tests.real.conftest import (
-    BIN,
-    CLUSTER,
     DEMO_USERS,
     USERS,
     assoc_rows,
@@ -33,6 +31,7 @@ from tests.real.conftest import (
     real_settings,
     remove_accounts,
     run,
+    stack,
     submit,
     wait_finished,
 )
@@ -46,7 +45,7 @@ UTC = timezone.utc  # datetime.UTC from Python 3.11 on
 
 pytestmark = pytest.mark.real_slurm
 
-# What SLURM 22.05's sacctmgr and sacct print first while slurmdbd is down (sacct adds
+# What sacctmgr and sacct print (22.05 and 24.11 alike) while slurmdbd is down (sacct adds
 # "Problem talking to the database: Connection refused", sacctmgr does not).
 DOWN = "Sending PersistInit msg: Connection refused"
 
@@ -75,7 +74,7 @@ def standin(tmp_path: Path) -> Iterator[StandIn]:
         yield server
 
 
-def real_agent(path: Path, api_url: str, tag: str, bin_path: Path | str = BIN) -> Agent:
+def real_agent(path: Path, api_url: str, tag: str, bin_path: Path | str | None = None) -> Agent:
     """The agent on the real SLURM, with this test's prefixes; CPU is reported in minutes."""
     return Agent(agent_config(path, api_url, cpu_minutes=True, **real_settings(tag, bin_path)), {})
 
@@ -89,7 +88,7 @@ def cents(value: Decimal) -> Decimal:
     return value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
 
 
-# ---- what SLURM 22.05 prints while slurmdbd is down ---------------------------------------
+# ---- what SLURM prints while slurmdbd is down ---------------------------------------------
 
 
 @pytest.mark.usefixtures("dbd")
@@ -97,11 +96,11 @@ def test_every_command_the_plugin_runs_reads_as_slurm_unavailable_while_slurmdbd
     names: dict[str, str],
 ) -> None:
     account = names["slug"]
-    runner = CommandRunner(bin_path=BIN, timeout=60)
+    runner = CommandRunner(bin_path=stack().bin, timeout=60)
     read = ["sacctmgr", "--parsable2", "--noheader"]
     commands: list[tuple[list[str], bool]] = [
         ([*read, "show", "cluster", "format=Cluster"], False),
-        ([*read, "show", "assoc", "where", f"cluster={CLUSTER}", "format=Account"], False),
+        ([*read, "show", "assoc", "where", f"cluster={stack().cluster}", "format=Account"], False),
         ([*read, "list", "tres", "format=Type,Name"], False),
         ([*read, "show", "qos", "format=Name"], False),
         ([*read, "list", "user", "where", f"name={USERS[0]}", "format=User"], False),
@@ -110,7 +109,7 @@ def test_every_command_the_plugin_runs_reads_as_slurm_unavailable_while_slurmdbd
           "set", "Fairshare=5"], True),
         (["sacctmgr", "--immediate", "delete", "account", "where", f"name={account}"], True),
         (["sacct", "--parsable2", "--noheader", "--allusers", "--starttime=now-1hour",
-          f"--accounts={account}", "--format=JobID", f"--clusters={CLUSTER}"], False),
+          f"--accounts={account}", "--format=JobID", f"--clusters={stack().cluster}"], False),
     ]  # fmt: skip
     slurmdbd.stop()
     errors = []
@@ -129,8 +128,12 @@ def test_every_command_the_plugin_runs_reads_as_slurm_unavailable_while_slurmdbd
     assert backend.diagnostics() is False
     slurmdbd.start()
     assert backend.ping() is True
-    # The texts SLURM 22.05 printed; runner.UNAVAILABLE_MARKERS must recognise them.
-    persist = "slurm_persist_conn_open_without_init: failed to open persistent connection"
+    # The texts this SLURM printed, which the answer classifier recognises; the function
+    # that reports the failed connection was renamed after 22.05.
+    opener = {"22.05": "slurm_persist_conn_open_without_init"}.get(
+        stack().version, "_open_persist_conn"
+    )
+    persist = f"{opener}: failed to open persistent connection"
     assert all(persist in text and DOWN in text for text in errors), errors
 
 
@@ -245,7 +248,7 @@ def test_slurmdbd_stopping_mid_periodic_apply_reports_what_ran_and_the_resend_co
     names: dict[str, str], tmp_path: Path
 ) -> None:
     account = names["slug"]
-    run("sacctmgr", "-i", "add", "account", account, "Parent=root", f"Cluster={CLUSTER}")
+    run("sacctmgr", "-i", "add", "account", account, "Parent=root", f"Cluster={stack().cluster}")
     state_dir = tmp_path / "periodic-state"
     periodic = {"enabled": True, "state_dir": str(state_dir), "period": "month"}
     settings: dict[str, Any] = {
@@ -261,7 +264,7 @@ def test_slurmdbd_stopping_mid_periodic_apply_reports_what_ran_and_the_resend_co
     result = faulty.apply_periodic_settings(account, settings)
 
     assert (trip / "tripped").exists()
-    where = f"where name={account} cluster={CLUSTER} set"
+    where = f"where name={account} cluster={stack().cluster} set"
     limits_line = (
         f"sacctmgr --immediate modify account {where} Fairshare=321 GrpTRESMins=billing=900,cpu=100"
     )
@@ -269,7 +272,7 @@ def test_slurmdbd_stopping_mid_periodic_apply_reports_what_ran_and_the_resend_co
     assert result["commands_executed"] == [limits_line]
     assert DOWN in result["error"]
     assert f"modify account {where} RawUsage=0" in result["error"]
-    state = StateStore(state_dir, CLUSTER).read(account)
+    state = StateStore(state_dir, stack().cluster).read(account)
     assert state.resets == ()  # the reset did not happen, so it is not recorded
 
     slurmdbd.start()
@@ -280,6 +283,6 @@ def test_slurmdbd_stopping_mid_periodic_apply_reports_what_ran_and_the_resend_co
 
     assert again["success"] is True, again
     assert again["commands_executed"] == [f"sacctmgr --immediate modify account {where} RawUsage=0"]
-    assert StateStore(state_dir, CLUSTER).read(account).resets == (again["period"],)
+    assert StateStore(state_dir, stack().cluster).read(account).resets == (again["period"],)
     third = real_backend(periodic_limits=periodic).apply_periodic_settings(account, settings)
     assert third["commands_executed"] == []

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from waldur_api_client.models.resource import Resource
 from waldur_site_agent.backend.exceptions import BackendError
 
-from tests.real.conftest import BIN, CLUSTER, assoc_rows, real_backend, run
+from tests.real.conftest import assoc_rows, real_backend, run, stack
 from tests.security import account_slugs, free_text, limit_values, usernames
 from waldur_site_agent_slurm.slurm.parser import parse_tres
 from waldur_site_agent_slurm.slurm.runner import CommandResult, CommandRunner
@@ -45,7 +45,7 @@ class RecordingRunner(CommandRunner):
     """The real runner, keeping the argv of every command that ran."""
 
     def __init__(self) -> None:
-        super().__init__(bin_path=BIN, timeout=60)
+        super().__init__(bin_path=stack().bin, timeout=60)
         self.ran: list[list[str]] = []
 
     def run(
@@ -167,9 +167,9 @@ def check_users(account: str, ran: list[list[str]]) -> None:
 
 def test_slurm_stores_user_qos_and_partition_names_in_lower_case(names: dict[str, str]) -> None:
     account = names["slug"]
-    run("sacctmgr", "-i", "add", "account", account, "Parent=root", f"Cluster={CLUSTER}")
+    run("sacctmgr", "-i", "add", "account", account, "Parent=root", f"Cluster={stack().cluster}")
     run("sacctmgr", "-i", "add", "user", "SlurmTest1", f"Account={account}", "Partition=Debug",
-        f"Cluster={CLUSTER}")  # fmt: skip
+        f"Cluster={stack().cluster}")  # fmt: skip
     run("sacctmgr", "-i", "modify", "account", "where", f"name={account}", "set", "QOS=Blocked")
     rows = {row[0]: row[1:] for row in assoc_rows(account, "User,Partition,QOS")}
     assert set(rows) == {"", "slurmtest1"}  # not SlurmTest1: Waldur's "Alice" would flap
@@ -181,7 +181,7 @@ def test_a_mixed_case_qos_from_the_config_is_set_once_and_then_left_alone(
     names: dict[str, str],
 ) -> None:
     account = names["slug"]
-    run("sacctmgr", "-i", "add", "account", account, "Parent=root", f"Cluster={CLUSTER}")
+    run("sacctmgr", "-i", "add", "account", account, "Parent=root", f"Cluster={stack().cluster}")
     first = real_backend(qos_paused="Blocked")
     first.pause_resource(account)
     assert assoc_rows(account, "User,QOS,DefaultQOS") == [["", "blocked", "blocked"]]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.real.conftest import BIN, CLUSTER, assoc_rows
+from tests.real.conftest import assoc_rows, stack
 from tests.test_backend_commands import resource
 from tests.test_limits_prepaid_targets import PREPAID, TARGETS, prepaid_resource
 from waldur_site_agent_slurm.backend import SlurmBackend
@@ -14,8 +14,8 @@ pytestmark = pytest.mark.real_slurm
 
 def backend(components: dict[str, dict[str, object]]) -> SlurmBackend:
     settings = {
-        "slurm_bin_path": BIN,
-        "cluster_name": CLUSTER,
+        "slurm_bin_path": stack().bin,
+        "cluster_name": stack().cluster,
         "enable_user_homedir_account_creation": False,
     }
     return SlurmBackend(settings, {k: dict(v) for k, v in components.items()})

@@ -10,13 +10,12 @@ import pytest
 
 from tests.conftest import COMPONENTS
 from tests.real.conftest import (
-    BIN,
-    CLUSTER,
     USERS,
     assoc_rows,
     fairshare,
     real_backend,
     run,
+    stack,
     submit,
     submit_until,
     wait_finished,
@@ -72,8 +71,8 @@ def test_a_storage_component_is_skipped_and_the_rest_reaches_slurm(
     components["storage"] = {"measured_unit": "TB", "unit_factor": 1, "accounting_type": "limit"}
     backend = SlurmBackend(
         {
-            "slurm_bin_path": BIN,
-            "cluster_name": CLUSTER,
+            "slurm_bin_path": stack().bin,
+            "cluster_name": stack().cluster,
             "enable_user_homedir_account_creation": False,
             "periodic_limits": {"enabled": True, "state_dir": str(tmp_path)},
         },
@@ -85,7 +84,7 @@ def test_a_storage_component_is_skipped_and_the_rest_reaches_slurm(
     assert result["success"] is True, result["error"]
     assert result["mode"] == "production"
     assert result["commands_executed"] == [
-        f"sacctmgr --immediate modify account where name={names['slug']} cluster={CLUSTER} "
+        f"sacctmgr --immediate modify account where name={names['slug']} cluster={stack().cluster} "
         "set Fairshare=500 GrpTRESMins=billing=14400,cpu=100,gres/gpu=600"
     ]
     assert fairshare(names["slug"]) == "500"
@@ -128,7 +127,7 @@ def test_raw_usage_reset_zeroes_sshare_once_per_period(
     assert result["success"] is True, result["error"]
     assert result["commands_executed"][-1] == (
         f"sacctmgr --immediate modify account where name={names['slug']} "
-        f"cluster={CLUSTER} set RawUsage=0"
+        f"cluster={stack().cluster} set RawUsage=0"
     )
     assert raw_usage(names["slug"]) == 0
     assert result["raw_usage_reset"] == {

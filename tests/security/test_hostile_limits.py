@@ -20,7 +20,7 @@ from waldur_api_client.models.resource import Resource
 from waldur_site_agent.backend.exceptions import BackendError
 
 from tests.conftest import make_backend
-from tests.fakes import TRES_OUTPUT, FakeRunner, assoc_lines
+from tests.fakes import TRES_OUTPUT, AccountFake, FakeRunner, assoc_lines
 from tests.security import limit_values
 
 SI = ["sacctmgr", "--immediate"]
@@ -33,8 +33,9 @@ EXAMPLES = settings(max_examples=300, deadline=None, suppress_health_check=[Heal
 PERIODIC = {"enabled": True, "state_dir": "/nonexistent/periodic-state"}
 
 
-def fake(assoc: str = ALLOC) -> FakeRunner:
-    return FakeRunner(outputs={"list tres": TRES_OUTPUT, "show assoc": assoc})
+def fake(assoc: str = ALLOC) -> AccountFake:
+    """``show assoc`` shows the accounts of ``assoc`` as the writes leave them."""
+    return AccountFake.of(assoc, **{"list tres": TRES_OUTPUT})
 
 
 def writes(runner: FakeRunner) -> list[list[str]]:

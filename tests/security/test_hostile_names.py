@@ -16,7 +16,7 @@ from waldur_api_client.models.resource import Resource
 from waldur_site_agent.backend.exceptions import BackendError
 
 from tests.conftest import make_backend
-from tests.fakes import TRES_OUTPUT, FakeRunner, assoc_lines
+from tests.fakes import TRES_OUTPUT, AccountFake, FakeRunner, assoc_lines
 from tests.security import (
     DESCRIPTION_CHARS,
     HAZARDS,
@@ -39,8 +39,9 @@ PREFIXES = {"customer_prefix": "c_", "project_prefix": "p_", "allocation_prefix"
 EXAMPLES = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def fake(assoc: str = ROOT) -> FakeRunner:
-    return FakeRunner(outputs={"list tres": TRES_OUTPUT, "show assoc": assoc})
+def fake(assoc: str = ROOT) -> AccountFake:
+    """``show assoc`` shows the accounts of ``assoc`` as the writes leave them."""
+    return AccountFake.of(assoc, **{"list tres": TRES_OUTPUT})
 
 
 def writes(runner: FakeRunner) -> list[list[str]]:

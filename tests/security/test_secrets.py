@@ -24,6 +24,7 @@ from tests.e2e.conftest import FLOOD, SCENARIO, agent_config
 from tests.e2e.events import event_config
 from tests.e2e.test_failures import failing_slurm
 from tests.emulator.conftest import emulator  # noqa: F401 - the per-test emulator fixture
+from tests.real.conftest import real_slurm, stack  # noqa: F401 - the real SLURM, per version
 from waldur_site_agent_slurm.devtools.demo.agentrun import (
     AGENT,
     AgentRun,
@@ -202,13 +203,15 @@ class CommandLineWatch:
         self._thread.join()
 
 
-def run_script(script: str, *commands: str) -> tuple[list[str], set[str]]:
-    """Run ``scripts/<script> COMMAND`` for each command; return outputs and command lines."""
+def run_script(
+    script: str, *commands: str, args: tuple[str, ...] = ()
+) -> tuple[list[str], set[str]]:
+    """Run ``scripts/<script> COMMAND ARGS…`` for each command; return outputs and command lines."""
     outputs = []
     with CommandLineWatch() as watch:
         for command in commands:
             proc = subprocess.run(
-                ["bash", str(ROOT / "scripts" / script), command],
+                ["bash", str(ROOT / "scripts" / script), command, *args],
                 capture_output=True,
                 text=True,
                 timeout=600,
@@ -231,22 +234,21 @@ def needs_root(what: str) -> None:
 
 
 @pytest.mark.real_slurm
+@pytest.mark.usefixtures("real_slurm")
 def test_the_database_password_of_real_slurm_sh_is_never_printed_or_passed_as_argument() -> None:
-    from tests.real.conftest import _stack_is_up
-
     needs_root("scripts/real-slurm.sh")
-    if not _stack_is_up():
-        message = "real SLURM is not running: sudo bash scripts/real-slurm.sh up"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    outputs, command_lines = run_script("real-slurm.sh", "status", "env", "up", "status")
+    current = stack()
+    outputs, command_lines = run_script(
+        "real-slurm.sh", "status", "env", "up", "status", args=(current.version,)
+    )
 
-    password = Path("/var/lib/slurm/.dbpass").read_text().strip()
+    root = current.slurmdbd_pid_file.parents[2]  # <root>/run/slurm/slurmdbd.pid
+    dbpass = root / "var/lib/slurm/.dbpass"
+    password = dbpass.read_text().strip()
     assert_absent([password], *outputs, *command_lines)
-    for path in (Path("/var/lib/slurm/.dbpass"), Path("/etc/slurm/slurmdbd.conf")):
+    for path in (dbpass, root / "etc/slurm/slurmdbd.conf"):
         assert path.stat().st_mode & 0o077 == 0, f"{path} is readable by others"
-    assert "up: cluster" in outputs[2]
+    assert f"up: SLURM {current.version}, cluster" in outputs[2]
 
 
 @pytest.mark.broker

@@ -22,6 +22,7 @@ from waldur_site_agent_slurm.config import SlurmSettings
 from waldur_site_agent_slurm.slurm import validation
 
 OK_STATE = "OK"
+NO_DEFAULT = ""  # a user's DefaultAccount after SLURM deleted the default's association
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,9 @@ class UserRemoval:
 
     ``accounts`` are the accounts whose associations go with it (whose jobs are
     cancelled first): ``account``, and the common default account when the user goes
-    as a whole.
+    as a whole. ``fallback_default`` is where the user's default account goes should
+    SLURM still refuse because ``account`` is the default (None when the user goes as
+    a whole).
     """
 
     user: str
@@ -60,6 +63,7 @@ class UserRemoval:
     new_default: str | None
     whole_user: bool
     accounts: tuple[str, ...] = ()
+    fallback_default: str | None = None
 
 
 def state_name(state: object) -> str | None:
@@ -215,9 +219,16 @@ def removals(
 ) -> list[UserRemoval]:
     """How to remove each of ``present`` from ``account``, in order.
 
-    A user whose only other association is the plugin's common default account leaves
-    as a whole (``delete user name=U`` drops every association at once: SLURM 22.05
-    refuses to delete a user's default-account association on its own).
+    The same on every SLURM release, although they differ where a default account
+    goes: deleting the default association of a user who has others, 22.05 does it and
+    leaves the user with an empty default account, 24.11 refuses; deleting an account
+    that is a user's only association, 22.05 drops the user too, 24.11 keeps the user
+    with an empty default account. So a user whose last association this is (apart from
+    the plugin's common default account) leaves as a whole, ``delete user name=U``
+    dropping every association at once, and a user who stays keeps a default account:
+    when it is ``account``, or empty (as either release can leave it), it moves to the
+    common default account if the user has it, else to the user's first other account,
+    before the association goes.
     """
     common_default = settings.default_account
     ours = {plugin_default(settings)} - {None}
@@ -227,8 +238,7 @@ def removals(
         if not set(others) - ours:
             steps.append(UserRemoval(user, account, None, True, (account, *others)))
             continue
-        new_default = None
-        if defaults.get(user) == account:
-            new_default = common_default if common_default in others else others[0]
-        steps.append(UserRemoval(user, account, new_default, False, (account,)))
+        fallback = common_default if common_default in others else others[0]
+        new_default = fallback if defaults.get(user) in (account, NO_DEFAULT) else None
+        steps.append(UserRemoval(user, account, new_default, False, (account,), fallback))
     return steps

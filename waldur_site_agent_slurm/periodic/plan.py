@@ -3,7 +3,9 @@
 ``plan_settings`` returns the actions, each with its reason, that one ``sacctmgr
 modify`` carries out (only the fields that differ), the RawUsage reset when one is due,
 and the values refused because they would block the account by accident. The same list
-is logged, returned to Waldur and applied.
+is logged, returned to Waldur and applied. ``unapplied`` compares the association read
+back after the write with what the actions set: SLURM can answer "Modified" with exit 0
+and store something else (24.11 stores cpu=0 for ``cpu=abc``).
 """
 
 from __future__ import annotations
@@ -155,3 +157,60 @@ def plan_settings(
         refused=tuple(refused),
         notes=tuple(notes),
     )
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """A field the plan wrote that SLURM does not hold afterwards."""
+
+    field: str
+    expected: str
+    actual: str
+
+    def __str__(self) -> str:
+        """``GrpTRESMins cpu: expected 600, SLURM has 0``."""
+        return f"{self.field}: expected {self.expected}, SLURM has {self.actual}"
+
+
+def _written_tres(value: str) -> dict[str, int]:
+    """``cpu=60,mem=-1`` as written by a plan (``-1`` clears a TRES)."""
+    pairs = (item.partition("=") for item in value.split(",") if item)
+    return {name: int(number) for name, _, number in pairs}
+
+
+def unapplied(plan: Plan, record: AssociationRecord) -> list[Mismatch]:
+    """The values of ``plan.changes`` that ``record`` (read after the write) lacks."""
+    found = []
+    for action in plan.changes:
+        if action.field in RECORD_FIELDS:
+            held: dict[str, int] = getattr(record, RECORD_FIELDS[action.field])
+            for tres, value in sorted(_written_tres(action.value).items()):
+                now = held.get(tres)
+                if now != (None if value == limits.CLEAR else value):
+                    found.append(
+                        Mismatch(
+                            f"{action.field} {tres}",
+                            "unset" if value == limits.CLEAR else str(value),
+                            "unset" if now is None else str(now),
+                        )
+                    )
+            continue
+        actual = _field_value(action.field, record)
+        if actual is not None and not _same(action.field, action.value, actual):
+            found.append(Mismatch(action.field, action.value, actual or "unset"))
+    return found
+
+
+def _field_value(field_name: str, record: AssociationRecord) -> str | None:
+    """What ``record`` holds for a non-TRES field (None: a field the read does not show)."""
+    return {
+        "Fairshare": record.fairshare,
+        "QOS": ",".join(record.qos),
+        "DefaultQOS": record.default_qos,
+    }.get(field_name)
+
+
+def _same(field_name: str, written: str, actual: str) -> bool:
+    if field_name == "QOS":  # SLURM prints a QoS list in its own order
+        return set(written.split(",")) == set(actual.split(","))
+    return written == actual

@@ -32,7 +32,13 @@ from waldur_site_agent_slurm.config import SlurmSettings
 from waldur_site_agent_slurm.periodic import emulator_api
 from waldur_site_agent_slurm.periodic.clock import Clock, make_clock
 from waldur_site_agent_slurm.periodic.periods import Period, parse_period, period_of
-from waldur_site_agent_slurm.periodic.plan import Action, Plan, ResetOutcome, plan_settings
+from waldur_site_agent_slurm.periodic.plan import (
+    Action,
+    Plan,
+    ResetOutcome,
+    plan_settings,
+    unapplied,
+)
 from waldur_site_agent_slurm.periodic.settings import (
     BILLING,
     PeriodicConfig,
@@ -345,11 +351,28 @@ class PeriodicService:
                 logger.info("Periodic settings for %s (%s): %s", account, period.id, line)
             if plan.changes:
                 executed.append(self.client.modify_account(account, plan.fields()))
+                self._check_written(account, plan)
             if plan.reset is not None and held is not None:
                 executed.append(self.client.modify_account(account, {"RawUsage": "0"}))
                 held.save(held.state.with_reset(period.id))
                 progress.reset = ResetOutcome(True, True, plan.reset.reason)
         return plan, period, refused
+
+    def _check_written(self, account: str, plan: Plan) -> None:
+        """Read the association back once and fail when SLURM holds other values.
+
+        sacctmgr can report success and store something else (22.05 and 24.11 answer
+        ``GrpTRESMins=cpu=abc`` with "Modified", exit 0, and store cpu=0).
+        """
+        record = self.client.account_record(account, fresh=True)
+        if record is None:
+            raise PeriodicSettingsError(f"Account {account} vanished from SLURM while applied")
+        wrong = unapplied(plan, record)
+        if wrong:
+            raise PeriodicSettingsError(
+                f"SLURM did not store the settings written to {account}: "
+                + "; ".join(str(item) for item in wrong)
+            )
 
     def apply_on_emulator(
         self, account: str, settings: PeriodicSettings, progress: Progress

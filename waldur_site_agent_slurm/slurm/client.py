@@ -121,7 +121,11 @@ class SlurmClient(BaseClient):
         return [f"{key}={self.cluster_name}"] if self.cluster_name else []
 
     def _write(self, *args: str, accept_nothing: bool = True) -> CommandResult:
-        """Run a sacctmgr change; "Nothing ..." answers are success (idempotent writes)."""
+        """Run a sacctmgr change; "nothing changed" answers are success (idempotent writes).
+
+        What counts as "nothing changed" is recognised in every release's words
+        (``answers``); ``accept_nothing=False`` makes a modify that matched nothing fail.
+        """
         self._snapshot = None
         self._submit_limits = None
         argv = self.change_argv(*args)
@@ -259,8 +263,9 @@ class SlurmClient(BaseClient):
     ) -> bool:
         """Create an account under ``parent``, its GrpTRESMins set in the same command.
 
-        False when the account already existed (sacctmgr answers "Nothing new added"):
-        it is left as it is, limits included.
+        False when the account already existed (sacctmgr 22.05 answers " Nothing new
+        added.", 24.11 " Already existing account …"): it is left as it is, limits
+        included.
         """
         args = self.add_account_args(name, description, organization, parent, grp_tres_mins)
         if self._write(*args).nothing_to_do:

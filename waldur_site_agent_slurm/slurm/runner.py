@@ -27,10 +27,7 @@ from waldur_site_agent_slurm.errors import (
     SlurmTimeoutError,
     SlurmUnavailableError,
 )
-
-# sacctmgr answers "Nothing new added." / " Nothing modified" / " Nothing deleted" on
-# stdout with exit status 1 when the request was already satisfied.
-NOTHING_TO_DO_PREFIX = "Nothing "
+from waldur_site_agent_slurm.slurm.answers import NOTHING_TO_DO, Answer, classify
 
 
 @dataclass(frozen=True)
@@ -43,13 +40,18 @@ class CommandResult:
     stderr: str
 
     @property
+    def answer(self) -> Answer:
+        """What the exit status and the output mean (``answers.classify``)."""
+        return classify(self.argv, self.returncode, self.stdout, self.stderr)
+
+    @property
     def nothing_to_do(self) -> bool:
-        """True when sacctmgr reported that the request changed nothing."""
-        return (
-            self.returncode == 1
-            and not self.stderr.strip()
-            and self.stdout.strip().startswith(NOTHING_TO_DO_PREFIX)
-        )
+        """True when sacctmgr reported that the request changed nothing.
+
+        An add that found everything there, a delete that found nothing, a modify that
+        matched nothing: in 22.05's words and in 24.11's.
+        """
+        return self.answer in NOTHING_TO_DO
 
 
 class Runner(Protocol):
@@ -126,7 +128,9 @@ class CommandRunner:
         Args:
             argv: command name and arguments.
             mutating: the command changes SLURM; in dry-run mode it is only logged.
-            accept_nothing: sacctmgr's "Nothing ..." answer (exit 1) is a success.
+            accept_nothing: sacctmgr's "nothing changed" answers (exit 1) are a success.
+
+        A sacctmgr change that exits 0 but reports ``error:`` on stderr is a failure.
         """
         shown = self.display(argv)
         if mutating and self.dry_run:
@@ -156,9 +160,7 @@ class CommandRunner:
         except OSError as err:
             raise SlurmCommandError(argv, None, "", str(err), f"Could not start ({err})") from err
         result = CommandResult(tuple(argv), proc.returncode, proc.stdout, proc.stderr)
-        if result.returncode == 0 or (accept_nothing and result.nothing_to_do):
-            return result
-        raise command_error(result)
+        return checked(result, accept_nothing=accept_nothing)
 
     def stream(self, argv: Sequence[str], env: Mapping[str, str] | None = None) -> Iterator[str]:
         """Run a read-only command, yielding stdout lines as they arrive.
@@ -211,35 +213,40 @@ def _text(value: str | bytes | None) -> str:
     return value or ""
 
 
-# What SLURM commands print when slurmdbd or slurmctld cannot be reached.
-UNAVAILABLE_MARKERS = (
-    "Problem talking to the database",
-    "Unable to contact slurm controller",
-    "slurm_persist_conn_open",
-    "Sending PersistInit msg",
-    "Connection refused",
-    "Socket timed out",
-    "Zero Bytes were transmitted or received",
-)
+def checked(result: CommandResult, *, accept_nothing: bool = False) -> CommandResult:
+    """``result`` when the command did what was asked, else the error saying what SLURM meant.
+
+    ``accept_nothing`` also lets a request that changed nothing through.
+    """
+    answer = result.answer
+    if answer is Answer.DONE or (accept_nothing and answer in NOTHING_TO_DO):
+        return result
+    raise command_error(result)
 
 
 def command_error(result: CommandResult) -> SlurmCommandError:
     """The error for a failed command: SLURM unreachable, or the command refused."""
-    output = result.stderr + result.stdout
-    cls = (
-        SlurmUnavailableError
-        if any(marker in output for marker in UNAVAILABLE_MARKERS)
-        else SlurmCommandError
-    )
+    answer = result.answer
+    cls = SlurmUnavailableError if answer is Answer.UNAVAILABLE else SlurmCommandError
     return cls(
-        result.argv, result.returncode, result.stdout, result.stderr, _failure_reason(result)
+        result.argv,
+        result.returncode,
+        result.stdout,
+        result.stderr,
+        _failure_reason(result, answer),
+        answer=answer,
     )
 
 
-def _failure_reason(result: CommandResult) -> str:
+def _failure_reason(result: CommandResult, answer: Answer) -> str:
     message = (result.stderr.strip() or result.stdout.strip()).splitlines()
     detail = " ".join(line.strip() for line in message[:3]) or "no output"
-    return f"Exit status {result.returncode} ({detail})"
+    if result.returncode == 0:
+        return f"Reported an error although it exited 0 ({detail})"
+    status = f"Exit status {result.returncode} ({detail})"
+    if answer in (Answer.FAILED, Answer.UNAVAILABLE):
+        return status
+    return f"SLURM refused ({answer.value}); {status[0].lower()}{status[1:]}"
 
 
 def _path_without_python_env() -> str:
