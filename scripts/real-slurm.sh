@@ -25,7 +25,8 @@ NODE="$(hostname -s)"
 PARTITION=debug
 GPUS=2
 TEST_USERS=(slurmtest1 slurmtest2 slurmtest3)
-PACKAGES=(munge mariadb-server slurmdbd slurmctld slurmd slurm-client)
+# acl: setfacl/getfacl, which the project-directory tests run on the real file system.
+PACKAGES=(munge mariadb-server slurmdbd slurmctld slurmd slurm-client acl)
 
 CONF_DIR=/etc/slurm
 STATE_DIR=/var/lib/slurm/slurmctld   # job-ID counter, job state, node drain state
