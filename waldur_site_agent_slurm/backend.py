@@ -214,6 +214,8 @@ class SlurmBackend(BaseBackend):
             self.project_directories.checked_path(self._project_of(waldur_resource))
         tres_limits, _ = self._collect_resource_limits(waldur_resource)  # fails before writes
         self._carried = tree.CarriedLimits(resource_backend_id, tres_limits)
+        # Orders of one cycle share the backend: undo only what this create adds.
+        self.client.added_accounts.clear()
         try:
             return super().create_resource_with_id(
                 waldur_resource, resource_backend_id, user_context
