@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the tiers that need no service (parser, domain, framework loading, emulator,
-# stand-in, security, the in-process fault tests and the site tests) on every supported Python besides
-# the 3.11 of scripts/test.sh: 3.10, 3.12 and 3.13 by default, or those named in
+# stand-in, security, the in-process fault tests and the site tests) on every supported
+# Python besides the 3.11 of scripts/test.sh: 3.10, 3.12 and 3.13 by default, or those named in
 # TEST_PYTHONS (e.g. TEST_PYTHONS="3.13"). Each gets its own virtualenv, .venv-X.Y, with
 # the package and its dev dependencies. The interpreters come from pyenv
 # ($PYENV_ROOT/versions/X.Y.*) or PATH (pythonX.Y); a missing one fails the run before
