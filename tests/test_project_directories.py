@@ -284,3 +284,13 @@ def test_terminating_the_last_allocation_keeps_the_directory_and_says_so(
     assert (base / "p_sim" / "results.dat").read_text() == "data"
     text = caplog.text + capsys.readouterr().out
     assert f"its directory {base / 'p_sim'} and its data are kept" in text
+
+
+def test_diagnostics_name_a_missing_base_path_and_an_unknown_owner(tmp_path: Path) -> None:
+    layout = layout_of(base_path=str(tmp_path / "unmounted"), owner="no-such-user-here")
+    problems = directories(layout).problems()
+    assert problems == [
+        f"backend_settings.project_directory.base_path {tmp_path / 'unmounted'} does not exist",
+        "backend_settings.project_directory.owner 'no-such-user-here' is not a user on this host",
+    ]
+    assert directories(layout_of(base_path=str(tmp_path))).problems() == []

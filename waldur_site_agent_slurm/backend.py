@@ -193,6 +193,8 @@ class SlurmBackend(BaseBackend):
             name = getattr(self.settings, field)
             if name and snapshot.account(name) is None:
                 problems.append(f"{field} {name!r} does not exist: sacctmgr add account {name}")
+        if self.project_directories is not None:
+            problems += self.project_directories.problems()
         return problems
 
     def list_components(self) -> list[str]:

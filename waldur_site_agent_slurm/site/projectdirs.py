@@ -276,6 +276,17 @@ class ProjectDirectories:
                 f"{KEY}.owner {self.layout.owner!r} is not a user on this host"
             ) from err
 
+    def problems(self) -> list[str]:
+        """What would stop every project directory from being made (for diagnostics)."""
+        found = []
+        if not self.layout.base_path.is_dir():
+            found.append(f"{KEY}.base_path {self.layout.base_path} does not exist")
+        try:
+            self.owner_uid()
+        except ProjectDirectoryError as err:
+            found.append(str(err))
+        return found
+
     def read(self, path: Path) -> Current:
         """Owner, group, mode and default ACL of ``path`` (without following a symlink)."""
         try:
