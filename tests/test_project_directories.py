@@ -71,7 +71,7 @@ def test_permissions_that_are_no_octal_mode_stop_start_up(value: object) -> None
     assert "octal" in text
 
 
-@pytest.mark.parametrize("value", ["projects", "./projects", "", "/valhalla/../etc"])
+@pytest.mark.parametrize("value", ["projects", "./projects", "", "/valhalla/../etc", "/", "//"])
 def test_a_base_path_that_is_not_absolute_and_plain_stops_start_up(value: str) -> None:
     assert "backend_settings.project_directory.base_path" in config_error(base_path=value)
 

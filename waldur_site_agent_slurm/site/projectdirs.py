@@ -125,8 +125,11 @@ def _absolute(value: object, key: str) -> str:
     if not isinstance(value, str) or not value.startswith("/"):
         raise SlurmConfigError(f"{KEY}.{key} {value!r}: must be an absolute path")
     if ".." in PurePosixPath(value).parts or "\0" in value:
-        raise SlurmConfigError(f"{KEY}.{key} {value!r}: must not contain '..'")
-    return os.path.normpath(value)
+        raise SlurmConfigError(f"{KEY}.{key} {value!r}: must not contain '..' or NUL")
+    path = os.path.normpath(value)
+    if PurePosixPath(path).parent == PurePosixPath(path):
+        raise SlurmConfigError(f"{KEY}.{key} {value!r}: must not be the root directory")
+    return path
 
 
 def _permissions(value: object) -> int:
@@ -147,11 +150,11 @@ def _quota(config: LustreQuotaConfig, base: str) -> LustreQuota:
             f"{KEY}.base_path {base!r} is not below {where}.mount_point {mount!r}: "
             "a Lustre project quota counts only files on that file system"
         )
-    block_soft = _blocks(config.block_softlimit, "block_softlimit")
-    block_hard = _blocks(config.block_hardlimit, "block_hardlimit")
+    block_soft, soft_kb = _blocks(config.block_softlimit, "block_softlimit")
+    block_hard, hard_kb = _blocks(config.block_hardlimit, "block_hardlimit")
     inode_soft = _inodes(config.inode_softlimit, "inode_softlimit")
     inode_hard = _inodes(config.inode_hardlimit, "inode_hardlimit")
-    if 0 < _kilobytes(block_hard) < _kilobytes(block_soft):
+    if 0 < hard_kb < soft_kb:
         raise SlurmConfigError(
             f"{where}.block_softlimit {block_soft!r} is above {where}.block_hardlimit "
             f"{block_hard!r}"
@@ -163,22 +166,18 @@ def _quota(config: LustreQuotaConfig, base: str) -> LustreQuota:
     return LustreQuota(mount, block_soft, block_hard, inode_soft, inode_hard)
 
 
-def _blocks(value: object, key: str) -> str:
+def _blocks(value: object, key: str) -> tuple[str, int]:
+    """A block limit as lfs takes it, and its size in kilobytes (to compare soft and hard)."""
     if value is None:
-        return "0"
+        return "0", 0
     text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
-    if not isinstance(text, str) or not _BLOCK_RE.fullmatch(text):
+    match = _BLOCK_RE.fullmatch(text) if isinstance(text, str) else None
+    if match is None:
         raise SlurmConfigError(
             f"{KEY}.lustre_quota.{key} {value!r}: must be a non-negative size in kilobytes "
             "or with a unit (k, M, G, T, P, E), e.g. 500G"
         )
-    return text
-
-
-def _kilobytes(text: str) -> int:
-    match = _BLOCK_RE.fullmatch(text)
-    assert match is not None  # noqa: S101 - checked by _blocks
-    return int(match.group(1)) * _BLOCK_UNITS[match.group(2).lower()]
+    return match.group(0), int(match.group(1)) * _BLOCK_UNITS[match.group(2).lower()]
 
 
 def _inodes(value: object, key: str) -> int:
