@@ -204,3 +204,13 @@ def test_a_failing_lfs_fails_with_its_message_and_leaves_the_directory(
     with pytest.raises(SlurmCommandError, match="Operation not supported"):
         directories(base, lustre_quota=quota(tmp_path)).ensure("p_hydro")
     assert stat.S_IMODE(os.stat(base / "p_hydro").st_mode) == 0o2770
+
+
+def test_a_missing_lfs_is_named_as_a_host_command(
+    base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")  # no lfs on this host
+    with pytest.raises(SlurmCommandError) as err:
+        directories(base, lustre_quota=quota(tmp_path)).ensure("p_hydro")
+    assert "Host command 'lfs' not found in PATH" in str(err.value)
+    assert "slurm_bin_path" not in str(err.value)
