@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the tiers that need no service (parser, domain, framework loading, emulator,
-# stand-in, security and the in-process fault tests) on every supported Python besides
-# the 3.11 of scripts/test.sh: 3.10, 3.12 and 3.13 by default, or those named in
+# stand-in, security, the in-process fault tests and the site tests) on every supported
+# Python besides the 3.11 of scripts/test.sh: 3.10, 3.12 and 3.13 by default, or those named in
 # TEST_PYTHONS (e.g. TEST_PYTHONS="3.13"). Each gets its own virtualenv, .venv-X.Y, with
 # the package and its dev dependencies. The interpreters come from pyenv
 # ($PYENV_ROOT/versions/X.Y.*) or PATH (pythonX.Y); a missing one fails the run before
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 . scripts/venv.sh
 
 read -r -a versions <<<"${TEST_PYTHONS:-3.10 3.12 3.13}"
-tiers=(tests/test_*.py tests/emulator tests/standin tests/security tests/faults)
+tiers=(tests/test_*.py tests/emulator tests/standin tests/security tests/faults tests/site)
 # Some files of those folders also hold tests that need the real SLURM, RabbitMQ or
 # the agent's processes end to end: scripts/test.sh runs those on 3.11.
 no_services="not real_slurm and not broker and not e2e"

@@ -44,6 +44,11 @@ start_real_slurms() {
 
 fingerprint_args=()
 if [ "$(id -u)" = 0 ]; then
+    # setfacl/getfacl: the project-directory tests set and read real ACLs on the host.
+    if ! command -v setfacl >/dev/null; then
+        echo "== installing acl (setfacl, getfacl) for the project-directory tests"
+        apt-get -q update && apt-get -q -o Dpkg::Use-Pty=0 install -y --no-install-recommends acl
+    fi
     if [ "${CI:-}" = true ]; then
         echo "== a SLURM on the host itself, which the run must leave alone (scripts/host-slurm-decoy.sh)"
         bash scripts/host-slurm-decoy.sh status >/dev/null 2>&1 || bash scripts/host-slurm-decoy.sh up

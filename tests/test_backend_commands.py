@@ -480,6 +480,20 @@ def test_a_refused_allocation_add_removes_the_parents_the_create_added(runner: F
     assert [c[c.index("where") + 1] for c in removed] == ["name=proj-1", "name=cust-1"]
 
 
+def test_a_failed_create_does_not_remove_what_an_earlier_create_of_the_cycle_added(
+    runner: FakeRunner,
+) -> None:
+    runner.outputs["show assoc"] = TREE
+    backend = make_backend(runner)  # one backend serves every order of a cycle
+    backend.create_resource_with_id(resource(), "alloc-1")
+    runner.failures["GrpTRESMins="] = (1, "", " Error with request: Unknown TRES\n")
+    second = resource(slug="alloc-2", project_slug="proj-2", customer_slug="cust-2")
+    with pytest.raises(BackendError, match="Unknown TRES"):
+        backend.create_resource_with_id(second, "alloc-2")
+    removed = [c for c in runner.writes if "delete" in c]
+    assert [c[c.index("where") + 1] for c in removed] == ["name=proj-2", "name=cust-2"]
+
+
 def test_slurm_unreachable_during_create_keeps_what_exists_for_the_next_cycle(
     runner: FakeRunner,
 ) -> None:

@@ -322,7 +322,6 @@ def test_offering_dependent_qos_enforcement_keeps_the_qos_levels() -> None:
             },
             "qos_management (a QoS per allocation)",
         ),
-        ({"project_directory": {"enabled": True}}, "project_directory.enabled: false"),
         ({"ldap": {"uri": "ldaps://ldap.example.org"}}, "ldap.enabled: false"),
         ({"ldap": {"enabled": True}}, "remove the ldap block"),
     ],

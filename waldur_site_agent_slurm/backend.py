@@ -37,7 +37,7 @@ from waldur_site_agent_slurm.errors import (
     SlurmUnavailableError,
 )
 from waldur_site_agent_slurm.periodic.service import PeriodicService, apply_settings
-from waldur_site_agent_slurm.site import homedirs
+from waldur_site_agent_slurm.site import homedirs, projectdirs
 from waldur_site_agent_slurm.slurm import validation
 from waldur_site_agent_slurm.slurm.answers import Answer
 from waldur_site_agent_slurm.slurm.client import SlurmClient
@@ -97,6 +97,21 @@ class SlurmBackend(BaseBackend):
         self.partition_enforcement_enabled = self.settings.enforce_offering_partitions
         # Accounts of the resources this cycle pulls: the cycle's one sacct covers them.
         self._cycle_accounts: frozenset[str] = frozenset()
+        layout = self.settings.project_directory_layout
+        self.project_directories: projectdirs.ProjectDirectories | None = None
+        if layout is not None:
+            site_runner = CommandRunner(timeout=self.settings.command_timeout, kind="Host")
+            self.project_directories = projectdirs.ProjectDirectories(
+                layout, site_runner, self._project_group_source()
+            )
+
+    def _project_group_source(self) -> projectdirs.GroupSource:
+        """Where a project directory's group comes from.
+
+        The POSIX group named after the project account, as the host's NSS knows it; LDAP
+        project groups plug their ``project_group_gid`` in here.
+        """
+        return projectdirs.named_group
 
     def qos_enforced(self) -> bool:
         """Whether user associations get the resource's QoS and partition grants.
@@ -178,6 +193,8 @@ class SlurmBackend(BaseBackend):
             name = getattr(self.settings, field)
             if name and snapshot.account(name) is None:
                 problems.append(f"{field} {name!r} does not exist: sacctmgr add account {name}")
+        if self.project_directories is not None:
+            problems += self.project_directories.problems()
         return problems
 
     def list_components(self) -> list[str]:
@@ -195,8 +212,12 @@ class SlurmBackend(BaseBackend):
         """Check every name and limit first, then create with the limits on ``add account``."""
         validation.account_name(resource_backend_id, "allocation account")
         self._parent_chain(waldur_resource)  # checks the customer and project names
+        if self.project_directories is not None:  # a path that is not safe stops it here
+            self.project_directories.checked_path(self._project_of(waldur_resource))
         tres_limits, _ = self._collect_resource_limits(waldur_resource)  # fails before writes
         self._carried = tree.CarriedLimits(resource_backend_id, tres_limits)
+        # Orders of one cycle share the backend: undo only what this create adds.
+        self.client.added_accounts.clear()
         try:
             return super().create_resource_with_id(
                 waldur_resource, resource_backend_id, user_context
@@ -229,6 +250,11 @@ class SlurmBackend(BaseBackend):
         del user_context
         tree.require_top(self.client, self.settings)
         tree.ensure_chain(self.client, self._parent_chain(waldur_resource))
+
+    def _project_of(self, waldur_resource: WaldurResource) -> str:
+        """The allocation's project account, name checked."""
+        project = accounts.project_account(self.settings, _text(waldur_resource.project_slug))
+        return validation.account_name(project, "project account")
 
     def _parent_chain(self, waldur_resource: WaldurResource) -> list[accounts.AccountSpec]:
         """The customer and project accounts above the allocation, names checked."""
@@ -405,7 +431,9 @@ class SlurmBackend(BaseBackend):
         project_slug = kwargs.get("project_slug")
         if project_slug:
             project = validation.account_name(self._get_project_backend_id(project_slug))
-            tree.remove_empty_project(self.client, self.settings, project)
+            removed = tree.remove_empty_project(self.client, self.settings, project)
+            if removed and self.project_directories is not None:
+                self.project_directories.keep(project)
         return None
 
     def sync_resource_project(
@@ -500,8 +528,15 @@ class SlurmBackend(BaseBackend):
         waldur_resource: WaldurResource,
         user_context: dict[str, Any] | None = None,
     ) -> None:
-        """Make the home directories of the team's offering users (``OK`` ones)."""
-        del resource, waldur_resource
+        """Make or correct the project directory, then the team's home directories.
+
+        A project directory that cannot be made fails the create, so the accounts it
+        added are removed again; what the directory step already did stays (no data is
+        ever removed) and the next attempt corrects it.
+        """
+        del resource
+        if self.project_directories is not None:
+            self.project_directories.ensure(self._project_of(waldur_resource))
         self._make_homedirs(homedirs.offering_usernames(user_context))
 
     def process_existing_users(self, existing_users: set[str]) -> None:

@@ -29,6 +29,7 @@ from waldur_site_agent.common.plugin_schemas import (
 
 from waldur_site_agent_slurm import config_rules
 from waldur_site_agent_slurm.errors import InvalidValueError, SlurmConfigError
+from waldur_site_agent_slurm.site import projectdirs
 from waldur_site_agent_slurm.slurm import validation
 
 # Waldur component keys whose SLURM TRES name is fixed by convention.
@@ -368,6 +369,8 @@ class SlurmSettings:
     enforce_offering_partitions: bool = False
     qos_management: QosManagementConfig | None = None
     project_directory: ProjectDirectoryConfig | None = None
+    # The checked project_directory block; None when the feature is off.
+    project_directory_layout: projectdirs.Layout | None = None
     ldap: dict[str, Any] | None = None
     keep_default_account_association: bool = False
     homedir_base_path: str | None = None
@@ -548,6 +551,7 @@ def load_settings(raw: dict[str, Any], components: dict[str, dict[str, Any]]) ->
         _as_config(validation.zone, schema.timezone, "backend_settings.timezone")
     root_account = account(schema.root_account, "root_account") or default_account or "root"
     config_rules.check_available(schema)
+    directories = schema.project_directory
     return SlurmSettings(
         default_account=default_account,
         default_account_policy=policy,
@@ -579,7 +583,10 @@ def load_settings(raw: dict[str, Any], components: dict[str, dict[str, Any]]) ->
         enforce_offering_qos=schema.enforce_offering_qos,
         enforce_offering_partitions=bool(schema.enforce_offering_partitions),
         qos_management=schema.qos_management,
-        project_directory=schema.project_directory,
+        project_directory=directories,
+        project_directory_layout=(
+            projectdirs.layout(directories) if directories and directories.enabled else None
+        ),
         ldap=schema.ldap,
         keep_default_account_association=bool(schema.keep_default_account_association),
         homedir_base_path=schema.homedir_base_path,

@@ -115,10 +115,6 @@ def check_available(schema: SlurmBackendSettingsSchema) -> None:
         )
     if schema.qos_management is not None and schema.qos_management.enabled:
         features.append("qos_management (a QoS per allocation); set qos_management.enabled: false")
-    if schema.project_directory is not None and schema.project_directory.enabled:
-        features.append(
-            "project_directory (a directory per project); set project_directory.enabled: false"
-        )
     if schema.ldap and schema.ldap.get("enabled", True) is not False:
         features.append(
             "ldap (LDAP project groups); remove the ldap block or set ldap.enabled: false"

@@ -80,8 +80,14 @@ class CommandRunner:
         timeout: float = 120.0,
         dry_run: bool = False,
         env: Mapping[str, str] | None = None,
+        kind: str = "SLURM",
     ) -> None:
-        """Set where binaries come from, how long they may run and whether writes happen."""
+        """Set where binaries come from, how long they may run and whether writes happen.
+
+        ``kind`` names the commands in errors: ``SLURM``, or ``Host`` for the file-system
+        tools of the site features (found on ``PATH``).
+        """
+        self.kind = kind
         self.bin_path = bin_path
         self.emulator = emulator
         self.timeout = timeout
@@ -109,10 +115,12 @@ class CommandRunner:
             where = f"{candidate.parent} (slurm-emulator; is it installed?)"
         else:
             found = shutil.which(command, path=_path_without_python_env())
-            where = "PATH (set slurm_bin_path if SLURM lives elsewhere)"
+            where = "PATH"
+            if self.kind == "SLURM":
+                where += " (set slurm_bin_path if SLURM lives elsewhere)"
         if found is None:
             raise SlurmCommandError(
-                [command], None, "", "", f"SLURM command {command!r} not found in {where}"
+                [command], None, "", "", f"{self.kind} command {command!r} not found in {where}"
             )
         self._resolved[command] = found
         return found
