@@ -119,10 +119,6 @@ def check_available(schema: SlurmBackendSettingsSchema) -> None:
         features.append(
             "project_directory (a directory per project); set project_directory.enabled: false"
         )
-    if schema.ldap and schema.ldap.get("enabled", True) is not False:
-        features.append(
-            "ldap (LDAP project groups); remove the ldap block or set ldap.enabled: false"
-        )
     if features:
         raise SlurmConfigError(
             f"Not available in waldur-site-agent-slurm {__version__}: "
