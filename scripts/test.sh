@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Run the whole test suite: lint, types, parser, domain, emulator, real SLURM and
+# Run the whole test suite: lint, types, parser, domain, emulator, real SLURM, LDAP and
 # framework tiers. Sets up what it needs first: a virtualenv in .venv with the package
 # and its dev dependencies and, when run as root, the real one-node SLURM of
-# scripts/real-slurm.sh. Extra arguments go to pytest (e.g. -k usage, tests/emulator).
+# scripts/real-slurm.sh, RabbitMQ and OpenLDAP. Extra arguments go to pytest (e.g.
+# -k usage, tests/emulator).
 # On Python 3.11; scripts/test-pythons.sh runs the tiers without services on 3.10, 3.12
 # and 3.13, and .ci/run runs both.
 set -euo pipefail
@@ -17,8 +18,10 @@ if [ "$(id -u)" = 0 ]; then
     bash scripts/real-slurm.sh up
     echo "== starting RabbitMQ for the broker tier (scripts/rabbitmq.sh up)"
     bash scripts/rabbitmq.sh up
+    echo "== starting OpenLDAP for the LDAP tier (scripts/slapd.sh up)"
+    bash scripts/slapd.sh up
 else
-    echo "== not root: the real SLURM and broker tiers will be skipped (run as root to include them)"
+    echo "== not root: the real SLURM, broker and LDAP tiers will be skipped (run as root to include them)"
 fi
 
 echo "== ruff and mypy"
