@@ -174,6 +174,12 @@ def test_without_the_ldap_extra_start_up_says_how_to_install_it(
     assert "pip install 'waldur-site-agent-slurm[ldap]'" in text
 
 
+def test_without_an_ldap_block_there_is_no_project_gid() -> None:
+    backend = SlurmBackend({}, {k: dict(v) for k, v in COMPONENTS.items()})
+    assert backend.project_groups is None
+    assert backend.project_group_gid("hpc_proj-1") is None
+
+
 def groups(**changes: Any) -> ProjectGroups:
     settings = load(ldap(**changes)).ldap
     return ProjectGroups(settings, directory=lambda _: pytest.fail("no directory call expected"))

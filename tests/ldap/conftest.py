@@ -18,6 +18,9 @@ import pytest
 from tests.e2e.conftest import standin  # noqa: F401 - the per-test Waldur stand-in
 from tests.emulator.conftest import emulator  # noqa: F401 - the per-test emulator state
 from tests.ldap import ROOT, SCRIPT, delete_matching, slapd
+from tests.real.slurmdbd import other_test_runs
+
+SERVICE_SCRIPTS = ("real-slurm.sh", "rabbitmq.sh")
 
 
 def _slapd_status() -> str | None:
@@ -54,9 +57,25 @@ def prefix() -> Iterator[str]:
         delete_matching(tag)
 
 
+def other_ldap_runs() -> list[str]:
+    """Other test runs that may use slapd now: the LDAP tier or a whole suite."""
+    return [
+        run
+        for run in other_test_runs()
+        if "tests/ldap" in run
+        or (not any(script in run for script in SERVICE_SCRIPTS) and "tests/" not in run)
+    ]
+
+
 @contextmanager
 def slapd_stopped() -> Iterator[None]:
-    """slapd is down inside the block (``slapd.sh down``) and up again after it."""
+    """slapd is down inside the block (``slapd.sh down``) and up again after it.
+
+    Outside CI the test is skipped while another run may be using slapd.
+    """
+    others = other_ldap_runs()
+    if others and os.environ.get("CI") != "true":
+        pytest.skip(f"stops slapd, which another test run may use now: {others[0][:120]}")
     down = slapd("down")
     assert down.returncode == 0, down.stderr
     try:
