@@ -69,7 +69,8 @@ write_secret() {
   chmod 600 "$ADMIN_PASS_FILE"
 }
 
-# The password goes to slappasswd on stdin (-T reads a file), never on a command line.
+# slapd.conf holds only a salted hash; slappasswd reads the password from its file (-T),
+# never from a command line.
 write_config() {
   local hash
   install -d -o root -g root -m 755 "$STATE_DIR"
