@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import importlib.abc
 import importlib.machinery
+import importlib.util
 import pkgutil
 import sys
 from collections.abc import Sequence
@@ -23,6 +24,9 @@ from pathlib import Path
 
 # The [dev] extra: the emulator, the test tools and the diagnostic's schema validator.
 DEV_ONLY = frozenset({"emulator", "pytest", "_pytest", "hypothesis", "jsonschema"})
+# Modules that need an optional extra, and the package of that extra: without the extra
+# they are not imported (the backend refuses the feature at start-up instead).
+NEEDS_EXTRA = {"waldur_site_agent_slurm.site.ldap_client": "waldur_site_agent_ldap"}
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "cluster-config.yaml"
 MODES = ("order_processing_backend", "membership_sync_backend", "reporting_backend")
 
@@ -51,6 +55,14 @@ def check_imports() -> list[str]:
         waldur_site_agent_slurm.__path__, prefix=f"{waldur_site_agent_slurm.__name__}."
     ):
         names.append(module.name)
+    skipped = [
+        name
+        for name in names
+        if name in NEEDS_EXTRA and importlib.util.find_spec(NEEDS_EXTRA[name]) is None
+    ]
+    for name in skipped:
+        print(f"not imported (its extra is not installed): {name}")
+        names.remove(name)
     for name in names:
         try:
             importlib.import_module(name)

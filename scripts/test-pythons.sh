@@ -17,7 +17,7 @@ read -r -a versions <<<"${TEST_PYTHONS:-3.10 3.12 3.13}"
 tiers=(tests/test_*.py tests/emulator tests/standin tests/security tests/faults tests/site)
 # Some files of those folders also hold tests that need the real SLURM, RabbitMQ or
 # the agent's processes end to end: scripts/test.sh runs those on 3.11.
-no_services="not real_slurm and not broker and not e2e"
+no_services="not real_slurm and not broker and not e2e and not ldap"
 
 # find_python X.Y: the newest pyenv build of X.Y, else pythonX.Y on PATH.
 find_python() {

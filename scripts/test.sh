@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Run the whole test suite: lint, types, parser, domain, emulator, real SLURM and
+# Run the whole test suite: lint, types, parser, domain, emulator, real SLURM, LDAP and
 # framework tiers. Sets up what it needs first: a virtualenv in .venv with the package
 # and its dev dependencies and, when run as root, one real SLURM per tested version
 # (scripts/real-slurm.sh reset VERSION: 22.05 and 24.11, each in its own chroot under
-# /var/lib/waldur-slurm-test, started on an empty accounting database) and RabbitMQ.
+# /var/lib/waldur-slurm-test, started on an empty accounting database) and RabbitMQ and
+# OpenLDAP (scripts/slapd.sh).
 # Extra arguments go to pytest (e.g. -k usage, tests/emulator).
 #
 # As root, the run also proves that it leaves the host's SLURM alone: it prints
@@ -60,9 +61,11 @@ if [ "$(id -u)" = 0 ]; then
     echo "== real SLURMs up in $((SECONDS - start)) s"
     echo "== starting RabbitMQ for the broker tier (scripts/rabbitmq.sh up)"
     bash scripts/rabbitmq.sh up
+    echo "== starting OpenLDAP for the LDAP tier (scripts/slapd.sh up)"
+    bash scripts/slapd.sh up
     host_before=$(bash scripts/host-fingerprint.sh "${fingerprint_args[@]}")
 else
-    echo "== not root: the real SLURM and broker tiers will be skipped (run as root to include them)"
+    echo "== not root: the real SLURM, broker and LDAP tiers will be skipped (run as root to include them)"
 fi
 
 echo "== ruff and mypy"

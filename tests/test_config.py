@@ -178,7 +178,7 @@ def test_every_key_of_a_1_0_7_configuration_loads_with_one_warning_naming_unused
     assert settings.qos_management.max_jobs == 10
     assert settings.project_directory is not None
     assert settings.project_directory.base_path == "/valhalla/projects"
-    assert settings.ldap == {"enabled": False, "uri": "ldaps://ldap.example.org"}
+    assert settings.ldap is None  # enabled: false
     assert settings.homedir_base_path == "/home"
     assert settings.default_partition == "batch"
 
@@ -322,8 +322,6 @@ def test_offering_dependent_qos_enforcement_keeps_the_qos_levels() -> None:
             },
             "qos_management (a QoS per allocation)",
         ),
-        ({"ldap": {"uri": "ldaps://ldap.example.org"}}, "ldap.enabled: false"),
-        ({"ldap": {"enabled": True}}, "remove the ldap block"),
     ],
 )
 def test_features_of_later_releases_stop_start_up_saying_what_to_do(

@@ -37,7 +37,8 @@ from waldur_site_agent_slurm.errors import (
     SlurmUnavailableError,
 )
 from waldur_site_agent_slurm.periodic.service import PeriodicService, apply_settings
-from waldur_site_agent_slurm.site import homedirs, projectdirs
+from waldur_site_agent_slurm.site import homedirs, ldap_sync, projectdirs
+from waldur_site_agent_slurm.site.ldap_groups import ProjectGroup, ProjectGroups
 from waldur_site_agent_slurm.slurm import validation
 from waldur_site_agent_slurm.slurm.answers import Answer
 from waldur_site_agent_slurm.slurm.client import SlurmClient
@@ -97,6 +98,10 @@ class SlurmBackend(BaseBackend):
         self.partition_enforcement_enabled = self.settings.enforce_offering_partitions
         # Accounts of the resources this cycle pulls: the cycle's one sacct covers them.
         self._cycle_accounts: frozenset[str] = frozenset()
+        # POSIX groups per project in LDAP (backend_settings.ldap), None when not configured.
+        self.project_groups: ProjectGroups | None = (
+            ProjectGroups(self.settings.ldap) if self.settings.ldap else None
+        )
         layout = self.settings.project_directory_layout
         self.project_directories: projectdirs.ProjectDirectories | None = None
         if layout is not None:
@@ -111,6 +116,8 @@ class SlurmBackend(BaseBackend):
         The POSIX group named after the project account, as the host's NSS knows it; LDAP
         project groups plug their ``project_group_gid`` in here.
         """
+        if self.project_groups is not None:
+            return self.project_group_gid
         return projectdirs.named_group
 
     def qos_enforced(self) -> bool:
@@ -165,6 +172,11 @@ class SlurmBackend(BaseBackend):
             problems += self._configuration_problems()
         except BackendError as err:
             problems.append(str(err))
+        if self.project_groups is not None:
+            try:
+                self.project_groups.check()
+            except BackendError as err:
+                problems.append(str(err))
         for problem in problems:
             logger.error("Diagnostics: %s", problem)
         if not problems:
@@ -215,6 +227,8 @@ class SlurmBackend(BaseBackend):
         if self.project_directories is not None:  # a path that is not safe stops it here
             self.project_directories.checked_path(self._project_of(waldur_resource))
         tres_limits, _ = self._collect_resource_limits(waldur_resource)  # fails before writes
+        # The project's LDAP group comes first: with the directory away nothing is made.
+        group = self._ensure_project_group(waldur_resource)
         self._carried = tree.CarriedLimits(resource_backend_id, tres_limits)
         # Orders of one cycle share the backend: undo only what this create adds.
         self.client.added_accounts.clear()
@@ -223,12 +237,48 @@ class SlurmBackend(BaseBackend):
                 waldur_resource, resource_backend_id, user_context
             )
         except SlurmUnavailableError:
-            raise  # SLURM is away: the next attempt adopts what was already created
+            self._undo_project_group(group)
+            raise  # SLURM is away: the next attempt adopts the accounts already created
         except BackendError as err:
             self._undo_added_accounts(err)
+            self._undo_project_group(group)
             raise
         finally:
             self._carried = None
+
+    def _group_project(self, waldur_resource: WaldurResource, slug: str = "") -> str | None:
+        """The project account whose LDAP group the resource's users belong to.
+
+        None without ``ldap``. ``slug`` overrides the resource's project slug (a terminate
+        order names the project itself).
+        """
+        if self.project_groups is None:
+            return None
+        slug = slug or _text(waldur_resource.project_slug)
+        if not slug:
+            raise BackendError(
+                f"Resource {waldur_resource.uuid} names no project: its LDAP project group "
+                "cannot be found"
+            )
+        return validation.account_name(self._get_project_backend_id(slug), "project account")
+
+    def _ensure_project_group(self, waldur_resource: WaldurResource) -> ProjectGroup | None:
+        project = self._group_project(waldur_resource)
+        if self.project_groups is None or project is None:
+            return None
+        return self.project_groups.ensure(project)
+
+    def _undo_project_group(self, group: ProjectGroup | None) -> None:
+        """Remove the project group a failed create made, unless someone joined it since."""
+        if group is None or not group.created or self.project_groups is None:
+            return
+        ldap_sync.undo_group(self.project_groups, group)
+
+    def project_group_gid(self, project_account: str) -> int | None:
+        """The gid of the project's LDAP group; None without ``ldap`` or without a group."""
+        if self.project_groups is None:
+            return None
+        return self.project_groups.project_group_gid(project_account)
 
     def _undo_added_accounts(self, err: BackendError) -> None:
         """Remove the accounts this create added, newest first, after a failed create."""
@@ -410,30 +460,38 @@ class SlurmBackend(BaseBackend):
                 logger.info("Jobs of %s are still ending (attempt %s); waiting", what, attempt)
                 time.sleep(JOB_WAIT_SECONDS)
 
-    def _pre_delete_resource(self, waldur_resource: WaldurResource) -> None:
+    def _pre_delete_resource(self, waldur_resource: WaldurResource, project_slug: str = "") -> None:
         """Cancel the allocation's jobs and remove its users."""
         account = validation.account_name(waldur_resource.backend_id)
         self.client.cancel_jobs(account)
-        self._remove_users(account, set(self.client.list_resource_users(account)))
+        users = set(self.client.list_resource_users(account))
+        self._remove_users(account, users, self._group_project(waldur_resource, project_slug))
 
     def delete_resource(self, waldur_resource: WaldurResource, **kwargs: str) -> str | None:
         """Terminate: cancel jobs, remove users and the account, then an emptied project."""
         account = validation.account_name(waldur_resource.backend_id, "allocation account")
+        project_slug = kwargs.get("project_slug") or ""
+        group_project = self._group_project(waldur_resource, project_slug)
+        if self.project_groups is not None:
+            self.project_groups.check()  # with the directory away, nothing is removed
         if self.client.snapshot().account(account) is None:
             logger.warning("Account %s does not exist; nothing to delete", account)
         elif self.backend_settings.get("soft_delete", False):
-            self._pre_delete_resource(waldur_resource)
+            self._pre_delete_resource(waldur_resource, project_slug)
             self.set_resource_limits(account, dict.fromkeys(self.settings.tres_components(), 0))
             return None
         else:
-            self._pre_delete_resource(waldur_resource)
+            self._pre_delete_resource(waldur_resource, project_slug)
             self._retry_while_jobs_active(lambda: self.client.remove_account(account), account)
-        project_slug = kwargs.get("project_slug")
         if project_slug:
             project = validation.account_name(self._get_project_backend_id(project_slug))
             removed = tree.remove_empty_project(self.client, self.settings, project)
             if removed and self.project_directories is not None:
                 self.project_directories.keep(project)
+        if self.project_groups is not None and group_project is not None:
+            ldap_sync.remove_group_if_unused(
+                self.project_groups, self.client.snapshot(), group_project
+            )
         return None
 
     def sync_resource_project(
@@ -481,8 +539,15 @@ class SlurmBackend(BaseBackend):
         steps = membership.additions(account, new, self.settings, snapshot.user_accounts, grant)
         steps += membership.completions(account, wanted & set(state.users), grant, state.partitions)
         self._add(steps)
+        self._add_group_members(waldur_resource, wanted)
         self._make_homedirs(new, kwargs.get("homedir_umask"))
         return wanted
+
+    def _add_group_members(self, waldur_resource: WaldurResource, usernames: set[str]) -> None:
+        """Put the users into the project's LDAP group (made when missing)."""
+        project = self._group_project(waldur_resource)
+        if self.project_groups is not None and project is not None and usernames:
+            self.project_groups.add_members(project, usernames)
 
     def _grant(self, waldur_resource: WaldurResource) -> membership.Grant:
         """The partitions and QoS of the allocation's user associations (names checked)."""
@@ -521,6 +586,8 @@ class SlurmBackend(BaseBackend):
         if state is not None:
             present = existing_users & set(state.users)
             self._add(membership.completions(account, present, grant, state.partitions))
+            # Members a cycle with the directory away could not add to the group.
+            self._add_group_members(waldur_resource, present)
 
     def post_create_resource(
         self,
@@ -564,16 +631,23 @@ class SlurmBackend(BaseBackend):
         validation.usernames(usernames)
         if not usernames:
             return []
-        return self._remove_users(account, usernames)
+        return self._remove_users(account, usernames, self._group_project(waldur_resource))
 
     def remove_user(self, waldur_resource: WaldurResource, username: str, **kwargs: str) -> bool:
         """Remove one user (see ``remove_users_from_resource``)."""
         return bool(self.remove_users_from_resource(waldur_resource, {username}, **kwargs))
 
-    def _remove_users(self, account: str, usernames: set[str]) -> list[str]:
+    def _remove_users(
+        self, account: str, usernames: set[str], project: str | None = None
+    ) -> list[str]:
+        """Remove the users' associations; first from the project's group those who leave it."""
         snapshot = self.client.snapshot()
         state = snapshot.account(account)
         present = sorted(usernames & set(state.users)) if state else []
+        if self.project_groups is not None and project is not None:
+            # Before SLURM: a directory that is away leaves the associations to retry with.
+            leaving = ldap_sync.leaving_project(snapshot, project, account, usernames)
+            self.project_groups.remove_members(project, leaving)
         if not present:
             return []
         defaults = self.client.user_defaults(present)

@@ -29,7 +29,8 @@ from waldur_site_agent.common.plugin_schemas import (
 
 from waldur_site_agent_slurm import config_rules
 from waldur_site_agent_slurm.errors import InvalidValueError, SlurmConfigError
-from waldur_site_agent_slurm.site import projectdirs
+from waldur_site_agent_slurm.site import ldap_settings, projectdirs
+from waldur_site_agent_slurm.site.ldap_settings import LdapSchema, LdapSettings
 from waldur_site_agent_slurm.slurm import validation
 
 # Waldur component keys whose SLURM TRES name is fixed by convention.
@@ -207,10 +208,11 @@ class SlurmBackendSettingsSchema(HomedirSettingsSchema):
     Every block allows extra keys, as the schema of waldur-site-agent-slurm 1.0.7 does:
     the framework validates ``backend_settings`` with this schema before the backend
     sees them, and a failure there would only be logged. ``load_settings`` names the
-    extras, at their full key path, in one warning.
+    extras, at their full key path, in one warning. ``hide_input_in_errors``: the
+    framework logs a failed validation whole, and the values may hold passwords.
     """
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", hide_input_in_errors=True)
 
     default_account: str | None = Field(
         default=None, description="Account every user gets as default (policy 'common')"
@@ -265,7 +267,9 @@ class SlurmBackendSettingsSchema(HomedirSettingsSchema):
     enforce_offering_partitions: bool | None = None
     qos_management: QosManagementConfig | None = None
     project_directory: ProjectDirectoryConfig | None = None
-    ldap: dict[str, Any] | None = None
+    ldap: LdapSchema | None = Field(
+        default=None, description="POSIX groups per project in an LDAP directory"
+    )
     keep_default_account_association: bool | None = Field(
         default=None,
         description="Keep a user's default-account association when they leave their "
@@ -371,7 +375,7 @@ class SlurmSettings:
     project_directory: ProjectDirectoryConfig | None = None
     # The checked project_directory block; None when the feature is off.
     project_directory_layout: projectdirs.Layout | None = None
-    ldap: dict[str, Any] | None = None
+    ldap: LdapSettings | None = None
     keep_default_account_association: bool = False
     homedir_base_path: str | None = None
 
@@ -587,7 +591,7 @@ def load_settings(raw: dict[str, Any], components: dict[str, dict[str, Any]]) ->
         project_directory_layout=(
             projectdirs.layout(directories) if directories and directories.enabled else None
         ),
-        ldap=schema.ldap,
+        ldap=ldap_settings.load(schema.ldap),
         keep_default_account_association=bool(schema.keep_default_account_association),
         homedir_base_path=schema.homedir_base_path,
     )

@@ -115,10 +115,6 @@ def check_available(schema: SlurmBackendSettingsSchema) -> None:
         )
     if schema.qos_management is not None and schema.qos_management.enabled:
         features.append("qos_management (a QoS per allocation); set qos_management.enabled: false")
-    if schema.ldap and schema.ldap.get("enabled", True) is not False:
-        features.append(
-            "ldap (LDAP project groups); remove the ldap block or set ldap.enabled: false"
-        )
     if features:
         raise SlurmConfigError(
             f"Not available in waldur-site-agent-slurm {__version__}: "

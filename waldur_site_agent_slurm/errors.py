@@ -82,6 +82,18 @@ class UnknownAllocationError(SlurmError):
     """Usage was asked for allocation accounts that do not exist in SLURM."""
 
 
+class LdapError(SlurmError):
+    """The LDAP directory refused or failed a project-group change."""
+
+
+class LdapUnavailableError(LdapError, BackendNotReadyError):
+    """The LDAP directory could not be reached or is not answering.
+
+    Like ``SlurmUnavailableError``, the framework then leaves the order as it is and
+    the next cycle tries again.
+    """
+
+
 class HistoricalLoadStopped(SystemExit):
     """Stops ``waldur_site_load_historical_usage`` with exit status 1.
 
