@@ -219,3 +219,19 @@ def test_a_whole_allocation_life_logs_no_password(
     assert "Created LDAP project group" in caplog.text
     for text in (caplog.text, out, err):
         assert password() not in text
+
+
+def test_a_project_directory_belongs_to_the_projects_ldap_group(
+    emulator: Path, prefix: str, tmp_path: Path
+) -> None:
+    # No host group of that name exists: the gid can only come from the LDAP group.
+    directories = {"enabled": True, "base_path": str(tmp_path), "set_acl": False}
+    res = resource(slug="alloc-1", backend_id="alloc-1", project_slug="proj-1")
+    agent = backend(prefix, project_directory=directories)
+    agent.create_resource_with_id(res, "alloc-1")
+
+    found = group(f"{prefix}proj-1")
+    assert found is not None
+    made = (tmp_path / "proj-1").stat()
+    assert made.st_gid == found[0]
+    assert made.st_mode & 0o7777 == 0o2770
