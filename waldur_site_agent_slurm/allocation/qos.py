@@ -138,7 +138,7 @@ def submit_fields(current: int | None, level: QosLevel) -> dict[str, str]:
 
 def lever_level(current: int | None) -> QosLevel:
     """The least strict level an account's GrpSubmitJobs stands for (0: DOWNSCALED)."""
-    return QosLevel.DEFAULT if current is None or current != SUBMIT_BLOCKED else QosLevel.DOWNSCALED
+    return QosLevel.DOWNSCALED if current == SUBMIT_BLOCKED else QosLevel.DEFAULT
 
 
 # ---- the level an account should be on, and the fields that put it there --------------------

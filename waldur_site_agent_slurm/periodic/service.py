@@ -249,8 +249,7 @@ class PeriodicService:
         """
         if state.flags is not None:
             return state.flags
-        lever_level = qos.lever_level(submit_now)
-        current = lever_level if self.lever else qos.level_of(record, self.settings)
+        current = qos.lever_level(submit_now) if self.lever else qos.level_of(record, self.settings)
         if state.threshold is not None and state.threshold.level >= current:
             return QosLevel.DEFAULT
         return current
