@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import make_backend
 from tests.fakes import TRES_OUTPUT, FakeRunner, assoc_lines
 from waldur_site_agent_slurm.diagnose.expected import Diagnoser
@@ -64,6 +66,25 @@ def cluster(*rows: str) -> FakeRunner:
     return FakeRunner(outputs={"show assoc": assoc_lines(*base, *rows), "list tres": TRES_OUTPUT})
 
 
+def diagnoser(
+    runner: FakeRunner,
+    tmp_path: Path,
+    policy_view: PolicyView | None = None,
+    **settings: Any,
+) -> Diagnoser:
+    settings.setdefault("periodic_limits", {"enabled": True, "state_dir": str(tmp_path)})
+    backend = make_backend(runner, **settings)
+    periodic = PeriodicService(backend.client, backend.settings)
+    return Diagnoser(
+        backend.settings,
+        backend.client,
+        periodic,
+        policy_view,
+        {},
+        lever=backend.qos_enforced(),
+    )
+
+
 def diagnose(
     runner: FakeRunner,
     tmp_path: Path,
@@ -71,11 +92,8 @@ def diagnose(
     policy_view: PolicyView | None = None,
     **settings: Any,
 ) -> AccountDiagnosis:
-    settings.setdefault("periodic_limits", {"enabled": True, "state_dir": str(tmp_path)})
-    backend = make_backend(runner, **settings)
-    periodic = PeriodicService(backend.client, backend.settings)
-    diagnoser = Diagnoser(backend.settings, backend.client, periodic, policy_view, {})
-    return diagnoser.diagnose("alloc-1", backend.client.snapshot(), view or resource())
+    built = diagnoser(runner, tmp_path, policy_view, **settings)
+    return built.diagnose("alloc-1", built.client.snapshot(), view or resource())
 
 
 def failed(diag: AccountDiagnosis) -> dict[str, tuple[str, str]]:
@@ -239,3 +257,151 @@ def test_paused_in_waldur_expects_the_paused_qos(tmp_path: Path) -> None:
 
     assert failed(diag) == {"qos": ("normal", "blocked")}
     assert diag.steps[0].argv[-2:] == ("QOS=blocked", "DefaultQOS=blocked")
+
+
+# ---- QoS enforcement: the GrpSubmitJobs lever ---------------------------------------------
+
+ENFORCED = {"qos_enforcement_enabled": True, "enforce_offering_qos": True}
+SUBMIT_READ = "format=Account,User,GrpSubmitJobs"
+
+
+def enforced_cluster(qos: str, submit: str) -> FakeRunner:
+    """alloc-1 in sync but for its QoS (``qos``) and its GrpSubmitJobs (``submit``)."""
+    runner = cluster(
+        f"alloc-1|||proj-1|1|{CREATED}|||{qos}|{qos}",
+        "alloc-1|alice||||||||",
+        "alloc-1|bob||||||||",
+    )
+    runner.outputs = {SUBMIT_READ: f"alloc-1||{submit}\n", **runner.outputs}
+    return runner
+
+
+@pytest.mark.parametrize(
+    ("flags", "submit", "expected_value"),
+    [
+        ({"paused": True}, "", "0"),
+        ({"downscaled": True}, "", "0"),
+        ({}, "0", "-1"),
+    ],
+)
+def test_under_qos_enforcement_the_waldur_state_is_expected_on_grp_submit_jobs(
+    tmp_path: Path, flags: dict[str, bool], submit: str, expected_value: str
+) -> None:
+    runner = enforced_cluster("boost", submit)
+    diag = diagnose(runner, tmp_path, resource(**flags), **ENFORCED)
+
+    actual = "unlimited" if submit == "" else submit
+    wanted = "unlimited" if expected_value == "-1" else expected_value
+    assert failed(diag) == {"GrpSubmitJobs": (actual, wanted)}
+    assert [list(s.argv) for s in diag.steps] == [[*SET_ALLOC, f"GrpSubmitJobs={expected_value}"]]
+
+
+def test_under_qos_enforcement_the_account_qos_is_never_drift(tmp_path: Path) -> None:
+    runner = enforced_cluster("boost", "0")
+    diag = diagnose(runner, tmp_path, resource(paused=True), **ENFORCED)
+
+    assert diag.status == "OK", failed(diag)
+    assert diag.steps == ()
+    assert "qos" not in {c.field for c in diag.checks}
+    assert {c.field: c.expected for c in diag.checks}["GrpSubmitJobs"] == "0"
+
+
+def test_without_enforcement_the_lever_is_not_read(tmp_path: Path) -> None:
+    runner = enforced_cluster("normal", "0")
+    diag = diagnose(runner, tmp_path)
+
+    assert diag.status == "OK", failed(diag)
+    assert not any(SUBMIT_READ in " ".join(c) for c in runner.calls)
+
+
+def test_the_lever_and_policy_settings_share_one_modify(tmp_path: Path) -> None:
+    runner = cluster(
+        "alloc-1|||proj-1|40|cpu=999999,gres/gpu=360,mem=737280|||boost|boost",
+        "alloc-1|alice||||||||",
+        "alloc-1|bob||||||||",
+    )
+    runner.outputs = {SUBMIT_READ: "alloc-1||\n", **runner.outputs}
+    diag = diagnose(runner, tmp_path, resource(paused=True), policy(), **ENFORCED)
+
+    assert [s.line for s in diag.steps] == [
+        "sacctmgr --immediate modify account where name=alloc-1 set Fairshare=5 "
+        "GrpTRESMins=cpu=144000 GrpSubmitJobs=0"
+    ]
+
+
+# ---- the account tree: the project account's own parent -------------------------------------
+
+SET_ALLOC = ["sacctmgr", "--immediate", "modify", "account", "where", "name=alloc-1", "set"]
+IN_SYNC = (
+    f"alloc-1|||proj-1|1|{CREATED}|||normal|",
+    "alloc-1|alice||||||||",
+    "alloc-1|bob||||||||",
+)
+
+
+def flat_cluster(project_parent: str, *extra: str) -> FakeRunner:
+    rows = ("root|||||||||", "flatp|||root|1|||||", f"proj-1|||{project_parent}|1|||||")
+    return FakeRunner(
+        outputs={"show assoc": assoc_lines(*rows, *extra, *IN_SYNC), "list tres": TRES_OUTPUT}
+    )
+
+
+def test_flat_hierarchy_expects_the_project_below_parent_account(tmp_path: Path) -> None:
+    runner = flat_cluster("root")
+    diag = diagnose(runner, tmp_path, parent_account="flatp")
+
+    assert failed(diag) == {"project parent": ("root", "flatp")}
+    assert [list(s.argv) for s in diag.steps] == [
+        ["sacctmgr", "--immediate", "modify", "account", "where", "name=proj-1", "set",
+         "Parent=flatp"]
+    ]  # fmt: skip
+
+
+def test_flat_hierarchy_in_sync_checks_both_parents(tmp_path: Path) -> None:
+    diag = diagnose(flat_cluster("flatp"), tmp_path, parent_account="flatp")
+
+    assert diag.status == "OK", failed(diag)
+    checks = {c.field: (c.actual, c.expected) for c in diag.checks}
+    assert checks["project parent"] == ("flatp", "flatp")
+    assert checks["parent"] == ("proj-1", "proj-1")
+
+
+def test_a_project_is_never_moved_below_a_missing_parent_account(tmp_path: Path) -> None:
+    runner = flat_cluster("root")
+    diag = diagnose(runner, tmp_path, parent_account="gone")
+
+    assert failed(diag) == {"project parent": ("root", "gone")}
+    assert diag.steps == ()
+    assert any("sacctmgr add account gone" in note for note in diag.notes)
+
+
+def test_a_project_below_another_customer_moves_to_its_own_created_first(tmp_path: Path) -> None:
+    runner = FakeRunner(
+        outputs={
+            "show assoc": assoc_lines(
+                "root|||||||||", "cust-9|||root|1|||||", "proj-1|||cust-9|1|||||", *IN_SYNC
+            ),
+            "list tres": TRES_OUTPUT,
+        }
+    )
+    diag = diagnose(runner, tmp_path)
+
+    assert failed(diag) == {"project parent": ("cust-9", "cust-1")}
+    assert [s.line for s in diag.steps] == [
+        "sacctmgr --immediate add account cust-1 Description=Customer one Organization=cust-1 "
+        "Parent=root",
+        "sacctmgr --immediate modify account where name=proj-1 set Parent=cust-1",
+    ]
+
+
+def test_allocations_of_one_misplaced_project_move_it_once(tmp_path: Path) -> None:
+    runner = flat_cluster("root", f"alloc-2|||proj-1|1|{CREATED}|||normal|")
+    built = diagnoser(runner, tmp_path, parent_account="flatp")
+    snapshot = built.client.snapshot()
+    first = built.diagnose("alloc-1", snapshot, resource())
+    second = built.diagnose("alloc-2", snapshot, resource(backend_id="alloc-2", team=()))
+
+    assert "project parent" in failed(first)
+    assert "project parent" in failed(second)
+    moves = [s.line for d in (first, second) for s in d.steps if "Parent=" in s.line]
+    assert moves == ["sacctmgr --immediate modify account where name=proj-1 set Parent=flatp"]

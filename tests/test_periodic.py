@@ -17,8 +17,9 @@ from tests.fakes import TRES_OUTPUT, AccountFake, FakeRunner, assoc_lines
 from waldur_site_agent_slurm.allocation.qos import QosLevel
 from waldur_site_agent_slurm.backend import SlurmBackend
 from waldur_site_agent_slurm.periodic import emulator_api
+from waldur_site_agent_slurm.periodic.message import apply_settings
 from waldur_site_agent_slurm.periodic.periods import Period, parse_period, period_of
-from waldur_site_agent_slurm.periodic.service import PeriodicService, apply_settings
+from waldur_site_agent_slurm.periodic.service import PeriodicService
 from waldur_site_agent_slurm.periodic.settings import DEFAULT_WEIGHTS, threshold_usage, weight_of
 from waldur_site_agent_slurm.slurm.client import SlurmClient
 from waldur_site_agent_slurm.slurm.parser import ASSOC_FIELDS

@@ -36,7 +36,8 @@ from waldur_site_agent_slurm.errors import (
     SlurmError,
     SlurmUnavailableError,
 )
-from waldur_site_agent_slurm.periodic.service import PeriodicService, apply_settings
+from waldur_site_agent_slurm.periodic.message import apply_settings
+from waldur_site_agent_slurm.periodic.service import PeriodicService
 from waldur_site_agent_slurm.site import homedirs, ldap_sync, projectdirs
 from waldur_site_agent_slurm.site.ldap_groups import ProjectGroup, ProjectGroups
 from waldur_site_agent_slurm.slurm import validation
@@ -719,9 +720,18 @@ class SlurmBackend(BaseBackend):
     def apply_periodic_settings(
         self, resource_id: str, settings: dict[str, Any], config: dict[str, Any] | None = None
     ) -> dict[str, Any]:
-        """Apply Waldur's periodic settings (``config`` overrides ``periodic_limits`` keys)."""
+        """Apply Waldur's periodic settings (``config`` overrides ``periodic_limits`` keys).
+
+        Under QoS enforcement a threshold level goes to the account's GrpSubmitJobs.
+        """
         return apply_settings(
-            self.client, self.settings, resource_id, settings, self.timezone, override=config
+            self.client,
+            self.settings,
+            resource_id,
+            settings,
+            self.timezone,
+            override=config,
+            lever=qos.enforcement(self.settings, self.offering_enforce_qos),
         )
 
     def get_resource_metadata(self, resource_backend_id: str) -> dict[str, Any]:

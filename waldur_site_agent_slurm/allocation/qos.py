@@ -9,10 +9,12 @@ account's QoS, or, under QoS enforcement, through the account's ``GrpSubmitJobs`
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 from enum import IntEnum
 
 from waldur_site_agent_slurm.config import SlurmSettings
+from waldur_site_agent_slurm.slurm import validation
 from waldur_site_agent_slurm.slurm.parser import AssociationRecord
 
 
@@ -96,17 +98,24 @@ SUBMIT_BLOCKED = 0
 SUBMIT_CLEAR = "-1"
 
 
-def enforced(settings: SlurmSettings, offering_enforce_qos: bool | None) -> bool:
-    """Whether QoS enforcement applies to an offering.
+def enforcement(settings: SlurmSettings, offering_enforce_qos: bool | None) -> bool | None:
+    """Whether QoS enforcement applies to an offering; None when only the offering can tell.
 
     ``qos_enforcement_enabled`` first; then ``enforce_offering_qos``, or the offering's
-    ``enforce_qos`` plugin option when that is unset.
+    ``enforce_qos`` plugin option when that is unset. None: enforcement follows the
+    offering's option and nobody told this backend its value (the event process builds
+    backends without reading the offering).
     """
     if not settings.qos_enforcement_enabled:
         return False
     if settings.enforce_offering_qos is not None:
         return settings.enforce_offering_qos
-    return bool(offering_enforce_qos)
+    return offering_enforce_qos if offering_enforce_qos is None else bool(offering_enforce_qos)
+
+
+def enforced(settings: SlurmSettings, offering_enforce_qos: bool | None) -> bool:
+    """Whether QoS enforcement applies to an offering (an unknown offering option: no)."""
+    return bool(enforcement(settings, offering_enforce_qos))
 
 
 def submit_limit(level: QosLevel) -> int | None:
@@ -125,3 +134,59 @@ def submit_fields(current: int | None, level: QosLevel) -> dict[str, str]:
     if current == target:
         return {}
     return {GRP_SUBMIT_JOBS: SUBMIT_CLEAR if target is None else str(target)}
+
+
+def lever_level(current: int | None) -> QosLevel:
+    """The least strict level an account's GrpSubmitJobs stands for (0: DOWNSCALED)."""
+    return QosLevel.DOWNSCALED if current == SUBMIT_BLOCKED else QosLevel.DEFAULT
+
+
+# ---- the level an account should be on, and the fields that put it there --------------------
+
+
+@dataclass(frozen=True)
+class LevelTarget:
+    """A level, why it is wanted, and how it is applied: QoS swap or the submit lever.
+
+    pause/downscale/restore, periodic messages and the diagnostic all turn a level into
+    ``sacctmgr`` fields through ``fields``, so they cannot disagree on what a level means.
+    """
+
+    level: QosLevel
+    why: str
+    qos: str
+    lever: bool = False
+    submit_now: int | None = None
+
+    @property
+    def setting(self) -> str:
+        """What the level sets: ``GrpSubmitJobs`` under the lever, else ``QOS``."""
+        return GRP_SUBMIT_JOBS if self.lever else "QOS"
+
+    @property
+    def expected(self) -> str:
+        """The value the level asks for, as the diagnostic prints it."""
+        return submit_text(submit_limit(self.level)) if self.lever else self.qos
+
+    def actual(self, record: AssociationRecord) -> str:
+        """The account's value now, as the diagnostic prints it."""
+        return submit_text(self.submit_now) if self.lever else current_qos(record) or "(none)"
+
+    def fields(self, record: AssociationRecord) -> dict[str, str]:
+        """The fields to set so the account is on the level ({} when it already is)."""
+        if self.lever:
+            return submit_fields(self.submit_now, self.level)
+        return qos_fields(record, self.qos)
+
+
+def target(
+    level: QosLevel,
+    why: str,
+    settings: SlurmSettings,
+    *,
+    lever: bool = False,
+    submit_now: int | None = None,
+) -> LevelTarget:
+    """The target for ``level``; ``submit_now`` is the account's GrpSubmitJobs (lever only)."""
+    name = validation.qos_name(qos_name(level, settings))
+    return LevelTarget(level, why, name, lever, submit_now if lever else None)

@@ -9,7 +9,9 @@ Every expectation comes from the code that makes it true in the agent:
   ``diagnose.policy`` and put through ``periodic.parse_settings`` and
   ``periodic_plan.plan_settings`` (fairshare, the policy's limit type, billing, grace);
 - the QoS from Waldur's paused/downscaled flags through ``PeriodicService.
-  expected_level`` (the decision pause/downscale/restore apply), in the same plan;
+  expected_level`` and ``level_target`` (the decision and the fields pause/downscale/
+  restore apply), in the same plan; under QoS enforcement the level is the account's
+  ``GrpSubmitJobs`` and the QoS is not compared;
 - the users from ``membership`` (team offering users in state OK; additions and
   removals as membership sync makes them).
 
@@ -71,9 +73,14 @@ class Diagnoser:
         units: Mapping[str, str],
         *,
         soft_delete: bool = False,
+        lever: bool = False,
     ) -> None:
-        """Use ``client`` for reads and command lines, ``periodic`` for QoS decisions."""
+        """Use ``client`` for reads and command lines, ``periodic`` for QoS decisions.
+
+        ``lever``: QoS enforcement applies, so the level is expected on GrpSubmitJobs.
+        """
         self.settings = settings
+        self.lever = lever
         self.client = client
         self.periodic = periodic
         self.policy = policy
@@ -81,6 +88,8 @@ class Diagnoser:
         self.soft_delete = soft_delete
         self.defaults: dict[str, str] = {}
         self.steps = StepBuilder(settings, client)
+        # Project accounts whose move is already planned (several allocations share one).
+        self.moved_projects: set[str] = set()
 
     @property
     def policy_applied(self) -> bool:
@@ -135,6 +144,7 @@ class Diagnoser:
             notes.append(f"the Waldur resource is in state {resource.state}")
         checks: list[Check] = []
         steps: list[Step] = []
+        self._project(snapshot, resource, checks, steps, notes)
         parent = accounts.allocation_parent(self.settings, resource.project_slug)
         if state is None:
             checks.append(Check("account", "exists", "missing", False))
@@ -160,6 +170,39 @@ class Diagnoser:
             steps=tuple(steps),
             notes=tuple(notes),
         )
+
+    def _project(
+        self,
+        snapshot: AssociationSnapshot,
+        resource: ResourceView,
+        checks: list[Check],
+        steps: list[Step],
+        notes: list[str],
+    ) -> None:
+        """The project account's own parent: ``parent_account`` (flat) or its customer.
+
+        A missing project account is left to the allocation's steps, which add it. A
+        project is moved only below an account that exists or that a step adds first,
+        so a fix never leaves it at the root.
+        """
+        project = accounts.project_account(self.settings, resource.project_slug)
+        state = snapshot.account(project)
+        if state is None:
+            return
+        wanted = accounts.project_parent(self.settings, resource.customer_slug)
+        ok = state.parent == wanted
+        checks.append(Check("project parent", wanted, state.parent or "(top)", ok))
+        if ok or project in self.moved_projects:
+            return
+        move = self.steps.move_project(project, wanted, snapshot, resource)
+        if not move:
+            notes.append(
+                f"{project} cannot be moved below {wanted}: {wanted} does not exist "
+                f"(sacctmgr add account {wanted})"
+            )
+            return
+        self.moved_projects.add(project)
+        steps += move
 
     def _gone(self, base: AccountDiagnosis, state: AccountState | None) -> AccountDiagnosis:
         """A Terminated resource: its account is gone (or kept, emptied, with soft_delete)."""
@@ -188,16 +231,20 @@ class Diagnoser:
                 fields[created.field] = created.value
         flags = qos.from_flags(paused=resource.paused, downscaled=resource.downscaled)
         level, why = self.periodic.expected_level(account, flags)
-        target = qos.qos_name(level, self.settings)
-        current = qos.current_qos(record)
-        checks.insert(
-            0, Check("qos", target, current or "(none)", not qos.qos_fields(record, target))
-        )
+        target = self.periodic.level_target(account, level, why, lever=self.lever)
+        name = qos.GRP_SUBMIT_JOBS if self.lever else "qos"
+        ok = not target.fields(record)
+        checks.insert(0, Check(name, target.expected, target.actual(record), ok))
+        if self.lever:
+            notes.append(
+                "QoS enforcement: pause and downscale are the account's GrpSubmitJobs; its "
+                f"QoS ({qos.current_qos(record) or 'none'}) is left as it is"
+            )
         plan = plan_settings(
             periodic or PeriodicSettings(),
             record,
             allow_blocking=self.periodic.config.allow_blocking_limits,
-            qos_target=(target, why),
+            qos_target=target,
         )
         fields.update(plan.fields())
         notes += [f"not applied by the agent: {item}" for item in plan.refused]

@@ -99,11 +99,12 @@ class PolicyView:
 
 @dataclass(frozen=True)
 class OfferingView:
-    """The offering: its name and the unit of each component."""
+    """The offering: its name, the unit of each component, its ``enforce_qos`` option."""
 
     uuid: str
     name: str
     units: Mapping[str, str]
+    enforce_qos: bool = False
 
 
 @dataclass(frozen=True)

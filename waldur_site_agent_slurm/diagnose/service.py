@@ -9,7 +9,7 @@ the plugin's command runner, then diagnoses again with fresh reads.
 from __future__ import annotations
 
 import uuid as uuidlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from waldur_site_agent_slurm.diagnose.waldur import WaldurReader
 from waldur_site_agent_slurm.errors import SlurmCommandError, SlurmError
 from waldur_site_agent_slurm.periodic.service import PeriodicService
 from waldur_site_agent_slurm.slurm import validation
+from waldur_site_agent_slurm.slurm.runner import Runner
 
 SLURM_BACKEND = "slurm"
 
@@ -124,6 +125,7 @@ class DiagnoseService:
             policy = self.reader.policy()
             zone = usage_zone(self.configuration.timezone, settings.timezone)
             periodic = PeriodicService(backend.client, settings, timezone=zone)
+            backend.offering_enforce_qos = offering.enforce_qos
             diagnoser = Diagnoser(
                 settings,
                 backend.client,
@@ -131,6 +133,7 @@ class DiagnoseService:
                 policy,
                 offering.units,
                 soft_delete=bool(self.offering.backend_settings.get("soft_delete")),
+                lever=backend.qos_enforced(),
             )
             report = Report(offering, settings.cluster_name, "all" if self._all else "account")
             if self._all:
@@ -171,19 +174,23 @@ class DiagnoseService:
         if not self.params.yes and not confirm(steps):
             report.fix = FixResult(declined=True)
             return report
-        runner = self._backend().runner
-        applied: list[str] = []
-        error = None
-        for step in steps:
-            try:
-                runner.run(step.argv, mutating=True, accept_nothing=step.accept_nothing)
-            except SlurmError as err:
-                error = f"{step.line}: {err}"
-                break
-            applied.append(step.line)
-        report.fix = FixResult(tuple(applied), error)
+        report.fix = apply_steps(self._backend().runner, steps)
         report.after_fix = self.diagnose()
         return report
+
+
+def apply_steps(runner: Runner, steps: Sequence[Step]) -> FixResult:
+    """Run ``steps`` in order through the plugin's runner; stop at the first failure."""
+    applied: list[str] = []
+    error = None
+    for step in steps:
+        try:
+            runner.run(list(step.argv), mutating=True, accept_nothing=step.accept_nothing)
+        except SlurmError as err:
+            error = f"{step.line}: {err}"
+            break
+        applied.append(step.line)
+    return FixResult(tuple(applied), error)
 
 
 def _valid(name: str) -> bool:

@@ -77,6 +77,32 @@ class StepBuilder:
             self.change(args, f"move below {parent}", accept_nothing=False),
         ]
 
+    def move_project(
+        self, project: str, parent: str, snapshot: AssociationSnapshot, resource: ResourceView
+    ) -> list[Step]:
+        """Put a project account back below ``parent``; [] when that cannot be done.
+
+        A missing customer account is added first (below ``root_account``, which must
+        exist); a missing ``parent_account`` is the site's to create, so no step moves a
+        project below an account that will not be there.
+        """
+        steps = []
+        if snapshot.account(parent) is None:
+            if self.settings.parent_account:
+                return []
+            customer = accounts.customer_spec(
+                self.settings, resource.customer_slug, resource.customer_name
+            )
+            if snapshot.account(customer.parent) is None:
+                return []
+            args = self.client.add_account_args(
+                customer.name, customer.description, customer.organization, customer.parent
+            )
+            steps.append(self.change(args, f"customer account {customer.name} is missing"))
+        args = self.client.account_settings_args(project, {"Parent": parent})
+        steps.append(self.change(args, f"move {project} below {parent}", accept_nothing=False))
+        return steps
+
     def add_users(
         self, account: str, missing: Sequence[str], snapshot: AssociationSnapshot
     ) -> list[Step]:

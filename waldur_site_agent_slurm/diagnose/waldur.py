@@ -90,7 +90,7 @@ class WaldurReader:
         self._limit_period: int | None = None
 
     def offering(self) -> OfferingView:
-        """The offering's name and component units."""
+        """The offering's name, component units and ``plugin_options.enforce_qos``."""
         details = _call(
             "the offering",
             lambda: marketplace_provider_offerings_retrieve.sync(
@@ -103,7 +103,10 @@ class WaldurReader:
             period = component.get("limit_period")
             if component.get("billing_type") == "limit" and period in LIMIT_PERIODS:
                 self._limit_period = LIMIT_PERIODS[period]
-        return OfferingView(self.offering_uuid.hex, _text(details, "name"), units)
+        options = details.get("plugin_options")
+        # As the agent's processors read it: a missing option means False.
+        enforce_qos = bool(options.get("enforce_qos")) if isinstance(options, dict) else False
+        return OfferingView(self.offering_uuid.hex, _text(details, "name"), units, enforce_qos)
 
     def policy(self) -> PolicyView | None:
         """The offering's SLURM periodic usage policy (Waldur allows one), or None."""

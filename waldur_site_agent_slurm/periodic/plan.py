@@ -10,7 +10,8 @@ and store something else (24.11 stores cpu=0 for ``cpu=abc``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from waldur_site_agent_slurm.allocation import limits, qos
 from waldur_site_agent_slurm.periodic.settings import (
@@ -19,7 +20,6 @@ from waldur_site_agent_slurm.periodic.settings import (
     PeriodicSettings,
     Refusal,
 )
-from waldur_site_agent_slurm.slurm import validation
 from waldur_site_agent_slurm.slurm.parser import AssociationRecord
 
 
@@ -110,7 +110,7 @@ def plan_settings(
     actual: AssociationRecord,
     *,
     allow_blocking: bool,
-    qos_target: tuple[str, str] | None = None,
+    qos_target: qos.LevelTarget | None = None,
     reset: tuple[bool, str] = (False, ""),
 ) -> Plan:
     """Compare the desired settings with the account's association.
@@ -119,7 +119,8 @@ def plan_settings(
         settings: the parsed message.
         actual: the account's association as SLURM has it now.
         allow_blocking: apply zero limits too (``allow_blocking_limits``).
-        qos_target: (QoS name, reason) the account should be on, or None to leave QoS.
+        qos_target: the level the account should be on (its QoS, or its GrpSubmitJobs
+            under QoS enforcement) and why; None leaves both alone.
         reset: (whether a RawUsage reset is due, why or why not).
     """
     changes: list[Action] = []
@@ -139,13 +140,12 @@ def plan_settings(
     changes += limit_changes
     notes += [f"keep {item}" for item in same]
     if qos_target is not None:
-        target, why = qos_target
-        fields = qos.qos_fields(actual, validation.qos_name(target))
+        setting, wanted, why = qos_target.setting, qos_target.expected, qos_target.why
+        fields = qos_target.fields(actual)
         if not fields:
-            notes.append(f"keep QOS {target}: {why}")
+            notes.append(f"keep {setting} {wanted}: {why}")
         else:
-            was = qos.current_qos(actual) or "unset"
-            reason = f"QoS {was} → {target}: {why}"
+            reason = f"{setting} {qos_target.actual(actual)} → {wanted}: {why}"
             changes += [Action(name, value, reason) for name, value in fields.items()]
     due, why_reset = reset
     if not due and why_reset:
@@ -214,3 +214,20 @@ def _same(field_name: str, written: str, actual: str) -> bool:
     if field_name == "QOS":  # SLURM prints a QoS list in its own order
         return set(written.split(",")) == set(actual.split(","))
     return written == actual
+
+
+@dataclass
+class Progress:
+    """What one message has done so far, kept up to date so that a failure still tells."""
+
+    commands: list[str] = field(default_factory=list)
+    reset: ResetOutcome | None = None
+
+    def reset_report(self, raw: object) -> dict[str, bool | str]:
+        """``raw_usage_reset`` of the result: what the message asked and what happened."""
+        if self.reset is not None:
+            return self.reset.as_dict()
+        asked = isinstance(raw, Mapping) and raw.get("reset_raw_usage") is True
+        if asked:
+            return ResetOutcome(True, False, "not performed: the message failed first").as_dict()
+        return ResetOutcome.not_requested().as_dict()

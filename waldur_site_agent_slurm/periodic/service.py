@@ -1,18 +1,20 @@
 """Periodic settings and Waldur's QoS flags, applied through one QoS decision.
 
-``apply_settings`` handles one ``apply_periodic_settings`` message: validate, read the
-account's association once, plan, run a single ``sacctmgr modify`` with the fields that
-differ (and a RawUsage reset when one is due), and return what ran. ``PeriodicService.
-enforce_flags`` is what pause/downscale/restore call. Both set the QoS to
-``qos.decide(flags level, threshold level)``: the stricter of what Waldur's flags and
-the last thresholds ask for, so membership sync's restore never undoes a threshold QoS.
+``PeriodicService.apply`` carries out one ``apply_periodic_settings`` message (see
+``periodic.message``): read the account's association once, plan, run a single
+``sacctmgr modify`` with the fields that differ (and a RawUsage reset when one is due).
+``PeriodicService.enforce_flags`` is what pause/downscale/restore call. Both put the
+account on ``qos.decide(flags level, threshold level)``: the stricter of what Waldur's
+flags and the last thresholds ask for, so membership sync's restore never undoes a
+threshold level. A level is the account's QoS, or under QoS enforcement its
+GrpSubmitJobs (``qos.LevelTarget``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from contextlib import nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -26,7 +28,6 @@ from waldur_site_agent_slurm.allocation.usage import (
     UsageAccumulator,
     Window,
     build_report,
-    usage_zone,
 )
 from waldur_site_agent_slurm.config import SlurmSettings
 from waldur_site_agent_slurm.periodic import emulator_api
@@ -35,6 +36,7 @@ from waldur_site_agent_slurm.periodic.periods import Period, parse_period, perio
 from waldur_site_agent_slurm.periodic.plan import (
     Action,
     Plan,
+    Progress,
     ResetOutcome,
     plan_settings,
     unapplied,
@@ -45,11 +47,15 @@ from waldur_site_agent_slurm.periodic.settings import (
     PeriodicSettings,
     PeriodicSettingsError,
     Refusal,
-    parse_settings,
     threshold_usage,
     usable_thresholds,
 )
-from waldur_site_agent_slurm.periodic.state import AccountState, StateStore, ThresholdState
+from waldur_site_agent_slurm.periodic.state import (
+    AccountState,
+    LockedState,
+    StateStore,
+    ThresholdState,
+)
 from waldur_site_agent_slurm.slurm import validation
 from waldur_site_agent_slurm.slurm.client import SlurmClient
 from waldur_site_agent_slurm.slurm.parser import AssociationRecord
@@ -66,9 +72,15 @@ class PeriodicService:
         timezone: str = "UTC",
         clock: Clock | None = None,
         override: Mapping[str, Any] | None = None,
+        lever: bool | None = False,
     ) -> None:
-        """Resolve the ``periodic_limits`` configuration (with ``override`` on top)."""
+        """Resolve the ``periodic_limits`` configuration (with ``override`` on top).
+
+        ``lever``: whether QoS enforcement applies (levels go to GrpSubmitJobs), None
+        when only the offering's ``enforce_qos`` could tell (``qos.enforcement``).
+        """
         self.client = client
+        self.lever = lever
         self.settings = settings
         self.timezone = timezone
         self.config = PeriodicConfig.from_schema(settings.periodic, override)
@@ -92,43 +104,30 @@ class PeriodicService:
             return QosLevel.DEFAULT
         return state.threshold.level
 
-    def _set_qos(self, record: AssociationRecord, level: QosLevel, why: str) -> str | None:
-        """Put the account on ``level``'s QoS; return the command, None when already there."""
-        target = qos.qos_name(level, self.settings)
-        fields = qos.qos_fields(record, target)
-        if not fields:
-            return None
-        logger.info(
-            "Setting QoS of %s to %s (was %s): %s",
-            record.account,
-            target,
-            qos.current_qos(record),
-            why,
-        )
-        return self.client.modify_account(record.account, fields)
+    def level_target(
+        self, account: str, level: QosLevel, why: str, *, lever: bool, fresh: bool = False
+    ) -> qos.LevelTarget:
+        """``level`` as the account's QoS, or under QoS enforcement its GrpSubmitJobs.
 
-    def _set_submit_lever(self, account: str, level: QosLevel, why: str, fresh: bool) -> None:
-        """Put the account on ``level`` through its GrpSubmitJobs (QoS enforcement)."""
-        current = self.client.submit_limits(fresh=fresh).get(account)
-        fields = qos.submit_fields(current, level)
+        Under the lever the account's GrpSubmitJobs is read (``fresh``: read again).
+        """
+        now = self.client.submit_limits(fresh=fresh).get(account) if lever else None
+        return qos.target(level, why, self.settings, lever=lever, submit_now=now)
+
+    def _set_level(self, record: AssociationRecord, target: qos.LevelTarget) -> None:
+        """Put the account on ``target`` (no command when it already is)."""
+        fields = target.fields(record)
         if not fields:
             return
         logger.info(
-            "Setting GrpSubmitJobs of %s to %s (was %s): %s",
-            account,
-            fields[qos.GRP_SUBMIT_JOBS],
-            qos.submit_text(current),
-            why,
+            "Setting %s of %s to %s (was %s): %s",
+            target.setting,
+            record.account,
+            target.expected,
+            target.actual(record),
+            target.why,
         )
-        self.client.modify_account(account, fields)
-
-    def _set_level(
-        self, record: AssociationRecord, level: QosLevel, why: str, *, lever: bool, fresh: bool
-    ) -> None:
-        if lever:
-            self._set_submit_lever(record.account, level, why, fresh)
-        else:
-            self._set_qos(record, level, why)
+        self.client.modify_account(record.account, fields)
 
     def enforce_flags(self, resource_id: str, requested: QosLevel, *, lever: bool = False) -> bool:
         """Apply the level Waldur's flags ask for, never below the thresholds' level.
@@ -142,7 +141,7 @@ class PeriodicService:
             raise BackendError(f"Account {account} does not exist; cannot set its QoS")
         if not self.thresholds_on:
             level, why = self.decide_level(requested, None)
-            self._set_level(state.record, level, why, lever=lever, fresh=False)
+            self._set_level(state.record, self.level_target(account, level, why, lever=lever))
             return True
         # Read, decide and write under the account's lock, so that a message applied
         # meanwhile is neither overwritten by an older decision nor hidden by a stale read.
@@ -152,7 +151,7 @@ class PeriodicService:
                 raise BackendError(f"Account {account} does not exist; cannot set its QoS")
             held.save(replace(held.state, flags=requested))
             level, why = self.decide_level(requested, held.state)
-            self._set_level(record, level, why, lever=lever, fresh=True)
+            self._set_level(record, self.level_target(account, level, why, lever=lever, fresh=True))
         return True
 
     def decide_level(
@@ -239,19 +238,50 @@ class PeriodicService:
             refused,
         )
 
-    def _assumed_flags(self, state: AccountState, record: AssociationRecord) -> QosLevel:
+    def _assumed_flags(
+        self, state: AccountState, record: AssociationRecord, submit_now: int | None
+    ) -> QosLevel:
         """What Waldur's flags ask for, as membership sync last recorded it.
 
-        Before membership sync has recorded anything, the account's current QoS stands
-        for Waldur's wish, unless the last thresholds explain it: a message must never
-        lower a QoS it cannot attribute to itself.
+        Before membership sync has recorded anything, the account's current QoS (under
+        QoS enforcement: its GrpSubmitJobs) stands for Waldur's wish, unless the last
+        thresholds explain it: a message must never lower a level it cannot attribute
+        to itself.
         """
         if state.flags is not None:
             return state.flags
-        current = qos.level_of(record, self.settings)
+        current = qos.lever_level(submit_now) if self.lever else qos.level_of(record, self.settings)
         if state.threshold is not None and state.threshold.level >= current:
             return QosLevel.DEFAULT
         return current
+
+    def _message_target(
+        self,
+        account: str,
+        record: AssociationRecord,
+        previous: AccountState,
+        held: LockedState,
+        now: datetime,
+    ) -> tuple[qos.LevelTarget | None, tuple[str, ...]]:
+        """The level a message puts the account on: QoS, or GrpSubmitJobs under enforcement.
+
+        When only the offering's ``enforce_qos`` says whether enforcement applies (the
+        event process does not read the offering), the message sets neither: the stored
+        threshold level reaches SLURM at membership sync's next pause/downscale/restore,
+        which knows the offering and combines the two.
+        """
+        if self.lever is None:
+            note = (
+                "leave QoS and GrpSubmitJobs: whether QoS enforcement applies depends on "
+                "the offering's enforce_qos, which membership sync reads; it applies the "
+                "threshold level"
+            )
+            return None, (note,)
+        submit_now = self.client.submit_limits(fresh=True).get(account) if self.lever else None
+        flags = self._assumed_flags(previous, record, submit_now)
+        level, why = self.decide_level(flags, held.state, now)
+        target = qos.target(level, why, self.settings, lever=self.lever, submit_now=submit_now)
+        return target, ()
 
     @staticmethod
     def _reset_decision(
@@ -331,13 +361,12 @@ class PeriodicService:
             previous = held.state if held is not None else AccountState()
             qos_target = None
             refused: tuple[Refusal, ...] = ()
+            notes: tuple[str, ...] = ()
             if held is not None and self.thresholds_on:
                 evaluated, refused = self._evaluate_thresholds(account, settings, period, now)
                 if evaluated is not None:
                     held.save(replace(held.state, threshold=evaluated))
-                flags = self._assumed_flags(previous, record)
-                level, why = self.decide_level(flags, held.state, now)
-                qos_target = (qos.qos_name(level, self.settings), why)
+                qos_target, notes = self._message_target(account, record, previous, held, now)
             decision = self._reset_decision(settings, period, previous)
             progress.reset = self._reset_outcome(settings, decision)
             plan = plan_settings(
@@ -347,6 +376,7 @@ class PeriodicService:
                 qos_target=qos_target,
                 reset=decision,
             )
+            plan = replace(plan, notes=(*plan.notes, *notes))
             for line in plan.describe():
                 logger.info("Periodic settings for %s (%s): %s", account, period.id, line)
             if plan.changes:
@@ -427,100 +457,3 @@ class PeriodicService:
             notes=(f"sent to slurm-emulator: {emulator_api.command_line(base_url, body)}", *notes),
         )
         return plan, period, refused
-
-
-@dataclass
-class Progress:
-    """What one message has done so far, kept up to date so that a failure still tells."""
-
-    commands: list[str] = field(default_factory=list)
-    reset: ResetOutcome | None = None
-
-    def reset_report(self, raw: object) -> dict[str, bool | str]:
-        """``raw_usage_reset`` of the result: what the message asked and what happened."""
-        if self.reset is not None:
-            return self.reset.as_dict()
-        asked = isinstance(raw, Mapping) and raw.get("reset_raw_usage") is True
-        if asked:
-            return ResetOutcome(True, False, "not performed: the message failed first").as_dict()
-        return ResetOutcome.not_requested().as_dict()
-
-
-NOT_ENABLED = "periodic_limits_not_enabled"
-
-
-def apply_settings(
-    client: SlurmClient,
-    settings: SlurmSettings,
-    resource_id: str,
-    raw: object,
-    agent_zone: str = "",
-    *,
-    override: Mapping[str, Any] | None = None,
-    clock: Clock | None = None,
-) -> dict[str, Any]:
-    """Apply one message's settings; never raises.
-
-    Periods are cut in ``backend_settings.timezone`` or the agent's zone (UTC without).
-
-    Returns:
-        ``success``, ``error`` and ``commands_executed`` (the exact command lines that
-        ran, also on a partial failure, or the request sent to slurm-emulator's API) for
-        Waldur; ``mode`` (``production``: sacctmgr; ``emulator``: slurm-emulator's API),
-        ``raw_usage_reset`` (requested, performed, reason), ``actions``, ``period`` and
-        ``carryover_details``; ``reason: periodic_limits_not_enabled`` when switched off.
-    """
-    progress = Progress()
-    details = raw.get("carryover_details") if isinstance(raw, Mapping) else None
-    mode = "emulator" if settings.periodic.emulator_mode else "production"
-    result: dict[str, Any] = {"carryover_details": details, "mode": mode}
-    try:
-        zone = usage_zone(agent_zone, settings.timezone)
-        service = PeriodicService(client, settings, timezone=zone, clock=clock, override=override)
-        result["mode"] = service.config.mode
-        if not service.config.enabled:
-            error = "periodic_limits.enabled is false in backend_settings; nothing applied"
-            logger.warning("Periodic settings for %s not applied: %s", resource_id, error)
-            return {
-                **result,
-                "success": False,
-                "reason": NOT_ENABLED,
-                "error": error,
-                "commands_executed": [],
-                "raw_usage_reset": progress.reset_report(raw),
-            }
-        if service.config.emulator_mode and not service.config.emulator_base_url:
-            raise PeriodicSettingsError(
-                "periodic_limits.emulator_mode needs periodic_limits.emulator_base_url, the "
-                "address of slurm-emulator's API (e.g. http://127.0.0.1:8080); nothing applied"
-            )
-        account = validation.account_name(resource_id, "resource backend_id")
-        parsed = parse_settings(raw, service.config, settings.components)
-        apply = service.apply_on_emulator if service.config.emulator_mode else service.apply
-        plan, period, threshold_refusals = apply(account, parsed, progress)
-    except BackendError as err:
-        logger.error("Periodic settings for %s failed: %s", resource_id, err)
-        error = str(err)
-    except Exception as err:  # the contract is a result, never an exception
-        logger.exception("Periodic settings for %s failed unexpectedly", resource_id)
-        error = f"Unexpected {type(err).__name__}: {err}"
-    else:
-        error = ""
-    done = {"commands_executed": progress.commands, "raw_usage_reset": progress.reset_report(raw)}
-    if error:
-        return {**result, "success": False, "error": error, **done}
-    refused = (*threshold_refusals, *plan.refused)
-    if refused:
-        error = "Not applied: " + "; ".join(str(r) for r in refused)
-        logger.error("Periodic settings for %s: %s", resource_id, error)
-    reset = progress.reset or ResetOutcome.not_requested()
-    if reset.requested and not reset.performed:
-        logger.info("RawUsage of %s not reset: %s", resource_id, reset.reason)
-    return {
-        **result,
-        "success": not refused,
-        "error": error,
-        **done,
-        "actions": plan.describe(),
-        "period": period.id,
-    }
