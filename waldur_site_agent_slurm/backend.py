@@ -551,10 +551,10 @@ class SlurmBackend(BaseBackend):
                 self.cancel_active_jobs_for_account_user(where, user)
             if step.new_default:
                 self.client.modify_user(user, None, {"DefaultAccount": step.new_default})
-            target = None if step.whole_user else account
-            self._retry_while_jobs_active(
-                partial(self.client.remove_user, user, target), f"{user} in {account}"
-            )
+            for where in membership.deletion_order(step, defaults.get(user)):
+                self._retry_while_jobs_active(
+                    partial(self.client.remove_user, user, where), f"{user} in {where}"
+                )
             removed.append(user)
         return removed
 

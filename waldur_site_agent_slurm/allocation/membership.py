@@ -216,8 +216,7 @@ def removals(
     """How to remove each of ``present`` from ``account``, in order.
 
     A user whose only other association is the plugin's common default account leaves
-    as a whole (``delete user name=U`` drops every association at once: SLURM 22.05
-    refuses to delete a user's default-account association on its own).
+    as a whole: every association goes (see ``deletion_order``).
     """
     common_default = settings.default_account
     ours = {plugin_default(settings)} - {None}
@@ -232,3 +231,17 @@ def removals(
             new_default = common_default if common_default in others else others[0]
         steps.append(UserRemoval(user, account, new_default, False, (account,)))
     return steps
+
+
+def deletion_order(step: UserRemoval, default_account: str | None) -> list[str]:
+    """The accounts whose association with ``step.user`` is deleted, one command each.
+
+    A user leaving as a whole loses ``step.accounts``, the default account last. SLURM
+    22.05 refuses any request that deletes a user's default-account association while
+    another association of the user on the cluster remains, even one deleted by the
+    same request; deleting the last association is always accepted (and removes the
+    user from the cluster). Newer releases accept either order.
+    """
+    if not step.whole_user:
+        return [step.account]
+    return sorted(step.accounts, key=lambda account: account == default_account)
