@@ -448,3 +448,26 @@ def test_uuids_in_paths_may_carry_dashes(
         str(uid) if dashed else uid.hex, client=api()
     )
     assert ok(res).uuid == uid
+
+
+def test_a_resource_end_date_reaches_the_client_as_a_date(
+    standin: StandIn, api: Callable[..., AuthenticatedClient]
+) -> None:
+    client = api()
+    uid = uuid.UUID(FLOOD)
+    assert (
+        ok(marketplace_provider_resources_retrieve.sync_detailed(uid, client=client)).end_date
+        is None
+    )
+
+    standin.state.update_resource(FLOOD, end_date="2027-05-31")
+
+    resource = ok(marketplace_provider_resources_retrieve.sync_detailed(uid, client=client))
+    assert resource.end_date == dt.date(2027, 5, 31)
+    standin.state.update_resource(FLOOD, end_date=None)
+    assert (
+        ok(marketplace_provider_resources_retrieve.sync_detailed(uid, client=client)).end_date
+        is None
+    )
+    with pytest.raises(ValueError, match="end_date"):
+        standin.state.update_resource(FLOOD, end_date="31.05.2027")
