@@ -1,14 +1,18 @@
-"""Limits the framework's membership cycle syncs: prepaid end dates and SLURM → Waldur.
+"""Limits the framework syncs: prepaid end dates and SLURM → Waldur.
 
 ``waldur_site_agent -m membership_sync`` calls, for every resource, the backend's
-``sync_resource_end_date`` and then ``sync_resource_limits``. These tests move a
-resource's end date in the Waldur stand-in, or change an allocation's limits in SLURM
-as a site admin would, run one real cycle, and check SLURM and the stand-in.
+``sync_resource_end_date`` and then ``sync_resource_limits``; the framework's
+``waldur_sync_resource_limits`` command calls ``sync_resource_limits`` alone. These
+tests move a resource's end date in the Waldur stand-in, or change an allocation's
+limits in SLURM as a site admin would, run the real agent or command, and check SLURM
+and the stand-in.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +48,23 @@ def set_limits_posts(standin: StandIn, resource_uuid: str) -> list[dict[str, Any
         for w in standin.state.writes(path_contains=f"{resource_uuid}/set_limits/")
         if w["status"] == 200
     ]
+
+
+def sync_limits_command(config: Path) -> str:
+    """Run the framework's ``waldur_sync_resource_limits -c config``; its output."""
+    command = Path(sys.executable).parent / "waldur_sync_resource_limits"
+    proc = subprocess.run(
+        [str(command), "-c", str(config)],
+        capture_output=True,
+        text=True,
+        check=False,
+        stdin=subprocess.DEVNULL,
+        timeout=300,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-3000:]
+    assert "Failed to sync resource limits" not in output, output[-3000:]
+    return output
 
 
 def end_after(resource: dict[str, Any], months: int) -> str:
@@ -141,7 +162,20 @@ def test_with_periodic_limits_slurm_limits_are_not_pushed_to_waldur(
     admin_sets_limits(FLOOD_ACCOUNT, cpu=150 * 60, gpu=4 * 60)
 
     agent.run("membership_sync")
+    sync_limits_command(config)
 
     assert standin.state.resource(flood["uuid"])["limits"] == LIMITS
     assert len(set_limits_posts(standin, flood["uuid"])) == posts
     assert grp_tres_mins(FLOOD_ACCOUNT) == {"cpu": 150 * 60, "mem": 200 * 61440, "gres/gpu": 240}
+
+
+def test_the_sync_resource_limits_command_pushes_slurm_limits_to_waldur(
+    standin: StandIn, agent: Agent, created: dict[str, Any]
+) -> None:
+    admin_sets_limits(FLOOD_ACCOUNT, cpu=120 * 60, gpu=3 * 60)
+
+    sync_limits_command(agent.config)
+
+    assert standin.state.resource(created["uuid"])["limits"] == {"cpu": 120, "mem": 200, "gpu": 3}
+    sky = standin.state.resource_by_name(SKY)
+    assert len(set_limits_posts(standin, sky["uuid"])) == 1  # the one of the create

@@ -55,6 +55,7 @@ from waldur_api_client.api.marketplace_provider_resources import (
     marketplace_provider_resources_set_membership_sync_statuses,
     marketplace_provider_resources_team_list,
 )
+from waldur_api_client.api.marketplace_resources import marketplace_resources_list
 from waldur_api_client.api.marketplace_service_providers import (
     marketplace_service_providers_keys_list,
     marketplace_service_providers_list,
@@ -286,6 +287,12 @@ def walk_resources(client: AuthenticatedClient) -> None:
         (FLOOD, ResourceState.OK),
         (SKY, ResourceState.ERRED),
     }
+    everyone = ok(
+        marketplace_resources_list.sync_detailed(
+            client=client, offering_uuid=[OFF], state=[ResourceState.OK, ResourceState.ERRED]
+        )
+    )
+    assert {(r.uuid.hex, r.state) for r in everyone} == {(r.uuid.hex, r.state) for r in listed}
     res = ok(marketplace_provider_resources_retrieve.sync_detailed(FLOOD, client=client))
     assert res.offering_plugin_options.additional_properties == {
         "username_generation_policy": "waldur_username"
