@@ -661,8 +661,14 @@ class SlurmBackend(BaseBackend):
                 self.cancel_active_jobs_for_account_user(where, user)
             if step.new_default:
                 self.client.modify_user(user, None, {"DefaultAccount": step.new_default})
-            target = None if step.whole_user else account
-            remove = partial(self.client.remove_user, user, target)
+            if step.whole_user:
+                for where in membership.deletion_order(step, defaults.get(user)):
+                    self._retry_while_jobs_active(
+                        partial(self.client.remove_user, user, where), f"{user} in {where}"
+                    )
+                removed.append(user)
+                continue
+            remove = partial(self.client.remove_user, user, account)
             try:
                 self._retry_while_jobs_active(remove, f"{user} in {account}")
             except SlurmCommandError as err:

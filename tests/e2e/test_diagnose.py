@@ -172,8 +172,11 @@ def test_missing_and_extra_users(config: Path) -> None:
         f"Cluster={CLUSTER}" in steps
     )
     assert f"scancel --account={ACCOUNT} --user=mallory --clusters={CLUSTER}" in steps
-    # the allocation was mallory's only association: the whole user goes
-    assert f"sacctmgr --immediate delete user where name=mallory cluster={CLUSTER}" in steps
+    # the allocation was mallory's only association: deleting it removes the user
+    assert (
+        f"sacctmgr --immediate delete user where name=mallory account={ACCOUNT} "
+        f"cluster={CLUSTER}" in steps
+    )
 
 
 def test_a_missing_account_is_recreated_by_fix(config: Path) -> None:
