@@ -85,7 +85,10 @@ def load(path: Path) -> structures.WaldurAgentConfiguration:
         raise DiagnoseError(f"configuration file {path} not found") from err
     except Exception as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise DiagnoseError(f"configuration {path} is invalid: {first}") from err
+        raise DiagnoseError(
+            f"configuration {path} is invalid: {first} (every problem: "
+            f"waldur_site_diagnose_slurm_account --check-config -c {path})"
+        ) from err
 
 
 class DiagnoseService:
