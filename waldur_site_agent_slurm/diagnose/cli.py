@@ -17,10 +17,13 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from waldur_site_agent.backend import configure_logger
+
 from waldur_site_agent_slurm.diagnose import config_check
 from waldur_site_agent_slurm.diagnose.model import MISMATCH, Report, Step, error_document
 from waldur_site_agent_slurm.diagnose.render import Style, render, render_fix
 from waldur_site_agent_slurm.diagnose.service import DiagnoseError, DiagnoseService, Params, load
+from waldur_site_agent_slurm.log_level import apply_env_log_level
 
 PROG = "waldur_site_diagnose_slurm_account"
 EXIT_OK, EXIT_MISMATCH, EXIT_ERROR = 0, 1, 2
@@ -66,15 +69,18 @@ def colour_wanted(args: argparse.Namespace, stream: TextIO) -> bool:
 
 
 def logs_to_stderr(verbose: bool) -> None:
-    """Send the framework's log handlers to stderr; INFO with -v, else warnings only."""
+    """The framework's JSON log lines, on stderr: INFO with -v, else warnings only.
+
+    ``WALDUR_SITE_AGENT_LOG_LEVEL`` overrides both. Called before the configuration is
+    loaded (so the framework's warnings while loading come out as JSON too, not as
+    Python dicts) and again after it (loading points the framework's handler at stdout).
+    """
+    configure_logger(logging.getLevelName(logging.INFO if verbose else logging.WARNING))
     root = logging.getLogger()
     for handler in root.handlers:
         if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
             handler.setStream(sys.stderr)
-    level = logging.INFO if verbose else logging.WARNING
-    root.setLevel(level)
-    for handler in root.handlers:
-        handler.setLevel(level)
+    apply_env_log_level()
 
 
 def ask(steps: list[Step]) -> bool:
@@ -155,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     style = Style(colour_wanted(args, sys.stdout))
     try:
         params = params_from(args)
+        logs_to_stderr(args.verbose)
         configuration = load(params.config)
         logs_to_stderr(args.verbose)
         service = DiagnoseService(params, configuration)
