@@ -147,3 +147,22 @@ def test_check_config_refuses_the_diagnosis_options(tmp_path: Path) -> None:
 
     assert result.returncode == 2
     assert "--check-config takes only -c FILE, not --all" in result.stderr
+
+
+def test_values_of_the_wrong_type_are_reported_once_and_never_crash_the_check(
+    tmp_path: Path,
+) -> None:
+    config = example()
+    components = config["offerings"][0]["backend_components"]
+    components["cpu"] = 5
+    components["mem"]["limit"] = "abc"
+
+    result = check_config(write(tmp_path, config))
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "ERROR   offerings[0].backend_components.cpu: must be a mapping of keys" in result.stdout
+    assert "offerings[0].backend_components.mem.limit: Input should be a valid number" in (
+        result.stdout
+    )
+    assert result.stdout.splitlines()[-1] == "INVALID: 2 errors, 0 warnings"

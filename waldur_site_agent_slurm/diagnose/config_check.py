@@ -30,7 +30,7 @@ from waldur_site_agent.common import plugin_schemas, structures
 
 from waldur_site_agent_slurm import config_rules
 from waldur_site_agent_slurm.allocation.usage import usage_zone
-from waldur_site_agent_slurm.config import load_settings
+from waldur_site_agent_slurm.config import SlurmBackendSettingsSchema, load_settings
 from waldur_site_agent_slurm.errors import SlurmConfigError
 
 SLURM = "slurm"
@@ -203,18 +203,31 @@ def _framework_problems(offering: dict[str, Any], where: str) -> list[Problem]:
     return problems
 
 
-def _plugin_problems(offering: dict[str, Any], agent_zone: str, where: str) -> list[Problem]:
-    """This plugin's load of the offering's settings and components, and its warnings."""
+def _plugin_problems(
+    offering: dict[str, Any], agent_zone: str, where: str, reported: list[Problem]
+) -> list[Problem]:
+    """This plugin's load of the offering's settings and components, and its warnings.
+
+    Components the framework's check already found wrong (``reported``) are left out.
+    """
     settings = offering.get("backend_settings") or {}
     components = offering.get("backend_components") or {}
     if not isinstance(settings, dict) or not isinstance(components, dict):
         return []  # the framework's check has said so
     settings = _without_invalid_keys(settings)  # those are reported with the schema's
+    # A component that is no mapping, or has a value of the wrong type, is the
+    # framework's to report (its models check types); the plugin's rules see the rest.
+    components = {
+        name: raw
+        for name, raw in components.items()
+        if isinstance(raw, dict)
+        and not any(p.path.startswith(f"{where}.backend_components.{name}") for p in reported)
+    }
     errors: list[str] = []
     with _warnings() as logged:
         try:
             usage_zone(agent_zone, load_settings(settings, components).timezone)
-        except SlurmConfigError as err:
+        except (SlurmConfigError, ValueError, TypeError) as err:
             errors.append(str(err))
             # The settings and each component apart, so that the first problem of one
             # does not hide the others'.
@@ -222,7 +235,7 @@ def _plugin_problems(offering: dict[str, Any], agent_zone: str, where: str) -> l
             for part in parts:
                 try:
                     load_settings(*part)
-                except SlurmConfigError as other:
+                except (SlurmConfigError, ValueError, TypeError) as other:
                     errors.append(str(other))
     problems = [
         Problem(ERROR, _key_path(message, where), message)
@@ -253,8 +266,6 @@ def _plugin_problems(offering: dict[str, Any], agent_zone: str, where: str) -> l
 
 def _without_invalid_keys(settings: dict[str, Any]) -> dict[str, Any]:
     """``settings`` less the top-level keys the settings schema refuses."""
-    from waldur_site_agent_slurm.config import SlurmBackendSettingsSchema  # noqa: PLC0415
-
     kept = dict(settings)
     while True:
         try:
@@ -275,8 +286,6 @@ def _key_path(message: str, where: str) -> str:
 
 
 def _unknown_keys(settings: dict[str, Any], components: dict[str, Any]) -> list[str]:
-    from waldur_site_agent_slurm.config import SlurmBackendSettingsSchema  # noqa: PLC0415
-
     try:
         schema = SlurmBackendSettingsSchema(**settings)
     except ValidationError:
@@ -322,13 +331,14 @@ def check(path: Path) -> CheckResult:
         checked.append(f"{where} {offering.get('name', '(no name)')!r}")
         problems += _legacy_keys(offering, where)
         with _warnings() as logged:
-            problems += _framework_problems(offering, where)
+            framework = _framework_problems(offering, where)
+        problems += framework
         problems += [
             Problem(WARNING, where, message)
             for message in logged.messages
             if not message.startswith(FRAMEWORK_SCHEMA_WARNING)
         ]
-        problems += _plugin_problems(offering, agent_zone, where)
+        problems += _plugin_problems(offering, agent_zone, where, framework)
     if not checked and not problems:
         problems.append(
             Problem(
