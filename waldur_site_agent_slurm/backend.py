@@ -36,6 +36,7 @@ from waldur_site_agent_slurm.errors import (
     SlurmError,
     SlurmUnavailableError,
 )
+from waldur_site_agent_slurm.log_level import apply_env_log_level
 from waldur_site_agent_slurm.periodic.message import apply_settings
 from waldur_site_agent_slurm.periodic.service import PeriodicService
 from waldur_site_agent_slurm.site import homedirs, ldap_sync, projectdirs
@@ -78,6 +79,7 @@ class SlurmBackend(BaseBackend):
         """Validate the settings (fail hard with a clear message) and build the client."""
         super().__init__(backend_settings, backend_components)
         self.backend_type = "slurm"
+        apply_env_log_level()
         self.settings = load_settings(backend_settings, backend_components)
         if self.settings.cluster_name:
             self.cluster_name = self.settings.cluster_name
