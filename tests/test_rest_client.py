@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.rest_captures import Replay, capture, request_body
+from waldur_site_agent_slurm.allocation.usage import Window
 from waldur_site_agent_slurm.errors import InvalidValueError, SlurmCommandError, SlurmError
 from waldur_site_agent_slurm.rest_client import RestAccount, RestSettings, SlurmRestClient
 from waldur_site_agent_slurm.slurm.answers import Answer
+from waldur_site_agent_slurm.slurm.parser import JobRecord
+from waldur_site_agent_slurm.slurm.rest_parser import job_record
 
 CLUSTER = "cluster2411"  # the cluster the answers were recorded on
 
@@ -163,3 +167,50 @@ def test_a_bad_cluster_name_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(InvalidValueError, match="cluster name"):
         SlurmRestClient(settings, "c&x")
+
+
+def test_a_job_becomes_the_record_sacct_gives(tmp_path: Path) -> None:
+    """Job 5 as the 24.11 sacct capture of the same state shows it (sacct_allocations_*.txt).
+
+    Energy, unset (-2) in the JSON, is left out as sacct leaves it out.
+    """
+    [job] = json.loads(capture("get_job_5").body)["jobs"]
+    record = job_record(job)
+    assert record == JobRecord(
+        "5",
+        "hpc_alloc2",
+        "bob",
+        "FAILED",
+        datetime(2026, 12, 2, 17, 47, 50),
+        datetime(2026, 12, 2, 17, 47, 52),
+        {"cpu": 1, "mem": 256, "node": 1, "billing": 1},
+    )
+
+
+@pytest.mark.parametrize(
+    ("array", "het", "expected"),
+    [
+        ({"job_id": 120, "task_id": {"set": True, "infinite": False, "number": 3}}, {}, "120_3"),
+        ({"job_id": 120, "task_id": {"set": False, "number": 0}, "task": "4-9"}, {}, "120_[4-9]"),
+        ({}, {"job_id": 130, "job_offset": {"set": True, "infinite": False, "number": 1}}, "130+1"),
+    ],
+)
+def test_array_and_het_job_ids_read_as_sacct_prints_them(
+    array: dict[str, object], het: dict[str, object], expected: str
+) -> None:
+    [job] = json.loads(capture("get_job_5").body)["jobs"]
+    assert job_record({**job, "array": array, "het": het}).job_id == expected
+
+
+def test_jobs_of_a_window_are_read_in_one_request(tmp_path: Path) -> None:
+    body = json.loads(capture("get_job_5").body)
+    start = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    window = Window(start, datetime(2027, 1, 1, tzinfo=timezone.utc))
+    path = (
+        f"/slurmdb/v0.0.42/jobs/?cluster={CLUSTER}&account=hpc_alloc1,hpc_alloc2"
+        f"&start_time={int(start.timestamp())}&end_time={int(window.end.timestamp())}"
+    )
+    replay = Replay().on("GET", path, lambda _r: httpx.Response(200, json=body))
+    jobs = client(tmp_path, replay).jobs(window, ["hpc_alloc2", "hpc_alloc1", "hpc_alloc2"])
+    assert [j.job_id for j in jobs] == ["5"]
+    assert len(replay.sent) == 1

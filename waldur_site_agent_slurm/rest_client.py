@@ -16,15 +16,23 @@ from urllib.parse import quote
 
 import httpx
 
-from waldur_site_agent_slurm.errors import SlurmParseError
+from waldur_site_agent_slurm.allocation.usage import Window
 from waldur_site_agent_slurm.slurm import validation
-from waldur_site_agent_slurm.slurm.parser import AssociationRecord
+from waldur_site_agent_slurm.slurm.parser import AssociationRecord, JobRecord
 from waldur_site_agent_slurm.slurm.rest import (
     SLURM,
     SLURMDB,
     RestAnswer,
     RestSettings,
     RestTransport,
+)
+from waldur_site_agent_slurm.slurm.rest_parser import (
+    association_record,
+    job_record,
+    many,
+    text,
+    tres_entries,
+    tres_name,
 )
 
 __all__ = ["RestAccount", "RestSettings", "SlurmRestClient"]
@@ -37,80 +45,6 @@ class RestAccount:
     name: str
     description: str
     organization: str
-
-
-def _list(data: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
-    items = data.get(key)
-    if not isinstance(items, list) or not all(isinstance(i, Mapping) for i in items):
-        raise SlurmParseError(f"slurmrestd's answer has no list {key!r}")
-    return items
-
-
-def _str(item: Mapping[str, Any], key: str) -> str:
-    value = item.get(key, "")
-    if not isinstance(value, str):
-        raise SlurmParseError(f"slurmrestd's {key!r} is not a string: {value!r}")
-    return value
-
-
-def _tres_name(entry: Mapping[str, Any]) -> str:
-    """``{"type": "gres", "name": "gpu"}`` → ``gres/gpu``; ``{"type": "cpu"}`` → ``cpu``."""
-    kind, name = _str(entry, "type"), _str(entry, "name")
-    return f"{kind}/{name}" if name else kind
-
-
-def _tres_counts(entries: object) -> dict[str, int]:
-    if not isinstance(entries, list):
-        raise SlurmParseError(f"slurmrestd's TRES list is not a list: {entries!r}")
-    counts: dict[str, int] = {}
-    for entry in entries:
-        count = entry.get("count") if isinstance(entry, Mapping) else None
-        if not isinstance(count, int):
-            raise SlurmParseError(f"slurmrestd's TRES entry has no count: {entry!r}")
-        counts[_tres_name(entry)] = count
-    return counts
-
-
-def _tres_entries(values: Mapping[str, int]) -> list[dict[str, Any]]:
-    """TRES counts as slurmrestd's list of ``{"type", "name", "count"}`` objects."""
-    entries = []
-    for tres, count in sorted(values.items()):
-        kind, _, name = validation.tres_name(tres).partition("/")
-        entry: dict[str, Any] = {"type": kind, "count": validation.limit_value(count, tres)}
-        if name:
-            entry["name"] = name
-        entries.append(entry)
-    return entries
-
-
-def _dig(item: Mapping[str, Any], *keys: str) -> object:
-    value: object = item
-    for key in keys:
-        if not isinstance(value, Mapping):
-            return []
-        value = value.get(key, [])
-    return value
-
-
-def association_record(item: Mapping[str, Any]) -> AssociationRecord:
-    """One ``/associations/`` entry as the record ``sacctmgr show assoc`` gives."""
-    qos = item.get("qos", [])
-    shares = item.get("shares_raw")
-    if not isinstance(qos, list) or not isinstance(shares, int):
-        raise SlurmParseError(f"slurmrestd's association is malformed: {item!r}")
-    default = item.get("default")
-    return AssociationRecord(
-        account=_str(item, "account"),
-        user=_str(item, "user"),
-        partition=_str(item, "partition"),
-        parent=_str(item, "parent_account"),
-        fairshare=str(shares),
-        grp_tres_mins=_tres_counts(_dig(item, "max", "tres", "group", "minutes")),
-        max_tres_mins=_tres_counts(_dig(item, "max", "tres", "minutes", "per", "job")),
-        grp_tres=_tres_counts(_dig(item, "max", "tres", "total")),
-        qos=tuple(str(q) for q in qos),
-        default_qos=_str(default, "qos") if isinstance(default, Mapping) else "",
-    )
 
 
 class SlurmRestClient:
@@ -150,24 +84,24 @@ class SlurmRestClient:
 
     def ping(self) -> bool:
         """True when slurmdbd answers slurmrestd."""
-        pings = _list(self._db("GET", "ping/").data, "pings")
+        pings = many(self._db("GET", "ping/").data, "pings")
         return bool(pings) and all(p.get("responding") is True for p in pings)
 
     def accounts(self) -> list[RestAccount]:
         """Every account in the accounting database."""
         return [
-            RestAccount(_str(a, "name"), _str(a, "description"), _str(a, "organization"))
-            for a in _list(self._db("GET", "accounts/").data, "accounts")
+            RestAccount(text(a, "name"), text(a, "description"), text(a, "organization"))
+            for a in many(self._db("GET", "accounts/").data, "accounts")
         ]
 
     def account(self, name: str) -> RestAccount | None:
         """The account ``name``, or None when it does not exist."""
         tail = f"account/{quote(validation.account_name(name), safe='')}"
-        found = _list(self._db("GET", tail).data, "accounts")
+        found = many(self._db("GET", tail).data, "accounts")
         if not found:
             return None
         a = found[0]
-        return RestAccount(_str(a, "name"), _str(a, "description"), _str(a, "organization"))
+        return RestAccount(text(a, "name"), text(a, "description"), text(a, "organization"))
 
     def associations(
         self, *, account: str | None = None, user: str | None = None
@@ -179,20 +113,38 @@ class SlurmRestClient:
         if user is not None:
             params["user"] = validation.username(user)
         answer = self._db("GET", "associations/", params=params)
-        return [association_record(a) for a in _list(answer.data, "associations")]
+        return [association_record(a) for a in many(answer.data, "associations")]
 
     def qos_names(self) -> frozenset[str]:
         """The names of every QoS."""
-        return frozenset(_str(q, "name") for q in _list(self._db("GET", "qos/").data, "qos"))
+        return frozenset(text(q, "name") for q in many(self._db("GET", "qos/").data, "qos"))
 
     def tres_names(self) -> frozenset[str]:
         """The TRES the accounting database knows, such as ``cpu`` and ``gres/gpu``."""
-        return frozenset(_tres_name(t) for t in _list(self._db("GET", "tres/").data, "TRES"))
+        return frozenset(tres_name(t) for t in many(self._db("GET", "tres/").data, "TRES"))
+
+    def jobs(self, window: Window, accounts: Iterable[str]) -> list[JobRecord]:
+        """Job allocations of ``accounts`` eligible or running in ``window``, as sacct's.
+
+        One ``/jobs/`` read per window, the same selection and the same records as
+        ``SlurmClient.jobs`` (sacct ``--allocations`` with ``--starttime/--endtime``).
+        """
+        names = sorted({validation.account_name(name) for name in accounts})
+        if not names:
+            return []
+        params = {
+            "cluster": self.cluster,
+            "account": ",".join(names),
+            "start_time": str(int(window.start.timestamp())),
+            "end_time": str(int(window.end.timestamp())),
+        }
+        answer = self._db("GET", "jobs/", params=params)
+        return [job_record(job) for job in many(answer.data, "jobs")]
 
     def clusters(self) -> frozenset[str]:
         """The clusters registered in the accounting database."""
-        found = _list(self._db("GET", "clusters/").data, "clusters")
-        return frozenset(_str(c, "name") for c in found)
+        found = many(self._db("GET", "clusters/").data, "clusters")
+        return frozenset(text(c, "name") for c in found)
 
     # ------------------------------------------------------------------ writes
 
@@ -242,7 +194,7 @@ class SlurmRestClient:
                     "account": validation.account_name(name),
                     "cluster": self.cluster,
                     "user": "",
-                    "max": {"tres": {"group": {"minutes": _tres_entries(grp_tres_mins)}}},
+                    "max": {"tres": {"group": {"minutes": tres_entries(grp_tres_mins)}}},
                 }
             ]
         }

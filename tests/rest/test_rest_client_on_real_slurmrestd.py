@@ -6,14 +6,18 @@ Each write is checked through ``sacctmgr``, independently of the REST reads.
 from __future__ import annotations
 
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from tests.rest.conftest import API_VERSION, USERS, RestStack
+from waldur_site_agent_slurm.allocation.usage import Window
 from waldur_site_agent_slurm.errors import SlurmCommandError, SlurmConfigError
 from waldur_site_agent_slurm.rest_client import RestSettings, SlurmRestClient
 from waldur_site_agent_slurm.slurm.answers import Answer
+from waldur_site_agent_slurm.slurm.client import SlurmClient
+from waldur_site_agent_slurm.slurm.runner import CommandRunner
 
 pytestmark = pytest.mark.rest
 
@@ -124,13 +128,39 @@ def test_removing_an_account_with_a_job_is_refused_as_jobs_active(
     assert wait_gone(rest_stack, job)
 
 
-def submit_until_accepted(stack: RestStack, account: str, timeout: float = 20) -> str:
+def test_jobs_read_over_rest_equal_what_sacct_reports(
+    client: SlurmRestClient, rest_stack: RestStack, account: str
+) -> None:
+    client.add_account(account, description="d", organization="resttest", parent="root")
+    client.add_users([USERS[0]], account)
+    finished = submit_until_accepted(rest_stack, account, wrap="sleep 1")
+    cancelled = submit_until_accepted(rest_stack, account)
+    client.cancel_job(cancelled)
+    cli = SlurmClient(CommandRunner(bin_path=rest_stack.bin, timeout=60), rest_stack.cluster)
+    now = datetime.now(timezone.utc)
+    window = Window(now - timedelta(hours=1), now + timedelta(hours=1))
+    deadline = time.monotonic() + 120
+    while True:
+        by_sacct = sorted(cli.jobs(window, [account]))
+        if all(job.end is not None for job in by_sacct) and len(by_sacct) == 2:
+            break
+        assert time.monotonic() < deadline, by_sacct
+        time.sleep(1)
+    assert {job.job_id for job in by_sacct} == {finished, cancelled}
+    assert sorted(client.jobs(window, [account])) == by_sacct
+    done = next(job for job in by_sacct if job.job_id == finished)
+    assert done.state == "COMPLETED" and done.alloc_tres["cpu"] >= 1
+
+
+def submit_until_accepted(
+    stack: RestStack, account: str, *, wrap: str = "sleep 120", timeout: float = 20
+) -> str:
     """sbatch a long job as the test user; the association reaches slurmctld shortly after."""
     deadline = time.monotonic() + timeout
     while True:
         proc = stack.run(
             "sbatch", "--parsable", "-A", account, "--output=/dev/null", "--time=5",
-            "--wrap", "sleep 120", user=USERS[0],
+            "--wrap", wrap, user=USERS[0],
         )  # fmt: skip
         if proc.returncode == 0:
             return proc.stdout.strip().split(";")[0]
