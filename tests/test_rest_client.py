@@ -150,6 +150,10 @@ def test_removing_an_association_reports_what_went(tmp_path: Path) -> None:
         lambda c: c.set_account_limits("ok", {"cpu": -1}),
         lambda c: c.set_account_limits("ok", {"CPU;x": 1}),
         lambda c: c.cancel_job("12/../34"),
+        lambda c: c.modify_account("ok", qos=["normal", "x,y"]),
+        lambda c: c.modify_account("ok", default_qos="-x"),
+        lambda c: c.modify_account("ok", fairshare=-5),
+        lambda c: c.jobs(Window(datetime.now(timezone.utc), datetime.now(timezone.utc)), ["a;b"]),
     ],
 )
 def test_bad_values_are_refused_before_any_request(tmp_path: Path, call: object) -> None:

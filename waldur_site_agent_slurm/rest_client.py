@@ -188,17 +188,37 @@ class SlurmRestClient:
 
     def set_account_limits(self, name: str, grp_tres_mins: Mapping[str, int]) -> None:
         """Set the account association's GrpTRESMins to exactly these TRES minutes."""
-        body = {
-            "associations": [
-                {
-                    "account": validation.account_name(name),
-                    "cluster": self.cluster,
-                    "user": "",
-                    "max": {"tres": {"group": {"minutes": tres_entries(grp_tres_mins)}}},
-                }
-            ]
+        limits = {"max": {"tres": {"group": {"minutes": tres_entries(grp_tres_mins)}}}}
+        self._update_account(name, limits)
+
+    def modify_account(
+        self,
+        name: str,
+        *,
+        fairshare: int | None = None,
+        qos: Iterable[str] | None = None,
+        default_qos: str | None = None,
+    ) -> None:
+        """Set the account association's fairshare, QoS list and/or default QoS."""
+        changes: dict[str, Any] = {}
+        if fairshare is not None:
+            changes["shares_raw"] = validation.fairshare(fairshare)
+        if qos is not None:
+            changes["qos"] = sorted({validation.qos_name(q) for q in qos})
+        if default_qos is not None:
+            changes["default"] = {"qos": validation.qos_name(default_qos, "default QoS")}
+        if changes:
+            self._update_account(name, changes)
+
+    def _update_account(self, name: str, changes: Mapping[str, Any]) -> None:
+        """Change the existing account association (never create one: see add_account)."""
+        association = {
+            "account": validation.account_name(name),
+            "cluster": self.cluster,
+            "user": "",
+            **changes,
         }
-        self._db("POST", "associations/", body=body)
+        self._db("POST", "associations/", body={"associations": [association]})
 
     def add_users(self, usernames: Iterable[str], account: str) -> bool:
         """Give each user an association with ``account``; False when all had one."""

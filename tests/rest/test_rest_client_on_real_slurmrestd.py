@@ -79,6 +79,19 @@ def test_account_limits_are_set(
     assert out.strip() == "cpu=600,gres/gpu=60"
 
 
+def test_fairshare_and_qos_of_an_account_are_changed(
+    client: SlurmRestClient, rest_stack: RestStack, account: str
+) -> None:
+    client.add_account(account, description="d", organization="resttest", parent="root")
+    client.modify_account(account, fairshare=42, qos=["normal", "slowdown"], default_qos="slowdown")
+    client.modify_account(account, qos=["normal", "slowdown"])  # the same again: no error
+    out = rest_stack.run(
+        "sacctmgr", "-P", "-n", "show", "assoc", "where", f"account={account}",
+        "format=Fairshare,QOS,DefaultQOS",
+    ).stdout  # fmt: skip
+    assert out.strip() == "42|normal,slowdown|slowdown"
+
+
 def test_a_user_association_is_added_and_removed(
     client: SlurmRestClient, rest_stack: RestStack, account: str
 ) -> None:
