@@ -87,6 +87,7 @@ _ASSOC_COLUMNS = (
     "DefaultQOS",
 )
 _TRES_COLUMNS = ("GrpTRESMins", "MaxTRESMins", "GrpTRES")
+_JOB_COUNT_COLUMNS = ("GrpSubmitJobs", "GrpJobs", "MaxJobs", "MaxSubmitJobs")
 
 
 @dataclass
@@ -94,7 +95,8 @@ class AccountFake(FakeRunner):
     """A FakeRunner whose ``show assoc`` shows what ``modify account`` wrote, as SLURM does.
 
     ``accounts`` maps an account to its association's columns (sacctmgr's names), shown
-    before ``user_rows``; ``of`` builds both from ``assoc_lines`` text. A TRES
+    before ``user_rows``, in the order a ``format=`` asks for (all columns without one);
+    ``of`` builds both from ``assoc_lines`` text. A TRES
     setting changes only the TRES it names (``-1`` removes one); ``RawUsage`` is not shown.
     ``stored`` makes SLURM keep something else than a ``Field=value`` it was given, the
     way 24.11 stores ``cpu=0`` for ``cpu=abc``.
@@ -127,8 +129,12 @@ class AccountFake(FakeRunner):
             self._modify(argv)
         elif "show" in argv and "assoc" in argv:
             wanted = [a.removeprefix("account=") for a in argv if a.startswith("account=")]
+            shown = next(
+                (a.removeprefix("format=").split(",") for a in argv if a.startswith("format=")),
+                _ASSOC_COLUMNS,
+            )
             rows = [
-                "|".join(columns.get(c, "") for c in _ASSOC_COLUMNS)
+                "|".join(columns.get(c, "") for c in shown)
                 for columns in [*self.accounts.values(), *self.user_rows]
                 if not wanted or columns["Account"] in wanted
             ]
@@ -146,5 +152,7 @@ class AccountFake(FakeRunner):
                     tres, _, amount = item.partition("=")
                     held[tres] = amount
                 columns[key] = ",".join(f"{t}={v}" for t, v in sorted(held.items()) if v != "-1")
+            elif key in _JOB_COUNT_COLUMNS:
+                columns[key] = "" if value == "-1" else value  # -1 lifts the limit
             elif key != "RawUsage":
                 columns[key] = value

@@ -438,7 +438,7 @@ JOB = "7|alloc-1|alice|COMPLETED|2026-05-02T00:00:00|2026-05-02T10:00:00|cpu=64,
 JOB_BILLING_MINUTES = (0.64 * 0.015625 + 5120 * 0.001953125) * 60  # 600.6
 
 
-def threshold_runner(qos: str = "normal", jobs: str = JOB) -> FakeRunner:
+def threshold_runner(qos: str = "normal", jobs: str = JOB) -> AccountFake:
     runner = fake(fairshare="500", grp=APPLIED_GRP, qos=qos, default_qos=qos)
     runner.outputs["sacct --"] = jobs
     return runner

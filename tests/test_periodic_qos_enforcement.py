@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import COMPONENTS
-from tests.fakes import FakeRunner
+from tests.fakes import AccountFake, FakeRunner
 from tests.test_periodic import NOW, PAUSING, READ, SET, message, threshold_runner
 from waldur_site_agent_slurm.allocation.qos import QosLevel
 from waldur_site_agent_slurm.backend import SlurmBackend
@@ -33,10 +33,10 @@ def clock_at_now(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(service, "make_clock", lambda *_: lambda: NOW)
 
 
-def lever_runner(submit: str, qos: str = "boost") -> FakeRunner:
+def lever_runner(submit: str, qos: str = "boost") -> AccountFake:
     """The account (QoS ``qos``, limits already applied) and its GrpSubmitJobs ``submit``."""
     runner = threshold_runner(qos=qos)
-    runner.outputs = {SUBMIT_READ: f"alloc-1||{submit}\n", **runner.outputs}
+    runner.accounts["alloc-1"]["GrpSubmitJobs"] = submit
     return runner
 
 
