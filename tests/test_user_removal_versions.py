@@ -3,10 +3,10 @@
 Deleting the default association of a user who has others, 22.05 does it and leaves an
 empty default account, 24.11 refuses; deleting an account that is a user's only
 association, 22.05 drops the user, 24.11 keeps it with an empty default; with a job
-running, 22.05 names the default account, 24.11 the jobs. The plugin removes a user's
-last association by deleting the user as a whole and keeps a default account for every
-user who stays, so the outcome does not depend on the release. The fake answers with
-each release's captured texts (``tests/data``).
+running, 22.05 names the default account, 24.11 the jobs. The plugin removes a user who
+leaves as a whole one association at a time, the default account last, and keeps a
+default account for every user who stays, so the outcome does not depend on the
+release. The fake answers with each release's captured texts (``tests/data``).
 """
 
 from __future__ import annotations
@@ -28,11 +28,8 @@ DEFAULT_REFUSAL = {
     "22.05": "sacctmgr_delete_account_default_of_user",
     "24.11": "extra/sacctmgr_delete_account_default_of_user_other_assoc",
 }
-# What each release answered to deleting an account that was a user's only association.
-ONLY_ASSOCIATION = {
-    "22.05": "sacctmgr_delete_account_default_of_user",  # refused (a job was running)
-    "24.11": "extra/sacctmgr_delete_account_default_of_user_no_jobs",  # deleted
-}
+# 24.11's answer to deleting a user's only association (the user's default account): done.
+ONLY_ASSOCIATION_DELETED = "extra/sacctmgr_delete_account_default_of_user_no_jobs"
 ALLOC_1 = ("alloc-1|||proj-1|1||||normal|", "alloc-1|bob|||1||||normal|")
 ALLOC_2 = ("alloc-2|||proj-1|1||||normal|", "alloc-2|bob|||1||||normal|")
 
@@ -52,14 +49,24 @@ def runner_with(*rows: str, default: str) -> FakeRunner:
     return FakeRunner(outputs={"show assoc": assoc_lines(*rows), "list user": f"bob|{default}\n"})
 
 
-@pytest.mark.parametrize("version", VERSIONS)
-def test_a_users_last_association_goes_with_the_whole_user_on_every_release(
-    version: str,
-) -> None:
+def test_a_users_last_association_goes_by_deleting_that_association() -> None:
     runner = runner_with(*ALLOC_1, default="alloc-1")
-    runner.failures[ONE] = answer(ONLY_ASSOCIATION[version], version)
+    runner.failures[ONE] = answer(ONLY_ASSOCIATION_DELETED, "24.11")  # exit 0: deleted
     assert make_backend(runner).remove_users_from_resource(resource(), {"bob"}) == ["bob"]
-    assert runner.writes == [[*SI, "delete", "user", "where", "name=bob"]]
+    assert runner.writes == [DELETE_ONE]
+
+
+def test_a_user_leaving_as_a_whole_loses_the_common_default_association_last() -> None:
+    # Both releases refuse to delete a default association while another one of the
+    # user remains (22.05 even when the same request deletes that one too).
+    common = ("common|||root|1||||normal|", "common|bob|||1||||normal|")
+    runner = runner_with(*ALLOC_1, *common, default="common")
+    backend = make_backend(runner, default_account="common")
+    assert backend.remove_users_from_resource(resource(), {"bob"}) == ["bob"]
+    assert runner.writes == [
+        DELETE_ONE,
+        [*SI, "delete", "user", "where", "name=bob", "account=common"],
+    ]
 
 
 @pytest.mark.parametrize("version", VERSIONS)
