@@ -35,7 +35,9 @@ daemons() {
   for proc in /proc/[0-9]*; do
     exe=$(readlink "$proc/exe" 2>/dev/null) || continue
     exe=${exe% (deleted)}
-    [[ " ${HOST_DAEMONS[*]} " == *" $exe "* ]] && echo "${proc#/proc/} $exe"
+    if [[ " ${HOST_DAEMONS[*]} " == *" $exe "* ]]; then
+      echo "${proc#/proc/} $exe"
+    fi
   done | sort -n
 }
 
