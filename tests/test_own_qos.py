@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,6 +11,9 @@ from waldur_site_agent.backend.exceptions import BackendError
 from tests.conftest import make_backend
 from tests.fakes import TRES_OUTPUT, FakeRunner, assoc_lines
 from tests.test_backend_commands import SI, resource
+from tests.test_diagnose import CREATED, diagnose, failed
+from tests.test_diagnose import cluster as diag_cluster
+from tests.test_diagnose import resource as diag_resource
 from waldur_site_agent_slurm.allocation import own_qos
 from waldur_site_agent_slurm.config import load_settings
 from waldur_site_agent_slurm.errors import SlurmConfigError
@@ -213,3 +217,71 @@ def test_enabled_without_skip_qos_swap_and_limits_on_the_qos_are_not_available()
 )
 def test_wall_times_in_every_slurm_form(text: str, minutes: int | None) -> None:
     assert own_qos.wall_minutes(text) == minutes
+
+
+# ---- the diagnostic ---------------------------------------------------------------------
+
+
+def own_cluster(qos_list: str, default: str, qos_rows: str) -> FakeRunner:
+    runner = diag_cluster(
+        f"alloc-1|||proj-1|1|{CREATED}|||{qos_list}|{default}",
+        "alloc-1|alice||||||||",
+        "alloc-1|bob||||||||",
+    )
+    runner.outputs = {
+        "format=Account,User,GrpSubmitJobs": "alloc-1||\n",
+        "show qos": qos_rows,
+        **runner.outputs,
+    }
+    return runner
+
+
+def test_diagnostic_in_sync_with_its_own_qos_needs_no_step(tmp_path: Path) -> None:
+    runner = own_cluster(
+        "alloc-1,normal", "alloc-1", "normal||||||\nalloc-1|NoDecay,DenyOnLimit|||3||\n"
+    )
+    diag = diagnose(runner, tmp_path, **managed(max_submit=3))
+    assert diag.status == "OK", failed(diag)
+    assert diag.steps == ()
+
+
+def test_diagnostic_adds_a_missing_qos_and_attaches_it_in_the_one_modify(tmp_path: Path) -> None:
+    runner = own_cluster("normal", "", "normal||||||\n")
+    diag = diagnose(runner, tmp_path, **managed(max_jobs=2))
+    assert set(failed(diag)) == {"own QoS", "QoS attached"}
+    assert [list(s.argv) for s in diag.steps] == [
+        [*SI, "add", "qos", "alloc-1", "Flags=DenyOnLimit,NoDecay", "MaxJobs=2"],
+        [
+            *SI,
+            "modify",
+            "account",
+            "where",
+            "name=alloc-1",
+            "set",
+            "QOS+=alloc-1",
+            "DefaultQOS=alloc-1",
+        ],
+    ]
+
+
+def test_diagnostic_corrects_only_the_options_that_differ(tmp_path: Path) -> None:
+    runner = own_cluster("alloc-1", "alloc-1", "alloc-1|DenyOnLimit,NoDecay||5|||\n")
+    diag = diagnose(runner, tmp_path, **managed(max_jobs=2, max_wall=60))
+    assert failed(diag) == {
+        "own QoS": (
+            "Flags=DenyOnLimit,NoDecay MaxJobs=5",
+            "Flags=DenyOnLimit,NoDecay MaxJobs=2 MaxWall=60",
+        ),
+    }
+    assert [list(s.argv) for s in diag.steps] == [
+        [*SI, "modify", "qos", "where", "name=alloc-1", "set", "MaxJobs=2", "MaxWall=60"]
+    ]
+
+
+def test_diagnostic_under_skip_qos_swap_expects_paused_on_grp_submit_jobs(tmp_path: Path) -> None:
+    runner = own_cluster("alloc-1", "alloc-1", "alloc-1|DenyOnLimit,NoDecay|||||\n")
+    diag = diagnose(runner, tmp_path, diag_resource(paused=True), **managed())
+    assert failed(diag) == {"GrpSubmitJobs": ("unlimited", "0")}
+    assert [list(s.argv) for s in diag.steps] == [
+        [*SI, "modify", "account", "where", "name=alloc-1", "set", "GrpSubmitJobs=0"]
+    ]

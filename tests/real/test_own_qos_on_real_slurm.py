@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.diagnosing import diagnose, failed, fix, view_of
 from tests.real.conftest import USERS, assoc_rows, real_backend, run, submit, submit_until
 from tests.test_backend_commands import resource
 
@@ -50,8 +51,11 @@ def submitted(user: str, account: str) -> str:
     return job
 
 
-def job_state(job: str, timeout: float = 60) -> str:
-    """The job's state once it left PENDING (or PENDING after ``timeout``)."""
+def job_state(job: str, timeout: float = 280) -> str:
+    """The job's state once it left PENDING (or PENDING after ``timeout``).
+
+    Other tests share the node, so a job may wait for their jobs (5 minutes at most).
+    """
     deadline = time.monotonic() + timeout
     state = ""
     while time.monotonic() < deadline:
@@ -121,3 +125,21 @@ def test_rerun_corrects_the_qos_and_terminate_removes_it(own: dict[str, str]) ->
     real_backend(**managed()).delete_resource(res)
     assert qos_row(slug) is None
     assert assoc_rows(slug) == []
+
+
+def test_diagnostic_finds_a_changed_qos_and_a_detached_account_and_fix_restores_them(
+    own: dict[str, str],
+) -> None:
+    slug = own["slug"]
+    settings = managed(max_jobs=2, max_wall=90)
+    res = resource(**own, limits={})
+    backend = real_backend(**settings)
+    backend.create_resource_with_id(res, slug)
+    run("sacctmgr", "-i", "modify", "qos", "where", f"name={slug}", "set", "MaxJobs=7")
+    run("sacctmgr", "-i", "modify", "account", "where", f"name={slug}", "set", "DefaultQOS=normal")
+    found = diagnose(real_backend(**settings), view_of(res))
+    assert set(failed(found)) == {"own QoS", "QoS attached"}
+    fix(real_backend(**settings), found)
+    again = diagnose(real_backend(**settings), view_of(res))
+    assert again.status == "OK", failed(again)
+    assert qos_row(slug) == [slug, "DenyOnLimit,NoDecay", "", "2", "", "01:30:00", ""]

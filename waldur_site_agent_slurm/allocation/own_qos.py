@@ -205,6 +205,19 @@ def differences(options: QosOptions, record: QosRecord) -> dict[str, str]:
     return {key: wanted[key] for key, differs in found.items() if differs}
 
 
+def shown(record: QosRecord) -> dict[str, str]:
+    """A QoS's options in the ``Key=value`` form of ``QosOptions.settings`` (set ones only)."""
+    values = {
+        "Flags": ",".join(sorted(record.flags)) or "-1",
+        "GrpTRES": parser.format_tres(record.grp_tres),
+        "MaxJobs": "" if record.max_jobs is None else str(record.max_jobs),
+        "MaxSubmitJobs": "" if record.max_submit is None else str(record.max_submit),
+        "MaxWall": "" if record.max_wall is None else str(record.max_wall),
+        "MinTRESPerJob": parser.format_tres(record.min_tres_per_job),
+    }
+    return {key: value for key, value in values.items() if value}
+
+
 def attach_fields(
     options: QosOptions, name: str, qos: tuple[str, ...], default: str
 ) -> dict[str, str]:

@@ -336,6 +336,11 @@ class SlurmClient(BaseClient):
         """Names of the QoS that exist."""
         return parser.parse_names(self._read("show", "qos", "format=Name"))
 
+    def qos_records(self) -> dict[str, own_qos.QosRecord]:
+        """The options of every QoS, by name (one read, for the diagnostic)."""
+        fields = "format=" + ",".join(own_qos.QOS_FIELDS)
+        return {row.name: row for row in own_qos.parse(self._read("show", "qos", fields))}
+
     def qos_record(self, name: str) -> own_qos.QosRecord | None:
         """The options of one QoS; None when it does not exist."""
         qos = validation.qos_name(name)
@@ -343,16 +348,24 @@ class SlurmClient(BaseClient):
         rows = own_qos.parse(self._read("show", "qos", "where", f"name={qos}", fields))
         return next((row for row in rows if row.name == qos), None)
 
+    def add_qos_args(self, name: str, settings: Mapping[str, str]) -> list[str]:
+        """Arguments of ``add qos`` creating ``name`` with its options."""
+        return ["add", "qos", validation.qos_name(name), *(f"{k}={v}" for k, v in settings.items())]
+
     def add_qos(self, name: str, settings: Mapping[str, str]) -> bool:
         """Create a QoS with its options in one command; False when it already existed."""
-        args = ["add", "qos", validation.qos_name(name), *(f"{k}={v}" for k, v in settings.items())]
-        return not self._write(*args).nothing_to_do
+        return not self._write(*self.add_qos_args(name, settings)).nothing_to_do
+
+    def qos_settings_args(self, name: str, settings: Mapping[str, str]) -> list[str]:
+        """Arguments of ``modify qos`` setting ``settings`` on ``name``."""
+        qos = validation.qos_name(name)
+        return ["modify", "qos", "where", f"name={qos}", "set"] + [
+            f"{k}={v}" for k, v in settings.items()
+        ]
 
     def modify_qos(self, name: str, settings: Mapping[str, str]) -> str:
         """Set options of a QoS in one command; return the command line."""
-        qos = validation.qos_name(name)
-        args = ["modify", "qos", "where", f"name={qos}", "set"]
-        args += [f"{k}={v}" for k, v in settings.items()]
+        args = self.qos_settings_args(name, settings)
         self._write(*args, accept_nothing=False)
         return self.command_line(*args)
 
