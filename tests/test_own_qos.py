@@ -51,7 +51,7 @@ ADD_QOS = [
     "Flags=DenyOnLimit,NoDecay",
     "GrpTRES=cpu=8,gres/gpu=2",
     "MaxJobs=1",
-    "MaxSubmitJobs=4",
+    "MaxSubmit=4",
     "MaxWall=1440",
     "MinTRESPerJob=cpu=1",
 ]
@@ -96,8 +96,7 @@ def test_an_existing_qos_with_other_options_is_corrected_in_one_modify(
         *SI,
         "modify",
         "qos",
-        "where",
-        "name=alloc-1",
+        "alloc-1",
         "set",
         "Flags=DenyOnLimit,NoDecay",
         "MaxJobs=1",
@@ -274,7 +273,7 @@ def test_diagnostic_corrects_only_the_options_that_differ(tmp_path: Path) -> Non
         ),
     }
     assert [list(s.argv) for s in diag.steps] == [
-        [*SI, "modify", "qos", "where", "name=alloc-1", "set", "MaxJobs=2", "MaxWall=60"]
+        [*SI, "modify", "qos", "alloc-1", "set", "MaxJobs=2", "MaxWall=60"]
     ]
 
 
@@ -284,4 +283,15 @@ def test_diagnostic_under_skip_qos_swap_expects_paused_on_grp_submit_jobs(tmp_pa
     assert failed(diag) == {"GrpSubmitJobs": ("unlimited", "0")}
     assert [list(s.argv) for s in diag.steps] == [
         [*SI, "modify", "account", "where", "name=alloc-1", "set", "GrpSubmitJobs=0"]
+    ]
+
+
+def test_diagnostics_name_a_missing_additional_qos_and_not_the_unused_level_qos(
+    runner: FakeRunner,
+) -> None:
+    runner.outputs["show qos"] = "normal\n"
+    backend = backend_for(runner, **managed(additional_qos=["debug"]))
+    problems = backend._configuration_problems()
+    assert problems == [
+        "qos_management.additional_qos 'debug' does not exist: sacctmgr add qos debug"
     ]

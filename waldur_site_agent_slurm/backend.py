@@ -58,6 +58,9 @@ JOB_WAIT_ATTEMPTS = 15
 JOB_WAIT_SECONDS = 2.0
 
 
+_LEVEL_QOS = ("qos_default", "qos_downscaled", "qos_paused")
+
+
 def _text(value: object) -> str:
     """A string field of a Waldur model ('' when the API left it unset)."""
     return value if isinstance(value, str) else ""
@@ -212,10 +215,18 @@ class SlurmBackend(BaseBackend):
                     "AccountingStorageTRES or set tres_name"
                 )
         existing_qos = self.client.qos_names()
-        for field in ("qos_default", "qos_downscaled", "qos_paused"):
+        management = self.settings.qos_management
+        # Under skip_qos_swap the level QoS are never put on an account.
+        swapped = () if management and management.skip_qos_swap else _LEVEL_QOS
+        for field in swapped:
             name = getattr(self.settings, field)
             if name not in existing_qos:
                 problems.append(f"{field} {name!r} does not exist: sacctmgr add qos {name}")
+        own = self.settings.managed_qos
+        for name in own.additional_qos if own else ():
+            if name not in existing_qos:
+                where = f"qos_management.additional_qos {name!r}"
+                problems.append(f"{where} does not exist: sacctmgr add qos {name}")
         snapshot = self.client.snapshot()
         for field in ("root_account", "parent_account", "default_account"):
             name = getattr(self.settings, field)

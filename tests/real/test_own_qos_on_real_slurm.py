@@ -14,7 +14,7 @@ from tests.test_backend_commands import resource
 
 pytestmark = pytest.mark.real_slurm
 
-QOS_FIELDS = "Name,Flags,GrpTRES,MaxJobsPU,MaxSubmitPU,MaxWall,MinTRES"
+QOS_FIELDS = "Name,Flags,GrpTRES,MaxJobs,MaxSubmit,MaxWall,MinTRES"
 
 
 def managed(**options: Any) -> dict[str, Any]:

@@ -34,8 +34,11 @@ _FLAG_BY_KEY = {flag.lower(): flag for flag in FLAGS}
 # SLURM's time formats: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S.
 _WALL_RE = re.compile(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?")
 
-# ``sacctmgr show qos`` columns read back; MaxJobs/MaxSubmitJobs on a QoS are per user.
-QOS_FIELDS = ("Name", "Flags", "GrpTRES", "MaxJobsPU", "MaxSubmitPU", "MaxWall", "MinTRES")
+# ``sacctmgr show qos`` columns read back. On a QoS, SLURM's MaxJobs and MaxSubmit are per
+# user, and its ``MaxJobs``/``MaxSubmit`` columns print those (as MaxJobsPU/MaxSubmitPU);
+# slurm-emulator prints what it stored under the same names (-1: unset) and MaxWall in
+# minutes, which ``wall_minutes`` reads too.
+QOS_FIELDS = ("Name", "Flags", "GrpTRES", "MaxJobs", "MaxSubmit", "MaxWall", "MinTRES")
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,7 @@ class QosOptions:
         if self.max_jobs is not None:
             fields["MaxJobs"] = str(self.max_jobs)
         if self.max_submit is not None:
-            fields["MaxSubmitJobs"] = str(self.max_submit)
+            fields["MaxSubmit"] = str(self.max_submit)
         if self.max_wall is not None:
             fields["MaxWall"] = str(self.max_wall)
         if self.min_tres_per_job is not None:
@@ -181,13 +184,17 @@ def parse(lines: list[str]) -> list[QosRecord]:
                 name=name,
                 flags=frozenset(f for f in flags.split(",") if f),
                 grp_tres=parser.parse_tres(grp_tres),
-                max_jobs=int(jobs) if jobs else None,
-                max_submit=int(submit) if submit else None,
+                max_jobs=_unset_or_count(jobs),
+                max_submit=_unset_or_count(submit),
                 max_wall=wall_minutes(wall) if wall else None,
                 min_tres_per_job=parser.parse_tres(min_tres),
             )
         )
     return records
+
+
+def _unset_or_count(text: str) -> int | None:
+    return None if text in ("", "-1") else int(text)
 
 
 def differences(options: QosOptions, record: QosRecord) -> dict[str, str]:
@@ -197,7 +204,7 @@ def differences(options: QosOptions, record: QosRecord) -> dict[str, str]:
         "Flags": frozenset(record.flags) != frozenset(options.flags),
         "GrpTRES": options.grp_tres is not None and record.grp_tres != options.grp_tres,
         "MaxJobs": options.max_jobs is not None and record.max_jobs != options.max_jobs,
-        "MaxSubmitJobs": options.max_submit is not None and record.max_submit != options.max_submit,
+        "MaxSubmit": options.max_submit is not None and record.max_submit != options.max_submit,
         "MaxWall": options.max_wall is not None and record.max_wall != options.max_wall,
         "MinTRESPerJob": options.min_tres_per_job is not None
         and record.min_tres_per_job != options.min_tres_per_job,
@@ -211,7 +218,7 @@ def shown(record: QosRecord) -> dict[str, str]:
         "Flags": ",".join(sorted(record.flags)) or "-1",
         "GrpTRES": parser.format_tres(record.grp_tres),
         "MaxJobs": "" if record.max_jobs is None else str(record.max_jobs),
-        "MaxSubmitJobs": "" if record.max_submit is None else str(record.max_submit),
+        "MaxSubmit": "" if record.max_submit is None else str(record.max_submit),
         "MaxWall": "" if record.max_wall is None else str(record.max_wall),
         "MinTRESPerJob": parser.format_tres(record.min_tres_per_job),
     }

@@ -357,11 +357,9 @@ class SlurmClient(BaseClient):
         return not self._write(*self.add_qos_args(name, settings)).nothing_to_do
 
     def qos_settings_args(self, name: str, settings: Mapping[str, str]) -> list[str]:
-        """Arguments of ``modify qos`` setting ``settings`` on ``name``."""
+        """Arguments of ``modify qos NAME set …`` (the form SLURM and slurm-emulator share)."""
         qos = validation.qos_name(name)
-        return ["modify", "qos", "where", f"name={qos}", "set"] + [
-            f"{k}={v}" for k, v in settings.items()
-        ]
+        return ["modify", "qos", qos, "set"] + [f"{k}={v}" for k, v in settings.items()]
 
     def modify_qos(self, name: str, settings: Mapping[str, str]) -> str:
         """Set options of a QoS in one command; return the command line."""
