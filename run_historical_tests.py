@@ -5,8 +5,10 @@
     .venv/bin/python run_historical_tests.py -k dst -x  # extra arguments go to pytest
 
 Covers month windows and time zones, the properties over random job histories, the
-framework's loader driving the plugin, the emulator tier, the real SLURM tier (skipped
-outside CI when SLURM is not running) and the end-to-end CLI test when present.
+framework's loader driving the plugin, the emulator tier, the real SLURM tier and the
+end-to-end CLI test when present. The real SLURM tier runs only against the suite's own
+SLURM, when ``scripts/real-slurm.sh status`` reports it up (see
+``run_periodic_limits_tests.py``); a SLURM that merely answers on this host is never used.
 Exits with pytest's status, except that "no tests collected" (5) counts as success.
 """
 

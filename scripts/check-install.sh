@@ -56,6 +56,13 @@ check "pip check" "$bin/pip" check
 check "waldur_site_diagnose_slurm_account --help" help_shown "$bin/waldur_site_diagnose_slurm_account" --help
 check "python -m waldur_site_agent_slurm.diagnostic_cli --help" \
     help_shown "$bin/python" -m waldur_site_agent_slurm.diagnostic_cli --help
+check "waldur_site_diagnose_slurm_account --check-config -c examples/cluster-config.yaml" \
+    "$bin/waldur_site_diagnose_slurm_account" --check-config -c "$checkout/examples/cluster-config.yaml"
+demo_says_dev_extra() {
+    ! "$bin/python" -m waldur_site_agent_slurm.devtools.demo 2>"$workdir/demo" &&
+        grep -q "pip install 'waldur-site-agent-slurm\[dev\]'" "$workdir/demo"
+}
+check "the demo names the dev extra" demo_says_dev_extra
 
 echo "== install check: install ${installed} s, total $((SECONDS - start)) s, $failures failed"
 [ "$failures" = 0 ]

@@ -25,13 +25,19 @@
 #   RMQ_QUEUE           the pre-created durable queue [consumer_d0e1f2a3b4c54d6e8f9a0b1c2d3e4f50]
 #   RMQ_ADMIN_USER      administrator that publishes and purges  [admin]
 #   RMQ_ADMIN_PASSWORD  its password  [random, made once]
-# The two passwords are kept in /etc/rabbitmq/secrets/{offering-token,admin-password}.
+# The two passwords are kept in $RMQ_BASE/secrets/{offering-token,admin-password}.
 #
-# Listeners, all on loopback: AMQP 5672, STOMP 61613, Web-STOMP 15674 (path /ws),
-# management HTTP API 15672, Erlang distribution 25672 on 127.0.0.1; epmd 4369 on
-# 127.0.0.1 and ::1.
-# Logs: /var/log/rabbitmq/rabbit@localhost.log and startup.log; PID file:
-# /run/rabbitmq/rabbitmq.pid.
+# Isolation: the broker is the suite's own and leaves a RabbitMQ of the host alone. Its
+# node (waldur-slurm-test@localhost), configuration, Erlang cookie, database, logs and
+# PID file all live under RMQ_BASE [/var/lib/waldur-slurm-test/rabbitmq]; the host's
+# /etc/rabbitmq, /var/lib/rabbitmq and /var/log/rabbitmq are never read or written, and
+# its own epmd runs on a port of its own. Listeners, all on 127.0.0.1 and away from
+# RabbitMQ's defaults (5672, 61613, 15672, 15674, 25672, epmd 4369, CLI 35672-35682):
+# AMQP 35700, STOMP 35701, Web-STOMP 35702 (path /ws), management HTTP API 35703,
+# Erlang distribution 35704, epmd 35705, CLI tools 35710-35720. `env` prints them.
+# Logs: $RMQ_BASE/log/waldur-slurm-test@localhost.log and startup.log; PID file:
+# $RMQ_BASE/run/rabbitmq.pid. The only host changes are the Debian package (installed
+# without starting its service) and its `rabbitmq` system user.
 
 set -euo pipefail
 
@@ -42,27 +48,31 @@ ADMIN_USER="${RMQ_ADMIN_USER:-admin}"
 DEFAULT_TOKEN=demo-offering-token
 
 HOST=127.0.0.1
-AMQP_PORT=5672
-STOMP_PORT=61613
-WS_PORT=15674
+AMQP_PORT=35700
+STOMP_PORT=35701
+WS_PORT=35702
 WS_PATH=/ws
-MGMT_PORT=15672
-EPMD_PORT=4369
-DIST_PORT=25672
+MGMT_PORT=35703
+DIST_PORT=35704
+EPMD_PORT=35705
+CTL_PORT_MIN=35710   # rabbitmqctl's own distribution listener
+CTL_PORT_MAX=35720
 PLUGINS=(rabbitmq_management rabbitmq_stomp rabbitmq_web_stomp)
 PACKAGES=(rabbitmq-server)
 
-# A fixed node name: `localhost` always resolves, whatever the machine's hostname is.
-NODENAME=rabbit@localhost
-CONF_DIR=/etc/rabbitmq
-SECRET_DIR=$CONF_DIR/secrets         # root-only
+# A node name of its own: `localhost` always resolves, whatever the host name is.
+NODENAME=waldur-slurm-test@localhost
+BASE=${RMQ_BASE:-/var/lib/waldur-slurm-test/rabbitmq}
+CONF_DIR=$BASE/etc
+SECRET_DIR=$BASE/secrets             # root-only
 ADMIN_PASS_FILE=$SECRET_DIR/admin-password
 TOKEN_FILE=$SECRET_DIR/offering-token
 DEFS_FILE=$CONF_DIR/definitions.json # holds both passwords: root:rabbitmq 640
-HOME_DIR=/var/lib/rabbitmq           # the rabbitmq user's home: .erlang.cookie, mnesia
-RUN_DIR=/run/rabbitmq
+HOME_DIR=$BASE/home                  # HOME of the broker and its CLI: .erlang.cookie
+MNESIA_DIR=$BASE/mnesia              # the database
+RUN_DIR=$BASE/run
 PID_FILE=$RUN_DIR/rabbitmq.pid
-LOG_DIR=/var/log/rabbitmq
+LOG_DIR=$BASE/log
 LOG_FILE=$LOG_DIR/$NODENAME.log
 STARTUP_LOG=$LOG_DIR/startup.log
 RMQ_BIN=/usr/lib/rabbitmq/bin        # the real scripts; /usr/sbin ones wrap them in su
@@ -98,12 +108,25 @@ validate_settings() {
   done
 }
 
-# Run a command as the rabbitmq user from its home, the way the broker and its CLI
-# expect (they find the Erlang cookie through HOME). setpriv execs: unlike the su of
-# the /usr/sbin wrappers, no extra process stays behind, and no argument is re-quoted.
+# Run a command as the rabbitmq user from the broker's own home, the way the broker and
+# its CLI expect (they find the Erlang cookie through HOME), with every location and
+# port of this broker in the environment, so nothing falls back to /etc/rabbitmq or the
+# default ports. setpriv execs: unlike the su of the /usr/sbin wrappers, no extra
+# process stays behind, and no argument is re-quoted.
 as_rabbitmq() {
   (cd "$HOME_DIR" && exec setpriv --reuid=rabbitmq --regid=rabbitmq --init-groups \
-    env HOME="$HOME_DIR" ERL_EPMD_ADDRESS=$HOST "$@")
+    env HOME="$HOME_DIR" ERL_EPMD_ADDRESS=$HOST ERL_EPMD_PORT=$EPMD_PORT \
+    RABBITMQ_CONF_ENV_FILE="$CONF_DIR/rabbitmq-env.conf" \
+    RABBITMQ_NODENAME=$NODENAME \
+    RABBITMQ_CONFIG_FILE="$CONF_DIR/rabbitmq.conf" \
+    RABBITMQ_ADVANCED_CONFIG_FILE="$CONF_DIR/advanced.config" \
+    RABBITMQ_ENABLED_PLUGINS_FILE="$CONF_DIR/enabled_plugins" \
+    RABBITMQ_MNESIA_BASE="$MNESIA_DIR" \
+    RABBITMQ_LOG_BASE="$LOG_DIR" \
+    RABBITMQ_PID_FILE="$PID_FILE" \
+    RABBITMQ_DIST_PORT=$DIST_PORT \
+    RABBITMQ_CTL_DIST_PORT_MIN=$CTL_PORT_MIN RABBITMQ_CTL_DIST_PORT_MAX=$CTL_PORT_MAX \
+    "$@")
 }
 
 # Print the broker's PID if its PID file names a live Erlang VM.
@@ -133,7 +156,9 @@ queue_path() { echo "/queues/$VHOST/$QUEUE"; }
 # ---------------------------------------------------------------------------- configs
 
 prepare_dirs() {
-  install -d -o rabbitmq -g rabbitmq -m 755 "$RUN_DIR" "$LOG_DIR"
+  install -d -o root -g root -m 755 "$(dirname "$BASE")" "$BASE"
+  install -d -o root -g rabbitmq -m 750 "$CONF_DIR"
+  install -d -o rabbitmq -g rabbitmq -m 750 "$HOME_DIR" "$MNESIA_DIR" "$RUN_DIR" "$LOG_DIR"
   install -d -o root -g root -m 700 "$SECRET_DIR"
   touch "$STARTUP_LOG"
   chown rabbitmq:rabbitmq "$STARTUP_LOG"
@@ -162,8 +187,9 @@ write_secrets() {
 }
 
 write_env_conf() {
-  # Read by the broker and by its CLI tools. The distribution listener and epmd stay
-  # on loopback too (ERL_EPMD_ADDRESS is set by as_rabbitmq).
+  # Read by the broker and by its CLI tools instead of /etc/rabbitmq/rabbitmq-env.conf
+  # (as_rabbitmq points RABBITMQ_CONF_ENV_FILE here and sets the same values). The
+  # distribution listener and epmd stay on loopback too.
   update_file "$CONF_DIR/rabbitmq-env.conf" root:rabbitmq 644 <<EOF
 # Written by scripts/rabbitmq.sh.
 NODENAME=$NODENAME
@@ -288,8 +314,9 @@ stop_broker() {
   rm -f "$PID_FILE"
 }
 
-# epmd has no PID file; `epmd -kill` asks it to exit, and it refuses while any node is
-# still registered, so a node of another Erlang system keeps it alive.
+# epmd has no PID file; `epmd -kill` asks the one on this broker's own port to exit, and
+# it refuses while any node is still registered. The host's epmd (port 4369) is never
+# asked.
 stop_epmd() {
   local i names
   epmd_up || { log "epmd: not running"; return 0; }

@@ -8,8 +8,9 @@
 #
 #   up      build the chroot with mmdebstrap if missing, write the configs, mount /proc,
 #           /sys, /dev and /tmp into it, start munged, mariadbd, slurmdbd, slurmctld and
-#           slurmd inside it, and wait until the node is idle. Idempotent: daemons that
-#           already run are left alone.
+#           slurmd inside it, and wait until the node is idle; on 24.11 also slurmrestd
+#           (JWT auth, 127.0.0.1:7820, as the unprivileged user nobody). Idempotent:
+#           daemons that already run are left alone.
 #   down    cancel all jobs, stop the daemons (by PID file, never by name), unmount.
 #   reset   clean slate: stop the slurm daemons, drop the accounting database, wipe the
 #           controller state and the slurmd spool, then `up`.
@@ -41,6 +42,7 @@ case "$VERSION" in
     SUITE=trixie
     CLUSTER=test2411
     CTLD_PORT=7817 SLURMD_PORT=7818 DBD_PORT=7819
+    RESTD_PORT=7820
     ;;
   *)
     echo "usage: $0 up|down|reset|status|env 22.05|24.11" >&2
@@ -81,6 +83,14 @@ MUNGE_SOCKET=/run/munge/munge.socket.2
 MYSQL_RUN_DIR=/run/mysqld
 MYSQL_SOCKET=$MYSQL_RUN_DIR/mysqld.sock
 DB_NAME=slurm_acct_db
+# 24.11 only: the HS256 key of JWT auth (slurm only may read it), and slurmrestd, which
+# refuses to run as root or SlurmUser: it runs as nobody and keeps its PID file in a
+# directory of its own.
+JWT_KEY=/var/lib/slurm/jwt_hs256.key
+RESTD_USER=nobody
+RESTD_GROUP=nogroup
+RESTD_RUN_DIR=/run/slurmrestd
+RESTD_PLUGINS=openapi/slurmdbd,openapi/slurmctld
 
 # Start order; `down` walks it backwards.
 DAEMONS=(munged mariadbd slurmdbd slurmctld slurmd)
@@ -90,10 +100,11 @@ declare -A PIDFILE=(
   [slurmdbd]=$RUN_DIR/slurmdbd.pid
   [slurmctld]=$RUN_DIR/slurmctld.pid
   [slurmd]=$RUN_DIR/slurmd.pid
+  [slurmrestd]=$RESTD_RUN_DIR/slurmrestd.pid
 )
 declare -A BINARY=(
   [munged]=/usr/sbin/munged [mariadbd]=/usr/sbin/mariadbd [slurmdbd]=/usr/sbin/slurmdbd
-  [slurmctld]=/usr/sbin/slurmctld [slurmd]=/usr/sbin/slurmd
+  [slurmctld]=/usr/sbin/slurmctld [slurmd]=/usr/sbin/slurmd [slurmrestd]=/usr/sbin/slurmrestd
 )
 declare -A LOGFILE=(
   [munged]=/var/log/munge/munged.log
@@ -101,7 +112,14 @@ declare -A LOGFILE=(
   [slurmdbd]=$LOG_DIR/slurmdbd.log
   [slurmctld]=$LOG_DIR/slurmctld.log
   [slurmd]=$LOG_DIR/slurmd.log
+  [slurmrestd]=$RESTD_RUN_DIR/slurmrestd.log
 )
+# The SLURM daemons a configuration change restarts, in stop order.
+SLURM_DAEMONS=(slurmd slurmctld slurmdbd)
+if [[ $VERSION != 22.05 ]]; then
+  DAEMONS+=(slurmrestd)
+  SLURM_DAEMONS=(slurmrestd "${SLURM_DAEMONS[@]}")
+fi
 WRAPPED=(sacctmgr sacct sbatch squeue scancel sshare scontrol sinfo srun)
 
 START_TIMEOUT=60   # seconds per readiness wait (a cold slurmdbd creates the schema first)
@@ -249,6 +267,8 @@ prepare_dirs() {
   in_root install -d -o mysql -g mysql -m 755 "$MYSQL_RUN_DIR"
   in_root install -d -o slurm -g slurm -m 755 "$RUN_DIR" "$LOG_DIR" "$STATE_DIR"
   in_root install -d -o root -g root -m 755 "$SPOOL_DIR" "$GPU_DIR"
+  [[ $VERSION == 22.05 ]] \
+    || in_root install -d -o "$RESTD_USER" -g "$RESTD_GROUP" -m 755 "$RESTD_RUN_DIR"
 }
 
 # The node's name must resolve on the host (srun) and in the chroot (the daemons,
@@ -356,6 +376,7 @@ SlurmdUser=root
 SlurmctldPort=$CTLD_PORT
 SlurmdPort=$SLURMD_PORT
 AuthType=auth/munge
+$(jwt_conf)
 # The munge socket by its host path: clients on the host use it too. Connections to
 # slurmctld take it from AuthInfo, connections to slurmdbd from AccountingStoragePass.
 AuthInfo=socket=$ROOT$MUNGE_SOCKET
@@ -414,6 +435,7 @@ write_slurmdbd_conf() {
 # Written by scripts/real-slurm.sh: SLURM $VERSION test stack.
 AuthType=auth/munge
 AuthInfo=socket=$MUNGE_SOCKET
+$(jwt_conf)
 DbdHost=localhost
 DbdAddr=127.0.0.1
 DbdPort=$DBD_PORT
@@ -428,6 +450,30 @@ StorageUser=slurm
 StoragePass=$pass
 StorageLoc=$DB_NAME
 EOF
+}
+
+# 24.11: JWT as the second authentication type (slurmrestd's tokens), in slurm.conf and
+# slurmdbd.conf alike; 22.05 stays munge only.
+jwt_conf() {
+  if [[ $VERSION == 22.05 ]]; then
+    echo "# AuthAltTypes: none (no slurmrestd on $VERSION)"
+  else
+    echo "AuthAltTypes=auth/jwt"
+    echo "AuthAltParameters=jwt_key=$JWT_KEY"
+  fi
+}
+
+# The JWT signing key: 32 random bytes, made once, slurm's alone (the daemons refuse a
+# key others can read). Never printed.
+ensure_jwt_key() {
+  [[ $VERSION == 22.05 ]] && return 0
+  local file=$ROOT$JWT_KEY
+  if [[ ! -s $file ]]; then
+    log "making the JWT key $JWT_KEY"
+    (umask 077 && head -c 32 /dev/urandom >"$file")
+  fi
+  chown "$(slurm_owner)" "$file"
+  chmod 600 "$file"
 }
 
 # The chroot's slurm user, by number: the host may have no user of that name.
@@ -572,6 +618,26 @@ ensure_qos() {
   fi
 }
 
+# slurmrestd writes no PID file: a shell run as the unprivileged user writes its own PID
+# and execs slurmrestd in its place. SLURM_JWT=daemon makes auth/jwt its own
+# authentication plugin, so it passes each request's token on; without it every token
+# is refused ("Rejecting thread config token").
+spawn_slurmrestd() {
+  setsid -f env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin SLURM_JWT=daemon chroot "$ROOT" \
+    setpriv --reuid="$RESTD_USER" --regid="$RESTD_GROUP" --clear-groups \
+    sh -c 'echo $$ >"$1" && shift && exec "$@"' sh "${PIDFILE[slurmrestd]}" \
+    /usr/sbin/slurmrestd -a rest_auth/jwt -s "$RESTD_PLUGINS" "127.0.0.1:$RESTD_PORT" \
+    </dev/null >>"$(log_of slurmrestd)" 2>&1
+}
+
+restd_listens() { (exec 3<>"/dev/tcp/127.0.0.1/$RESTD_PORT") 2>/dev/null; }
+
+start_slurmrestd() {
+  [[ $VERSION == 22.05 ]] && return 0
+  start_daemon slurmrestd spawn_slurmrestd
+  wait_for slurmrestd restd_listens
+}
+
 # ---------------------------------------------------------------------------- stop
 
 stop_daemon() {
@@ -584,9 +650,10 @@ stop_daemon() {
 }
 
 stop_slurm_daemons() {
-  stop_daemon slurmd
-  stop_daemon slurmctld
-  stop_daemon slurmdbd
+  local name
+  for name in "${SLURM_DAEMONS[@]}"; do
+    stop_daemon "$name"
+  done
 }
 
 cancel_all_jobs() {
@@ -627,8 +694,8 @@ cmd_up() {
   write_slurmdbd_conf
   write_gres_conf
   write_cgroup_conf
-  if ((CONFIG_CHANGED)) && { running_pid slurmdbd || running_pid slurmctld \
-    || running_pid slurmd; } >/dev/null; then
+  ensure_jwt_key
+  if ((CONFIG_CHANGED)) && any_running "${SLURM_DAEMONS[@]}"; then
     log "configuration changed: restarting the slurm daemons"
     stop_slurm_daemons
   fi
@@ -641,6 +708,7 @@ cmd_up() {
   start_slurmctld
   start_slurmd
   ensure_qos
+  start_slurmrestd
   log "up: SLURM $VERSION, cluster $CLUSTER, node $NODE is $(node_state)"
 }
 
@@ -697,7 +765,16 @@ cmd_status() {
   else
     echo "node $NODE: unknown (slurmctld down)"
   fi
+  [[ $VERSION == 22.05 ]] || echo "slurmrestd: http://127.0.0.1:$RESTD_PORT (JWT)"
   return "$rc"
+}
+
+any_running() {
+  local name
+  for name in "$@"; do
+    running_pid "$name" >/dev/null && return 0
+  done
+  return 1
 }
 
 cmd_env() {
@@ -712,6 +789,11 @@ cmd_env() {
     REAL_SLURM_USERS "${TEST_USERS[*]}" \
     REAL_SLURMDBD_PID_FILE "$ROOT${PIDFILE[slurmdbd]}" \
     REAL_SLURMDBD_EXE "$ROOT${BINARY[slurmdbd]}"
+  # A token for user U, valid S seconds: `$BIN_DIR/scontrol token username=U lifespan=S`
+  # (as root) prints SLURM_JWT=<token>.
+  [[ $VERSION == 22.05 ]] || printf 'export %s=%q\n' \
+    REAL_SLURMRESTD_URL "http://127.0.0.1:$RESTD_PORT" \
+    REAL_SLURMRESTD_TOKEN_COMMAND "$BIN_DIR/scontrol token"
 }
 
 dispatch "${1:-}"

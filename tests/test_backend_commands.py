@@ -275,7 +275,7 @@ def test_removing_a_users_last_association_removes_the_user(runner: FakeRunner) 
     runner.outputs["list user"] = "bob|alloc-1\n"
     backend = make_backend(runner)
     backend.remove_users_from_resource(resource(), {"bob"})
-    assert runner.writes[-1] == [*SI, "delete", "user", "where", "name=bob"]
+    assert runner.writes[-1] == [*SI, "delete", "user", "where", "name=bob", "account=alloc-1"]
 
 
 def test_pause_sets_paused_qos_once(runner: FakeRunner) -> None:

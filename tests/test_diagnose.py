@@ -10,9 +10,17 @@ import pytest
 from tests.conftest import make_backend
 from tests.fakes import TRES_OUTPUT, FakeRunner, assoc_lines
 from waldur_site_agent_slurm.diagnose.expected import Diagnoser
-from waldur_site_agent_slurm.diagnose.model import AccountDiagnosis, PolicyView, ResourceView
+from waldur_site_agent_slurm.diagnose.model import (
+    AccountDiagnosis,
+    Check,
+    OfferingView,
+    PolicyView,
+    Report,
+    ResourceView,
+)
 from waldur_site_agent_slurm.diagnose.model import TeamMember as Member
 from waldur_site_agent_slurm.diagnose.policy import mastermind_settings
+from waldur_site_agent_slurm.diagnose.render import Style, table_report
 from waldur_site_agent_slurm.periodic.service import PeriodicService
 
 # cpu k-Hours (×60000), mem GB-Hours (×61440), gpu GPU-Hours (×60): tests/conftest.py
@@ -405,3 +413,13 @@ def test_allocations_of_one_misplaced_project_move_it_once(tmp_path: Path) -> No
     assert "project parent" in failed(second)
     moves = [s.line for d in (first, second) for s in d.steps if "Parent=" in s.line]
     assert moves == ["sacctmgr --immediate modify account where name=proj-1 set Parent=flatp"]
+
+
+def test_the_all_table_counts_one_allocation_and_one_issue_in_the_singular() -> None:
+    check = Check("qos", expected="normal", actual="blocked", ok=False)
+    diag = AccountDiagnosis("alloc-1", None, None, None, False, checks=(check,))
+    report = Report(OfferingView("u", "HPC", {}), None, "all", accounts=[diag])
+
+    lines = table_report(report, Style(False), verbose=False)
+
+    assert "  1 allocation checked: 0 OK, 1 mismatching (1 issue)" in lines

@@ -139,10 +139,12 @@ def test_user_leaving_last_allocation_loses_the_common_default_association(
         [*SQUEUE, "--account=alloc-1", "--user=bob"],
         [*SQUEUE, "--account=common", "--user=bob"],
     ]
-    # One command drops both associations: 22.05 will not delete a default on its own.
+    # One association at a time, the default last: 22.05 refuses to delete a default
+    # association while another of the user remains, even within the same command.
     assert runner.writes == [
         ["scancel", "--account=common", "--user=bob"],
-        [*SI, "delete", "user", "where", "name=bob"],
+        [*SI, "delete", "user", "where", "name=bob", "account=alloc-1"],
+        [*SI, "delete", "user", "where", "name=bob", "account=common"],
     ]
 
 

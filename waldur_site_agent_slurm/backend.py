@@ -44,6 +44,7 @@ from waldur_site_agent_slurm.errors import (
     SlurmError,
     SlurmUnavailableError,
 )
+from waldur_site_agent_slurm.log_level import apply_env_log_level
 from waldur_site_agent_slurm.periodic.message import apply_settings
 from waldur_site_agent_slurm.periodic.service import PeriodicService
 from waldur_site_agent_slurm.site import homedirs, ldap_sync, projectdirs
@@ -90,6 +91,7 @@ class SlurmBackend(BaseBackend):
         """Validate the settings (fail hard with a clear message) and build the client."""
         super().__init__(backend_settings, backend_components)
         self.backend_type = "slurm"
+        apply_env_log_level()
         self.settings = load_settings(backend_settings, backend_components)
         if self.settings.cluster_name:
             self.cluster_name = self.settings.cluster_name
@@ -731,8 +733,14 @@ class SlurmBackend(BaseBackend):
                 self.cancel_active_jobs_for_account_user(where, user)
             if step.new_default:
                 self.client.modify_user(user, None, {"DefaultAccount": step.new_default})
-            target = None if step.whole_user else account
-            remove = partial(self.client.remove_user, user, target)
+            if step.whole_user:
+                for where in membership.deletion_order(step, defaults.get(user)):
+                    self._retry_while_jobs_active(
+                        partial(self.client.remove_user, user, where), f"{user} in {where}"
+                    )
+                removed.append(user)
+                continue
+            remove = partial(self.client.remove_user, user, account)
             try:
                 self._retry_while_jobs_active(remove, f"{user} in {account}")
             except SlurmCommandError as err:

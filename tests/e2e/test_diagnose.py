@@ -108,9 +108,47 @@ def test_an_account_in_sync_is_ok_in_every_section(config: Path) -> None:
     assert "[OK]       GrpTRESMins[mem]: 12288000 == 12288000" in out
     assert "[OK]       users: alice,bob == alice,bob" in out
     assert "Units: Waldur: 200 GB-hours -> SLURM: 12288000 TRES-minutes (factor: 61440)" in out
-    assert "Units:" not in diagnose(config, ACCOUNT).stdout  # conversions only with -v
+    quiet = diagnose(config, ACCOUNT)
+    assert "Units:" not in quiet.stdout  # conversions only with -v
     assert out.rstrip().splitlines()[-2] == "OVERALL: OK"
-    assert result.stderr == ""
+    assert quiet.stderr == ""  # without -v only warnings are logged, and there are none
+
+
+def test_verbose_logs_what_it_reads_on_stderr_as_json_info_lines(config: Path) -> None:
+    result = diagnose(config, ACCOUNT, "-v")
+
+    records = [json.loads(line) for line in result.stderr.splitlines()]
+    assert {r["level"] for r in records} == {"info"}
+    events = [r["event"] for r in records]
+    assert f"Reading SLURM associations (one sacctmgr show assoc, cluster {CLUSTER})" in events
+    assert f"Waldur resource with backend_id {ACCOUNT}: found" in events
+
+
+def test_waldur_site_agent_log_level_debug_shows_each_slurm_command(config: Path) -> None:
+    result = diagnose(config, ACCOUNT, WALDUR_SITE_AGENT_LOG_LEVEL="DEBUG")
+
+    records = [json.loads(line) for line in result.stderr.splitlines()]
+    assert any(
+        r["level"] == "debug" and r["event"].startswith("Executing: sacctmgr --parsable2")
+        for r in records
+    ), result.stderr
+
+
+def test_an_invalid_configuration_logs_json_lines_only_and_points_to_check_config(
+    config: Path, tmp_path: Path
+) -> None:
+    settings = yaml.safe_load(config.read_text())
+    settings["offerings"][0]["backend_settings"]["command_timeout"] = -3
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(settings))
+
+    result = diagnose(bad, ACCOUNT)
+
+    assert result.returncode == 2
+    *logs, reason = result.stderr.strip().splitlines()
+    assert logs and all(json.loads(line)["level"] == "warning" for line in logs), result.stderr
+    assert "command_timeout" in reason
+    assert f"waldur_site_diagnose_slurm_account --check-config -c {bad}" in reason
 
 
 def test_all_allocations_in_sync(config: Path) -> None:
@@ -172,8 +210,11 @@ def test_missing_and_extra_users(config: Path) -> None:
         f"Cluster={CLUSTER}" in steps
     )
     assert f"scancel --account={ACCOUNT} --user=mallory --clusters={CLUSTER}" in steps
-    # the allocation was mallory's only association: the whole user goes
-    assert f"sacctmgr --immediate delete user where name=mallory cluster={CLUSTER}" in steps
+    # the allocation was mallory's only association: deleting it removes the user
+    assert (
+        f"sacctmgr --immediate delete user where name=mallory account={ACCOUNT} "
+        f"cluster={CLUSTER}" in steps
+    )
 
 
 def test_a_missing_account_is_recreated_by_fix(config: Path) -> None:
@@ -370,7 +411,9 @@ def test_json_is_one_valid_document_and_nothing_else(config: Path) -> None:
         "a_flood-model",
         "a_sky-survey",
     ]
-    assert "{" not in single.stderr  # the agent's JSON log lines stay on stderr, if any
+    # -v puts the agent's JSON log lines on stderr; the document is never among them.
+    logs = [json.loads(line) for line in single.stderr.splitlines()]
+    assert logs and all(r["level"] == "info" and "schema_version" not in r for r in logs)
 
 
 def test_json_error_document_when_waldur_is_unreachable(config: Path, tmp_path: Path) -> None:

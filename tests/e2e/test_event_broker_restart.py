@@ -95,7 +95,8 @@ def test_after_a_broker_restart_the_agent_reconnects_and_applies_the_next_messag
                 "error_message": "",
                 "mode": "production",
                 "commands_executed": [
-                    f"sacctmgr --immediate modify account where name={account} set Fairshare=222"
+                    f"sacctmgr --immediate modify account where name={account} cluster=default "
+                    "set Fairshare=222"
                 ],
             }
             assert fairshare(account) == "222"

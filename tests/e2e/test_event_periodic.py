@@ -48,6 +48,7 @@ REPORT_WAIT = 60  # seconds for one message to be applied and reported
 # default weights. The scenario's resources have limits cpu 100, mem 200, gpu 10 (hours).
 BASE = {"cpu": 100.0, "mem": 200.0, "gpu": 10.0}
 MASTERMIND = Policy(BASE, grace=GRACE, carryover_factor=CARRYOVER_FACTOR)
+EMULATOR_CLUSTER = "default"  # cluster_name of examples/emulator-config.yaml
 
 
 # ---- what Mastermind sends --------------------------------------------------------------
@@ -58,7 +59,7 @@ def mastermind_settings(previous_usage: dict[str, float], *, reset: bool) -> dic
     return MASTERMIND.settings(previous_usage, previous_period="2026-04", reset=reset)
 
 
-def modify_line(account: str, fields: str, *, cluster: str = "") -> str:
+def modify_line(account: str, fields: str, *, cluster: str = EMULATOR_CLUSTER) -> str:
     where = f"name={account}" + (f" cluster={cluster}" if cluster else "")
     return f"sacctmgr --immediate modify account where {where} set {fields}"
 
@@ -81,7 +82,11 @@ def limits_line(settings: dict[str, Any]) -> str:
 
 
 def first_apply_report(
-    resource: dict[str, Any], account: str, settings: dict[str, Any], *, cluster: str = ""
+    resource: dict[str, Any],
+    account: str,
+    settings: dict[str, Any],
+    *,
+    cluster: str = EMULATOR_CLUSTER,
 ) -> dict[str, Any]:
     """The result a first apply with a RawUsage reset reports: one modify, then the reset."""
     return {

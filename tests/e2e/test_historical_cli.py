@@ -362,7 +362,8 @@ def test_refused_runs_post_nothing(standin: StandIn, zoned: Agent) -> None:
     assert missing.returncode == 1
     assert missing.stderr.strip().splitlines() == [
         f"Usage of {first_month} not loaded, nothing posted for it or any later month: "
-        "Allocation accounts not in SLURM: a_ghost-run; create them, or leave those "
+        "Allocation accounts not in SLURM on cluster default: a_ghost-run; create them, "
+        "or leave those "
         "resources out (the loader's --resource-backend-id)"
     ]
     assert standin.state.writes() == []

@@ -55,6 +55,7 @@ from waldur_api_client.api.marketplace_provider_resources import (
     marketplace_provider_resources_set_membership_sync_statuses,
     marketplace_provider_resources_team_list,
 )
+from waldur_api_client.api.marketplace_resources import marketplace_resources_list
 from waldur_api_client.api.marketplace_service_providers import (
     marketplace_service_providers_keys_list,
     marketplace_service_providers_list,
@@ -286,6 +287,12 @@ def walk_resources(client: AuthenticatedClient) -> None:
         (FLOOD, ResourceState.OK),
         (SKY, ResourceState.ERRED),
     }
+    everyone = ok(
+        marketplace_resources_list.sync_detailed(
+            client=client, offering_uuid=[OFF], state=[ResourceState.OK, ResourceState.ERRED]
+        )
+    )
+    assert {(r.uuid.hex, r.state) for r in everyone} == {(r.uuid.hex, r.state) for r in listed}
     res = ok(marketplace_provider_resources_retrieve.sync_detailed(FLOOD, client=client))
     assert res.offering_plugin_options.additional_properties == {
         "username_generation_policy": "waldur_username"
@@ -448,3 +455,26 @@ def test_uuids_in_paths_may_carry_dashes(
         str(uid) if dashed else uid.hex, client=api()
     )
     assert ok(res).uuid == uid
+
+
+def test_a_resource_end_date_reaches_the_client_as_a_date(
+    standin: StandIn, api: Callable[..., AuthenticatedClient]
+) -> None:
+    client = api()
+    uid = uuid.UUID(FLOOD)
+    assert (
+        ok(marketplace_provider_resources_retrieve.sync_detailed(uid, client=client)).end_date
+        is None
+    )
+
+    standin.state.update_resource(FLOOD, end_date="2027-05-31")
+
+    resource = ok(marketplace_provider_resources_retrieve.sync_detailed(uid, client=client))
+    assert resource.end_date == dt.date(2027, 5, 31)
+    standin.state.update_resource(FLOOD, end_date=None)
+    assert (
+        ok(marketplace_provider_resources_retrieve.sync_detailed(uid, client=client)).end_date
+        is None
+    )
+    with pytest.raises(ValueError, match="end_date"):
+        standin.state.update_resource(FLOOD, end_date="31.05.2027")

@@ -44,6 +44,7 @@ SERVED = {
     "marketplace_orders.marketplace_orders_set_backend_id",
     "marketplace_provider_resources.marketplace_provider_resources_list",
     "marketplace_provider_resources.marketplace_provider_resources_retrieve",
+    "marketplace_resources.marketplace_resources_list",
     "marketplace_provider_resources.marketplace_provider_resources_team_list",
     "marketplace_provider_resources.marketplace_provider_resources_set_backend_id",
     "marketplace_provider_resources.marketplace_provider_resources_set_limits",
@@ -88,7 +89,6 @@ NOT_SERVED = {
     "marketplace_offering_users.marketplace_offering_users_set_validation_complete",
     "marketplace_provider_offerings.marketplace_provider_offerings_create_offering_component",
     "marketplace_provider_offerings.marketplace_provider_offerings_update_offering_component",
-    "marketplace_resources.marketplace_resources_list",
     "marketplace_service_providers.marketplace_service_providers_projects_list",
     "projects.projects_list",
 }

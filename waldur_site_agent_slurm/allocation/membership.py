@@ -224,11 +224,11 @@ def removals(
     leaves the user with an empty default account, 24.11 refuses; deleting an account
     that is a user's only association, 22.05 drops the user too, 24.11 keeps the user
     with an empty default account. So a user whose last association this is (apart from
-    the plugin's common default account) leaves as a whole, ``delete user name=U``
-    dropping every association at once, and a user who stays keeps a default account:
-    when it is ``account``, or empty (as either release can leave it), it moves to the
-    common default account if the user has it, else to the user's first other account,
-    before the association goes.
+    the plugin's common default account) leaves as a whole: every association goes, one
+    command each, the default account last (see ``deletion_order``); and a user who
+    stays keeps a default account: when it is ``account``, or empty (as either release
+    can leave it), it moves to the common default account if the user has it, else to
+    the user's first other account, before the association goes.
     """
     common_default = settings.default_account
     ours = {plugin_default(settings)} - {None}
@@ -242,3 +242,17 @@ def removals(
         new_default = fallback if defaults.get(user) in (account, NO_DEFAULT) else None
         steps.append(UserRemoval(user, account, new_default, False, (account,), fallback))
     return steps
+
+
+def deletion_order(step: UserRemoval, default_account: str | None) -> list[str]:
+    """The accounts whose association with ``step.user`` is deleted, one command each.
+
+    A user leaving as a whole loses ``step.accounts``, the default account last: a
+    request that deletes a user's default-account association while another association
+    of the user on the cluster remains is refused (by 22.05 even when the same request
+    deletes the others too, by 24.11 always), while deleting the last association is
+    accepted by both.
+    """
+    if not step.whole_user:
+        return [step.account]
+    return sorted(step.accounts, key=lambda account: account == default_account)

@@ -2,8 +2,9 @@
 
 Exit status: 0 everything matches, 1 mismatches found (after ``--fix``: still found),
 2 the diagnosis could not be made (configuration, Waldur or SLURM), with a one-line
-reason on stderr. ``--json`` prints one JSON document on stdout and nothing else; logs
-always go to stderr.
+reason on stderr. ``--check-config`` checks the configuration alone (no SLURM, no
+Waldur): 0 usable, 1 errors found. ``--json`` prints one JSON document on stdout and
+nothing else; logs always go to stderr.
 """
 
 from __future__ import annotations
@@ -16,9 +17,13 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from waldur_site_agent.backend import configure_logger
+
+from waldur_site_agent_slurm.diagnose import config_check
 from waldur_site_agent_slurm.diagnose.model import MISMATCH, Report, Step, error_document
 from waldur_site_agent_slurm.diagnose.render import Style, render, render_fix
 from waldur_site_agent_slurm.diagnose.service import DiagnoseError, DiagnoseService, Params, load
+from waldur_site_agent_slurm.log_level import apply_env_log_level
 
 PROG = "waldur_site_diagnose_slurm_account"
 EXIT_OK, EXIT_MISMATCH, EXIT_ERROR = 0, 1, 2
@@ -32,7 +37,8 @@ def parser() -> argparse.ArgumentParser:
         description="Compare a SLURM allocation account (or all of an offering's) with what "
         "Waldur and its periodic usage policy ask for, and print the sacctmgr commands "
         "that would bring SLURM in line.",
-        epilog="Exit status: 0 all OK, 1 mismatches found, 2 could not diagnose.",
+        epilog="Exit status: 0 all OK, 1 mismatches found, 2 could not diagnose. "
+        "With --check-config: 0 the configuration is usable, 1 it has errors.",
     )
     ap.add_argument("account", nargs="?", help="SLURM account name (the resource's backend_id)")
     ap.add_argument(
@@ -40,6 +46,12 @@ def parser() -> argparse.ArgumentParser:
         "--config",
         default=DEFAULT_CONFIG,
         help="agent configuration file (default: %(default)s)",
+    )
+    ap.add_argument(
+        "--check-config",
+        action="store_true",
+        help="only check the configuration file: every SLURM offering as the agent loads "
+        "it, every problem with its key path and what to do (no SLURM, no Waldur)",
     )
     ap.add_argument("--offering-uuid", help="the SLURM offering (needed when several)")
     ap.add_argument("--all", action="store_true", help="check every allocation of the offering")
@@ -57,15 +69,18 @@ def colour_wanted(args: argparse.Namespace, stream: TextIO) -> bool:
 
 
 def logs_to_stderr(verbose: bool) -> None:
-    """Send the framework's log handlers to stderr; INFO with -v, else warnings only."""
+    """The framework's JSON log lines, on stderr: INFO with -v, else warnings only.
+
+    ``WALDUR_SITE_AGENT_LOG_LEVEL`` overrides both. Called before the configuration is
+    loaded (so the framework's warnings while loading come out as JSON too, not as
+    Python dicts) and again after it (loading points the framework's handler at stdout).
+    """
+    configure_logger(logging.getLevelName(logging.INFO if verbose else logging.WARNING))
     root = logging.getLogger()
     for handler in root.handlers:
         if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
             handler.setStream(sys.stderr)
-    level = logging.INFO if verbose else logging.WARNING
-    root.setLevel(level)
-    for handler in root.handlers:
-        handler.setLevel(level)
+    apply_env_log_level()
 
 
 def ask(steps: list[Step]) -> bool:
@@ -115,12 +130,38 @@ def _write(lines: list[str]) -> None:
     sys.stdout.flush()
 
 
+def check_configuration(args: argparse.Namespace) -> int:
+    """``--check-config``: print every problem of the file; 0 usable, 1 not."""
+    others = [
+        flag
+        for flag, given in (
+            ("ACCOUNT", args.account),
+            ("--all", args.all),
+            ("--json", args.json),
+            ("--fix", args.fix),
+            ("--yes", args.yes),
+            ("--offering-uuid", args.offering_uuid),
+        )
+        if given
+    ]
+    if others:
+        sys.stderr.write(f"{PROG}: --check-config takes only -c FILE, not {', '.join(others)}\n")
+        return EXIT_ERROR
+    path = Path(args.config)
+    result = config_check.check(path)
+    _write(config_check.render(path, result))
+    return EXIT_OK if result.ok else EXIT_MISMATCH
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the diagnostic; return the exit status."""
     args = parser().parse_args(argv)
+    if args.check_config:
+        return check_configuration(args)
     style = Style(colour_wanted(args, sys.stdout))
     try:
         params = params_from(args)
+        logs_to_stderr(args.verbose)
         configuration = load(params.config)
         logs_to_stderr(args.verbose)
         service = DiagnoseService(params, configuration)

@@ -170,8 +170,8 @@ def table_report(report: Report, style: Style, verbose: bool) -> list[str]:
     summary = report.summary()
     lines += [
         "",
-        f"  {summary['checked']} allocations checked: {summary['ok']} OK, "
-        f"{summary['mismatch']} mismatching ({summary['issues']} issues)",
+        f"  {_count(summary['checked'], 'allocation')} checked: {summary['ok']} OK, "
+        f"{summary['mismatch']} mismatching ({_count(summary['issues'], 'issue')})",
     ]
     lines += _steps(report.steps(), style, verbose)
     return [*lines, "", _overall(report, style), RULE]
@@ -200,3 +200,7 @@ def render_fix(report: Report, style: Style, verbose: bool) -> list[str]:
     if report.after_fix is not None:
         lines += ["", style("CHECK AFTER FIX", "bold"), *render(report.after_fix, style, verbose)]
     return lines
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun if number == 1 else noun + 's'}"

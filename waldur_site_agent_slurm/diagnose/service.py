@@ -21,7 +21,7 @@ from waldur_site_agent_slurm.backend import SlurmBackend
 from waldur_site_agent_slurm.diagnose.expected import Diagnoser
 from waldur_site_agent_slurm.diagnose.model import FixResult, Report, Step
 from waldur_site_agent_slurm.diagnose.waldur import WaldurReader
-from waldur_site_agent_slurm.errors import SlurmCommandError, SlurmError
+from waldur_site_agent_slurm.errors import SlurmCommandError, SlurmConfigError, SlurmError
 from waldur_site_agent_slurm.periodic.service import PeriodicService
 from waldur_site_agent_slurm.slurm import validation
 from waldur_site_agent_slurm.slurm.runner import Runner
@@ -86,7 +86,10 @@ def load(path: Path) -> structures.WaldurAgentConfiguration:
         raise DiagnoseError(f"configuration file {path} not found") from err
     except Exception as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise DiagnoseError(f"configuration {path} is invalid: {first}") from err
+        raise DiagnoseError(
+            f"configuration {path} is invalid: {first} (every problem: "
+            f"waldur_site_diagnose_slurm_account --check-config -c {path})"
+        ) from err
 
 
 class DiagnoseService:
@@ -112,6 +115,11 @@ class DiagnoseService:
             return SlurmBackend(
                 self.offering.backend_settings, self.offering.backend_components_dict
             )
+        except SlurmConfigError as err:
+            raise DiagnoseError(
+                f"{err} (every problem: waldur_site_diagnose_slurm_account --check-config "
+                f"-c {self.params.config})"
+            ) from err
         except SlurmError as err:
             raise DiagnoseError(str(err)) from err
 
@@ -120,7 +128,15 @@ class DiagnoseService:
         backend = self._backend()
         settings = backend.settings
         try:
+            logger.info(
+                "Reading SLURM associations (one sacctmgr show assoc%s)",
+                f", cluster {settings.cluster_name}" if settings.cluster_name else "",
+            )
             snapshot = backend.client.snapshot()
+            logger.info(
+                "Reading Waldur offering %s and its periodic usage policy",
+                self.offering.waldur_offering_uuid,
+            )
             offering = self.reader.offering()
             policy = self.reader.policy()
             zone = usage_zone(self.configuration.timezone, settings.timezone)
@@ -138,6 +154,7 @@ class DiagnoseService:
             report = Report(offering, settings.cluster_name, "all" if self._all else "account")
             if self._all:
                 resources = self.reader.resources()
+                logger.info("Waldur lists %d resources of the offering", len(resources))
                 pairs = [(r.backend_id, r) for r in resources if _valid(r.backend_id)]
                 for skipped in sorted({r.backend_id for r in resources} - {n for n, _ in pairs}):
                     logger.warning("Skipping backend_id %r: not a valid account name", skipped)
@@ -146,9 +163,15 @@ class DiagnoseService:
                     extras |= diagnoser.extra_users(snapshot.account(name), item)
                 diagnoser.prefetch_defaults(extras)
                 report.accounts = [diagnoser.diagnose(n, snapshot, r) for n, r in pairs]
+                logger.info("Compared %d allocation accounts", len(report.accounts))
             else:
                 account = str(self.params.account)
                 resource = self.reader.resource_by_backend_id(account)
+                logger.info(
+                    "Waldur resource with backend_id %s: %s",
+                    account,
+                    "found" if resource is not None else "none",
+                )
                 if resource is None and snapshot.account(account) is None:
                     raise DiagnoseError(
                         f"no account {account} in SLURM and no resource with backend_id "

@@ -145,7 +145,7 @@ class StepBuilder:
                 )
                 reason = f"move the default account of {gone.user}"
                 steps.append(self.change(args, reason, accept_nothing=False))
-            target = None if gone.whole_user else gone.account
-            args = self.client.remove_user_args(gone.user, target)
-            steps.append(self.change(args, f"remove {gone.user}"))
+            for where in membership.deletion_order(gone, defaults.get(gone.user)):
+                args = self.client.remove_user_args(gone.user, where)
+                steps.append(self.change(args, f"remove {gone.user}"))
         return steps

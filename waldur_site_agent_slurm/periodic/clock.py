@@ -10,9 +10,12 @@ when one is configured, else from the emulator's clock file in this environment.
 from __future__ import annotations
 
 import json
+import os
 import urllib.request
 from collections.abc import Callable
 from datetime import datetime, timezone
+
+from waldur_site_agent.backend import logger
 
 from waldur_site_agent_slurm.errors import SlurmError
 
@@ -21,6 +24,7 @@ UTC = timezone.utc  # datetime.UTC from Python 3.11 on
 Clock = Callable[[], datetime]
 STATUS_PATH = "/api/status"
 TIMEOUT_SECONDS = 10.0
+FOLLOW_WALL = "SLURM_EMULATOR_TIME_FOLLOW_WALL"  # the emulator then uses the wall clock
 START_HINT = (
     "Start slurm-emulator's server there, e.g. `SLURM_EMULATOR_STATE_FILE=<state file> "
     "uvicorn emulator.api.emulator_server:app --host 127.0.0.1 --port 8080`"
@@ -51,7 +55,16 @@ def emulator_file_clock() -> datetime:
             "emulator_mode needs slurm-emulator installed next to the agent "
             "(pip install slurm-emulator)"
         ) from err
-    return _as_utc(TimeEngine().get_current_time())
+    engine = TimeEngine()
+    if not engine.state_file.exists() and not os.environ.get(FOLLOW_WALL):
+        logger.warning(
+            "slurm-emulator has no clock file (%s), so its clock stands at its default %s: "
+            "periods are counted from there. Set it with `python -m "
+            "waldur_site_agent_slurm.devtools.emulator clock --now` (or --set TIME)",
+            engine.state_file,
+            engine.get_current_time().isoformat(),
+        )
+    return _as_utc(engine.get_current_time())
 
 
 def emulator_api_clock(base_url: str) -> Clock:

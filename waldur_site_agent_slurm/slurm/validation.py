@@ -1,4 +1,4 @@
-"""Checks for every value that ends up on a SLURM command line.
+"""Checks for every value that ends up on a SLURM command line or in a slurmrestd request.
 
 The runner never uses a shell, but ``sacctmgr`` has its own small language: ``=``
 separates keys from values, ``,`` separates list items, a leading ``-`` reads as an
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -237,6 +238,37 @@ def http_url(value: object, field: str = "URL") -> str:
     if parts.username or parts.password or parts.query or parts.fragment:
         raise InvalidValueError(field, value, "must not carry credentials, a query or a fragment")
     return value.rstrip("/")
+
+
+def rest_url(value: object, field: str = "slurmrestd URL") -> str:
+    """An ``http(s)://host[:port]`` URL or a ``unix:///absolute/socket/path``."""
+    if isinstance(value, str) and value.startswith("unix://"):
+        path = value.removeprefix("unix://")
+        if not path.startswith("/") or _WHITESPACE_RE.search(path) or "\x00" in path:
+            raise InvalidValueError(field, value, "expected unix:///absolute/path/to/socket")
+        return value
+    return http_url(value, field)
+
+
+_API_VERSION_RE = re.compile(r"v0\.0\.[0-9]{1,3}")
+
+
+def api_version(value: object, supported: Sequence[str], field: str = "API version") -> str:
+    """A slurmrestd data-parser version (``v0.0.42``) among the ``supported`` ones."""
+    if not isinstance(value, str) or not _API_VERSION_RE.fullmatch(value):
+        raise InvalidValueError(field, value, "expected a data-parser version like v0.0.42")
+    if value not in supported:
+        raise InvalidValueError(
+            field, value, f"not supported; supported: {', '.join(supported)} (SLURM 24.05+)"
+        )
+    return value
+
+
+def job_id(value: object, field: str = "job ID") -> str:
+    """A SLURM job ID: digits, optionally ``_`` and an array index."""
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9]{1,12}(_[0-9]{1,9})?", value):
+        raise InvalidValueError(field, value, "expected a job ID like 123 or 123_4")
+    return value
 
 
 def home_directory(base_path: str, name: str) -> Path:

@@ -228,6 +228,27 @@ def run_demo(directory: Path) -> None:
         say(f"Done in {time.monotonic() - started:.0f}s: Waldur received {len(writes)} writes.")
 
 
+def missing_requirement() -> str | None:
+    """Why the demo cannot run in this installation, in one line; None when it can."""
+    dev = (
+        "the demo needs slurm-emulator, a development dependency that a production "
+        "install leaves out: pip install 'waldur-site-agent-slurm[dev]' (from a clone: "
+        "bash scripts/demo.sh)"
+    )
+    try:
+        import emulator  # noqa: F401, PLC0415 - only to see whether it is installed
+    except ImportError:
+        return dev
+    if not (emulated.BIN / "sacctmgr").exists():
+        return dev
+    if not (EXAMPLES / "standin-scenario.yaml").exists():
+        return (
+            f"the demo reads the examples of a clone of the repository, not found in "
+            f"{EXAMPLES}: run it from a clone (bash scripts/demo.sh)"
+        )
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the demo in a temporary directory (or ``--keep DIR`` to keep its files)."""
     parser = argparse.ArgumentParser(
@@ -240,6 +261,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--keep", type=Path, help="work in this directory and keep its files")
     args = parser.parse_args(argv)
+    missing = missing_requirement()
+    if missing:
+        sys.stderr.write(f"{parser.prog}: {missing}\n")
+        return 2
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
         run_demo(args.keep.resolve())

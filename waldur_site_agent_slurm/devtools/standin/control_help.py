@@ -12,7 +12,8 @@ Control endpoints (no token, loopback only):
   DELETE /_standin/faults                     remove every fault
   PATCH  /_standin/resources/<uuid>           {"paused": .., "downscaled": .., "limits": {..},
                                                "state": "..", "backend_id": "..", "name": "..",
-                                               "slug": "..", "backend_metadata": {..}}
+                                               "slug": "..", "backend_metadata": {..},
+                                               "end_date": "YYYY-MM-DD"|null}
   POST   /_standin/orders      {"type": "Create", "project_uuid": "..", "name": "..",
                                 "limits": {..}} or {"type": "Update", "resource_uuid": "..",
                                 "limits": {..}} -> {"uuid": ..}

@@ -86,6 +86,7 @@ class Resource:
     modified: dt.datetime
     backend_id: str = ""
     limits: dict[str, int] = field(default_factory=dict)
+    end_date: dt.date | None = None
     paused: bool = False
     downscaled: bool = False
     backend_metadata: dict[str, Any] = field(default_factory=dict)

@@ -167,6 +167,15 @@ ROUTES: tuple[Route, ...] = (
         is_list=True,
     ),
     route("GET", f"{RES}/", READ, resources.resources_retrieve, f"{_RES}_retrieve"),
+    # what the framework's waldur_sync_resource_limits lists (the same resources)
+    route(
+        "GET",
+        "marketplace-resources/",
+        READ,
+        resources.resources_list,
+        "marketplace_resources.marketplace_resources_list",
+        is_list=True,
+    ),
     route(
         "GET",
         f"{RES}/team/",

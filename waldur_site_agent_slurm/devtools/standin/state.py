@@ -39,7 +39,17 @@ RESOURCE_STATES: tuple[str, ...] = get_args(ResourceState)
 OFFERING_USER_STATES: tuple[str, ...] = get_args(OfferingUserState)
 ORDER_TYPES: tuple[str, ...] = get_args(OrderType)
 UPDATABLE_RESOURCE_FIELDS = frozenset(
-    {"paused", "downscaled", "limits", "state", "backend_id", "name", "slug", "backend_metadata"}
+    {
+        "paused",
+        "downscaled",
+        "limits",
+        "end_date",
+        "state",
+        "backend_id",
+        "name",
+        "slug",
+        "backend_metadata",
+    }
 )
 
 
@@ -200,6 +210,8 @@ class State:
                 raise StateError(f"state {fields['state']!r} not one of {RESOURCE_STATES}")
             if "limits" in fields:
                 fields["limits"] = self._check_limits(fields["limits"])
+            if "end_date" in fields:
+                fields["end_date"] = _end_date(fields["end_date"])
             for key, value in fields.items():
                 setattr(rec, key, value)
             rec.modified = self.clock()
@@ -378,6 +390,18 @@ class State:
                 "command_results": self.command_results(),
                 "faults": [asdict(f) for f in self._faults],
             }
+
+
+def _end_date(value: object) -> dt.date | None:
+    """A resource's end date: a date, an ISO ``YYYY-MM-DD`` text, or None (no end)."""
+    if value is None or (isinstance(value, dt.date) and not isinstance(value, dt.datetime)):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise StateError(f"end_date {value!r} is not a date (YYYY-MM-DD) or null")
 
 
 def _filtered(

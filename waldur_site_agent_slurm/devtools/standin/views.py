@@ -214,7 +214,7 @@ def resource(st: State, res: Resource) -> dict[str, Any]:
         "is_usage_based": "usage" in billing,
         "is_limit_based": "limit" in billing,
         "can_terminate": res.state in ("OK", "Erred"),
-        "end_date": None,
+        "end_date": res.end_date.isoformat() if res.end_date else None,
         "end_date_requested_by": None,
         "username": None,
         "paused": res.paused,

@@ -33,7 +33,7 @@ def _status(st: State, rec: Resource, text: str) -> Reply:
 
 
 def resources_list(st: State, req: ApiRequest) -> Reply:
-    """``GET marketplace-provider-resources/``.
+    """``GET marketplace-provider-resources/`` (and ``marketplace-resources/``).
 
     Filters: offering_uuid, state, backend_id, project_uuid, customer_uuid, name.
     """

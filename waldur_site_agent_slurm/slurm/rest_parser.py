@@ -1,0 +1,161 @@
+"""slurmrestd's JSON → the same frozen records the command-line parser makes.
+
+The only place that reads slurmrestd's answer shapes (data parsers v0.0.40-v0.0.43):
+associations become ``AssociationRecord``, jobs ``JobRecord`` exactly as
+``sacct --allocations --noconvert`` in UTC gives them, TRES lists ``{"cpu": 60, …}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from waldur_site_agent_slurm.errors import SlurmParseError
+from waldur_site_agent_slurm.slurm import validation
+from waldur_site_agent_slurm.slurm.parser import AssociationRecord, JobRecord
+
+# A time slurmdbd never set: 0, or NO_VAL/INFINITE as 32-bit values.
+_NO_TIMES = frozenset({0, 0xFFFFFFFE, 0xFFFFFFFF})
+
+
+def many(data: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
+    """The list of objects under ``key``; anything else is a parse error."""
+    items = data.get(key)
+    if not isinstance(items, list) or not all(isinstance(i, Mapping) for i in items):
+        raise SlurmParseError(f"slurmrestd's answer has no list {key!r}")
+    return items
+
+
+def text(item: Mapping[str, Any], key: str) -> str:
+    """The string under ``key`` (empty when absent); anything else is a parse error."""
+    value = item.get(key, "")
+    if not isinstance(value, str):
+        raise SlurmParseError(f"slurmrestd's {key!r} is not a string: {value!r}")
+    return value
+
+
+def tres_name(entry: Mapping[str, Any]) -> str:
+    """``{"type": "gres", "name": "gpu"}`` → ``gres/gpu``; ``{"type": "cpu"}`` → ``cpu``."""
+    kind, name = text(entry, "type"), text(entry, "name")
+    return f"{kind}/{name}" if name else kind
+
+
+def _tres_counts(entries: object) -> dict[str, int]:
+    if not isinstance(entries, list):
+        raise SlurmParseError(f"slurmrestd's TRES list is not a list: {entries!r}")
+    counts: dict[str, int] = {}
+    for entry in entries:
+        count = entry.get("count") if isinstance(entry, Mapping) else None
+        if not isinstance(count, int):
+            raise SlurmParseError(f"slurmrestd's TRES entry has no count: {entry!r}")
+        counts[tres_name(entry)] = count
+    return counts
+
+
+def tres_entries(values: Mapping[str, int]) -> list[dict[str, Any]]:
+    """TRES counts as slurmrestd's list of ``{"type", "name", "count"}`` objects."""
+    entries = []
+    for tres, count in sorted(values.items()):
+        kind, _, name = validation.tres_name(tres).partition("/")
+        entry: dict[str, Any] = {"type": kind, "count": validation.limit_value(count, tres)}
+        if name:
+            entry["name"] = name
+        entries.append(entry)
+    return entries
+
+
+def _dig(item: Mapping[str, Any], *keys: str) -> object:
+    value: object = item
+    for key in keys:
+        if not isinstance(value, Mapping):
+            return []
+        value = value.get(key, [])
+    return value
+
+
+def association_record(item: Mapping[str, Any]) -> AssociationRecord:
+    """One ``/associations/`` entry as the record ``sacctmgr show assoc`` gives."""
+    qos = item.get("qos", [])
+    shares = item.get("shares_raw")
+    if not isinstance(qos, list) or not isinstance(shares, int):
+        raise SlurmParseError(f"slurmrestd's association is malformed: {item!r}")
+    default = item.get("default")
+    return AssociationRecord(
+        account=text(item, "account"),
+        user=text(item, "user"),
+        partition=text(item, "partition"),
+        parent=text(item, "parent_account"),
+        fairshare=str(shares),
+        grp_tres_mins=_tres_counts(_dig(item, "max", "tres", "group", "minutes")),
+        max_tres_mins=_tres_counts(_dig(item, "max", "tres", "minutes", "per", "job")),
+        grp_tres=_tres_counts(_dig(item, "max", "tres", "total")),
+        qos=tuple(str(q) for q in qos),
+        default_qos=text(default, "qos") if isinstance(default, Mapping) else "",
+    )
+
+
+def _number(value: object, what: str) -> int:
+    """A plain integer, or the ``number`` of a ``{"set", "infinite", "number"}`` object."""
+    if isinstance(value, Mapping):
+        value = value.get("number") if value.get("set") else 0
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise SlurmParseError(f"slurmrestd's {what} is not a number: {value!r}")
+    return value
+
+
+def _time(value: object, what: str) -> datetime | None:
+    """An epoch time as the naive UTC time sacct prints with TZ=UTC; unset → None."""
+    seconds = _number(value, what)
+    if seconds in _NO_TIMES:
+        return None
+    return datetime.fromtimestamp(seconds, timezone.utc).replace(tzinfo=None)
+
+
+def _object(item: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = item.get(key)
+    return value if isinstance(value, Mapping) else {}
+
+
+def _job_id(job: Mapping[str, Any]) -> str:
+    """The job ID as sacct prints it: ``123``, an array task ``120_3``, a het part ``130+1``."""
+    array = _object(job, "array")
+    het = _object(job, "het")
+    array_id = _number(array.get("job_id", 0), "array job ID")
+    if array_id:
+        task = array.get("task_id", {})
+        if isinstance(task, Mapping) and task.get("set"):
+            return f"{array_id}_{_number(task, 'array task ID')}"
+        pending = array.get("task", "")
+        if isinstance(pending, str) and pending:
+            return f"{array_id}_[{pending}]"
+    het_id = _number(het.get("job_id", 0), "het job ID")
+    offset = het.get("job_offset", {})
+    if het_id and isinstance(offset, Mapping) and offset.get("set"):
+        return f"{het_id}+{_number(offset, 'het job offset')}"
+    return str(_number(job.get("job_id"), "job ID"))
+
+
+def job_record(job: Mapping[str, Any]) -> JobRecord:
+    """One ``/jobs/`` entry as ``sacct --allocations --noconvert`` (TZ=UTC) gives it.
+
+    Unset TRES counts (negative: energy that was not measured) are left out, as sacct's
+    AllocTRES leaves them out; memory is in MB in both.
+    """
+    times, state, tres = job.get("time"), job.get("state"), job.get("tres")
+    if not isinstance(times, Mapping) or not isinstance(state, Mapping):
+        raise SlurmParseError(f"slurmrestd's job has no time or state: {job.get('job_id')!r}")
+    current = state.get("current")
+    if not isinstance(current, list) or not current:
+        raise SlurmParseError(f"slurmrestd's job state is malformed: {state!r}")
+    allocated = tres.get("allocated", []) if isinstance(tres, Mapping) else []
+    alloc = {name: count for name, count in _tres_counts(allocated).items() if count >= 0}
+    return JobRecord(
+        _job_id(job),
+        text(job, "account"),
+        text(job, "user"),
+        str(current[0]),
+        _time(times.get("start"), "start time"),
+        _time(times.get("end"), "end time"),
+        alloc,
+    )
