@@ -295,3 +295,10 @@ def test_diagnostics_name_a_missing_additional_qos_and_not_the_unused_level_qos(
     assert problems == [
         "qos_management.additional_qos 'debug' does not exist: sacctmgr add qos debug"
     ]
+
+
+def test_terminate_of_a_missing_account_still_removes_a_left_over_qos(runner: FakeRunner) -> None:
+    runner.failures["delete qos"] = (1, " Nothing deleted\n", "")
+    backend = backend_for(runner, **managed())
+    backend.delete_resource(resource())
+    assert runner.writes == [[*SI, "delete", "qos", "where", "name=alloc-1"]]
