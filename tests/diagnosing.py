@@ -48,7 +48,7 @@ def diagnose(backend: SlurmBackend, view: ResourceView) -> AccountDiagnosis:
         periodic,
         None,
         {},
-        lever=backend.qos_enforced(),
+        lever=backend.submit_lever(),
     )
     return diagnoser.diagnose(view.backend_id, backend.client.snapshot(), view)
 

@@ -311,7 +311,10 @@ def test_offering_dependent_qos_enforcement_keeps_the_qos_levels() -> None:
             },
             "execution_mode: rest (slurmrestd); set execution_mode: cli",
         ),
-        ({"qos_management": {"enabled": True}}, "qos_management.enabled: false"),
+        (
+            {"qos_management": {"enabled": True}},
+            "qos_management.enabled without qos_management.skip_qos_swap",
+        ),
         (
             {
                 "qos_management": {
@@ -320,7 +323,7 @@ def test_offering_dependent_qos_enforcement_keeps_the_qos_levels() -> None:
                     "apply_limits_to_qos": True,
                 }
             },
-            "qos_management (a QoS per allocation)",
+            "qos_management.apply_limits_to_qos (GrpTRESMins on the allocation's QoS)",
         ),
     ],
 )

@@ -89,7 +89,7 @@ def diagnoser(
         periodic,
         policy_view,
         {},
-        lever=backend.qos_enforced(),
+        lever=backend.submit_lever(),
     )
 
 

@@ -20,7 +20,15 @@ from waldur_site_agent.backend.backends import BaseBackend
 from waldur_site_agent.backend.exceptions import BackendError
 from waldur_site_agent.backend.structures import BackendResourceInfo
 
-from waldur_site_agent_slurm.allocation import accounts, limits, membership, prepaid, qos, tree
+from waldur_site_agent_slurm.allocation import (
+    accounts,
+    limits,
+    membership,
+    own_qos,
+    prepaid,
+    qos,
+    tree,
+)
 from waldur_site_agent_slurm.allocation.usage import (
     current_month,
     month_window,
@@ -44,10 +52,14 @@ from waldur_site_agent_slurm.site.ldap_groups import ProjectGroup, ProjectGroups
 from waldur_site_agent_slurm.slurm import validation
 from waldur_site_agent_slurm.slurm.answers import Answer
 from waldur_site_agent_slurm.slurm.client import SlurmClient
+from waldur_site_agent_slurm.slurm.parser import AssociationRecord
 from waldur_site_agent_slurm.slurm.runner import CommandRunner
 
 JOB_WAIT_ATTEMPTS = 15
 JOB_WAIT_SECONDS = 2.0
+
+
+_LEVEL_QOS = ("qos_default", "qos_downscaled", "qos_paused")
 
 
 def _text(value: object) -> str:
@@ -96,6 +108,8 @@ class SlurmBackend(BaseBackend):
         self._usage_reader: UsageReader | None = None
         # The limits the create in progress puts on its ``add account``.
         self._carried: tree.CarriedLimits | None = None
+        # The allocation QoS the create in progress added (qos_management), for its undo.
+        self._added_qos: str | None = None
         self._flat_move_logged = False
         # Read by the framework's processors; offering_partitions is set by them.
         self.partition_enforcement_enabled = self.settings.enforce_offering_partitions
@@ -129,6 +143,10 @@ class SlurmBackend(BaseBackend):
         Then pause and downscale use the account's GrpSubmitJobs instead of its QoS.
         """
         return qos.enforced(self.settings, self.offering_enforce_qos)
+
+    def submit_lever(self) -> bool:
+        """Whether pause, downscale and restore set the account's GrpSubmitJobs (``qos.lever``)."""
+        return bool(qos.lever(self.settings, self.offering_enforce_qos))
 
     # ---- identifiers ---------------------------------------------------------------------
 
@@ -199,10 +217,18 @@ class SlurmBackend(BaseBackend):
                     "AccountingStorageTRES or set tres_name"
                 )
         existing_qos = self.client.qos_names()
-        for field in ("qos_default", "qos_downscaled", "qos_paused"):
+        management = self.settings.qos_management
+        # Under skip_qos_swap the level QoS are never put on an account.
+        swapped = () if management and management.skip_qos_swap else _LEVEL_QOS
+        for field in swapped:
             name = getattr(self.settings, field)
             if name not in existing_qos:
                 problems.append(f"{field} {name!r} does not exist: sacctmgr add qos {name}")
+        own = self.settings.managed_qos
+        for name in own.additional_qos if own else ():
+            if name not in existing_qos:
+                where = f"qos_management.additional_qos {name!r}"
+                problems.append(f"{where} does not exist: sacctmgr add qos {name}")
         snapshot = self.client.snapshot()
         for field in ("root_account", "parent_account", "default_account"):
             name = getattr(self.settings, field)
@@ -244,10 +270,12 @@ class SlurmBackend(BaseBackend):
             raise  # SLURM is away: the next attempt adopts the accounts already created
         except BackendError as err:
             self._undo_added_accounts(err)
+            self._undo_added_qos()
             self._undo_project_group(group)
             raise
         finally:
             self._carried = None
+            self._added_qos = None
 
     def _group_project(self, waldur_resource: WaldurResource, slug: str = "") -> str | None:
         """The project account whose LDAP group the resource's users belong to.
@@ -296,6 +324,17 @@ class SlurmBackend(BaseBackend):
                 logger.error("Could not remove %s, remove it by hand: %s", name, undo_err)
         self.client.added_accounts.clear()
 
+    def _undo_added_qos(self) -> None:
+        """Remove the QoS a failed create added (after its account)."""
+        if self._added_qos is None:
+            return
+        try:
+            self.client.remove_qos(self._added_qos)
+        except BackendError as undo_err:
+            logger.error(
+                "Could not remove QoS %s, remove it by hand: %s", self._added_qos, undo_err
+            )
+
     def _pre_create_resource(
         self, waldur_resource: WaldurResource, user_context: dict[str, Any] | None = None
     ) -> None:
@@ -333,21 +372,50 @@ class SlurmBackend(BaseBackend):
         if state is not None:
             if state.parent == parent:
                 logger.info("Account %s already exists under %s; adopting it", name, parent)
+                self._attach_own_qos(state.record)
                 return True
             logger.warning("Account %s exists under %s, not %s", name, state.parent, parent)
             return False
         organization = validation.account_name(resource_organization.lower(), "organization")
         carried = self._carried if self._carried and self._carried.account == name else None
+        options = self.settings.managed_qos
+        if options is not None:
+            self._ensure_own_qos(name, options)
         created = self.client.add_account(
             name,
             validation.description(resource_name, name),
             organization,
             parent,
             carried.tres if carried else None,
+            qos=own_qos.attach_fields(options, name, (), "") if options is not None else None,
         )
         if carried is not None:
             carried.stored = created
         return True
+
+    def _ensure_own_qos(self, name: str, options: own_qos.QosOptions) -> None:
+        """Create the allocation's QoS with its options; adopt or correct an existing one."""
+        found = self.client.qos_record(name)
+        if found is None:
+            if self.client.add_qos(name, options.settings()):
+                self._added_qos = name
+            return
+        todo = own_qos.differences(options, found)
+        if todo:
+            logger.info("QoS %s exists with other options; setting %s", name, todo)
+            self.client.modify_qos(name, todo)
+        else:
+            logger.info("QoS %s already exists with the configured options; adopting it", name)
+
+    def _attach_own_qos(self, record: AssociationRecord) -> None:
+        """An adopted account: its QoS made and attached, in one ``modify account`` at most."""
+        options = self.settings.managed_qos
+        if options is None:
+            return
+        self._ensure_own_qos(record.account, options)
+        fields = own_qos.attach_fields(options, record.account, record.qos, record.default_qos)
+        if fields:
+            self.client.modify_account(record.account, fields)
 
     def has_prepaid_components(self) -> bool:
         """True when a component is prepaid (``accounting_type: one``)."""
@@ -486,6 +554,8 @@ class SlurmBackend(BaseBackend):
         else:
             self._pre_delete_resource(waldur_resource, project_slug)
             self._retry_while_jobs_active(lambda: self.client.remove_account(account), account)
+        if self.settings.managed_qos is not None and not self.backend_settings.get("soft_delete"):
+            self.client.remove_qos(account)  # after the account: SLURM refuses a QoS in use
         if project_slug:
             project = validation.account_name(self._get_project_backend_id(project_slug))
             removed = tree.remove_empty_project(self.client, self.settings, project)
@@ -705,10 +775,11 @@ class SlurmBackend(BaseBackend):
     def _apply_qos_level(self, resource_backend_id: str, flags: qos.QosLevel) -> bool:
         """QoS = the stricter of Waldur's flags and the last usage thresholds.
 
-        Under QoS enforcement the level goes to the account's GrpSubmitJobs instead.
+        Under QoS enforcement or ``skip_qos_swap`` the level goes to the account's
+        GrpSubmitJobs instead.
         """
         service = PeriodicService(self.client, self.settings, timezone=self._zone())
-        return service.enforce_flags(resource_backend_id, flags, lever=self.qos_enforced())
+        return service.enforce_flags(resource_backend_id, flags, lever=self.submit_lever())
 
     def downscale_resource(self, resource_backend_id: str) -> bool:
         """Put the allocation on ``qos_downscaled`` (or stricter, see ``qos``)."""
@@ -730,7 +801,8 @@ class SlurmBackend(BaseBackend):
     ) -> dict[str, Any]:
         """Apply Waldur's periodic settings (``config`` overrides ``periodic_limits`` keys).
 
-        Under QoS enforcement a threshold level goes to the account's GrpSubmitJobs.
+        Under QoS enforcement or ``skip_qos_swap`` a threshold level goes to the account's
+        GrpSubmitJobs.
         """
         return apply_settings(
             self.client,
@@ -739,17 +811,17 @@ class SlurmBackend(BaseBackend):
             settings,
             self.timezone,
             override=config,
-            lever=qos.enforcement(self.settings, self.offering_enforce_qos),
+            lever=qos.lever(self.settings, self.offering_enforce_qos),
         )
 
     def get_resource_metadata(self, resource_backend_id: str) -> dict[str, Any]:
-        """The allocation's current QoS; under QoS enforcement also its GrpSubmitJobs."""
+        """The allocation's current QoS; under the submit lever also its GrpSubmitJobs."""
         account = validation.account_name(resource_backend_id)
         state = self.client.snapshot().account(account)
         if state is None:
             return {}
         metadata: dict[str, Any] = {"qos": qos.current_qos(state.record)}
-        if self.qos_enforced():
+        if self.submit_lever():
             metadata["grp_submit_jobs"] = self.client.submit_limits().get(account)
         return metadata
 

@@ -28,6 +28,7 @@ from waldur_site_agent.common.plugin_schemas import (
 )
 
 from waldur_site_agent_slurm import config_rules
+from waldur_site_agent_slurm.allocation import own_qos
 from waldur_site_agent_slurm.errors import InvalidValueError, SlurmConfigError
 from waldur_site_agent_slurm.site import ldap_settings, projectdirs
 from waldur_site_agent_slurm.site.ldap_settings import LdapSchema, LdapSettings
@@ -372,6 +373,8 @@ class SlurmSettings:
     enforce_offering_qos: bool | None = None
     enforce_offering_partitions: bool = False
     qos_management: QosManagementConfig | None = None
+    # The checked qos_management block; None when the feature is off.
+    managed_qos: own_qos.QosOptions | None = None
     project_directory: ProjectDirectoryConfig | None = None
     # The checked project_directory block; None when the feature is off.
     project_directory_layout: projectdirs.Layout | None = None
@@ -587,6 +590,7 @@ def load_settings(raw: dict[str, Any], components: dict[str, dict[str, Any]]) ->
         enforce_offering_qos=schema.enforce_offering_qos,
         enforce_offering_partitions=bool(schema.enforce_offering_partitions),
         qos_management=schema.qos_management,
+        managed_qos=own_qos.load(schema.qos_management),
         project_directory=directories,
         project_directory_layout=(
             projectdirs.layout(directories) if directories and directories.enabled else None

@@ -113,8 +113,17 @@ def check_available(schema: SlurmBackendSettingsSchema) -> None:
             "execution_mode: rest (slurmrestd); set execution_mode: cli, the default, "
             "to drive SLURM through its command-line tools"
         )
-    if schema.qos_management is not None and schema.qos_management.enabled:
-        features.append("qos_management (a QoS per allocation); set qos_management.enabled: false")
+    management = schema.qos_management
+    if management is not None and management.enabled and not management.skip_qos_swap:
+        features.append(
+            "qos_management.enabled without qos_management.skip_qos_swap (pausing by swapping "
+            "an allocation's own QoS); set skip_qos_swap: true or qos_management.enabled: false"
+        )
+    if management is not None and management.apply_limits_to_qos:
+        features.append(
+            "qos_management.apply_limits_to_qos (GrpTRESMins on the allocation's QoS); "
+            "set apply_limits_to_qos: false to keep the limits on the account"
+        )
     if features:
         raise SlurmConfigError(
             f"Not available in waldur-site-agent-slurm {__version__}: "

@@ -89,7 +89,8 @@ def qos_fields(record: AssociationRecord, target: str) -> dict[str, str]:
 # ---- QoS enforcement: the submit lever ------------------------------------------------------
 #
 # Under QoS enforcement users' associations carry the resource's own QoS, so pausing by
-# swapping the account's QoS would not reach them. The lever is the account's
+# swapping the account's QoS would not reach them; with ``qos_management.skip_qos_swap``
+# the allocation keeps its own QoS. The lever is the account's
 # GrpSubmitJobs instead: 0 refuses every new job of the account (paused, downscaled),
 # -1 clears the limit (restored). Running jobs are left to finish.
 
@@ -116,6 +117,18 @@ def enforcement(settings: SlurmSettings, offering_enforce_qos: bool | None) -> b
 def enforced(settings: SlurmSettings, offering_enforce_qos: bool | None) -> bool:
     """Whether QoS enforcement applies to an offering (an unknown offering option: no)."""
     return bool(enforcement(settings, offering_enforce_qos))
+
+
+def lever(settings: SlurmSettings, offering_enforce_qos: bool | None) -> bool | None:
+    """Whether levels go to the account's GrpSubmitJobs instead of its QoS.
+
+    ``qos_management.skip_qos_swap`` always; else under QoS enforcement (``enforcement``:
+    None when only the offering can tell).
+    """
+    management = settings.qos_management
+    if management is not None and management.skip_qos_swap:
+        return True
+    return enforcement(settings, offering_enforce_qos)
 
 
 def submit_limit(level: QosLevel) -> int | None:

@@ -12,6 +12,8 @@ Every expectation comes from the code that makes it true in the agent:
   expected_level`` and ``level_target`` (the decision and the fields pause/downscale/
   restore apply), in the same plan; under QoS enforcement the level is the account's
   ``GrpSubmitJobs`` and the QoS is not compared;
+- with ``qos_management``, the allocation's own QoS and its options from ``own_qos``
+  (what order processing creates and attaches);
 - the users from ``membership`` (team offering users in state OK; additions and
   removals as membership sync makes them).
 
@@ -25,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
-from waldur_site_agent_slurm.allocation import accounts, limits, membership, prepaid, qos
+from waldur_site_agent_slurm.allocation import accounts, limits, membership, own_qos, prepaid, qos
 from waldur_site_agent_slurm.config import SlurmSettings
 from waldur_site_agent_slurm.diagnose.model import (
     AccountDiagnosis,
@@ -90,6 +92,8 @@ class Diagnoser:
         self.steps = StepBuilder(settings, client)
         # Project accounts whose move is already planned (several allocations share one).
         self.moved_projects: set[str] = set()
+        # Every QoS with its options, read once when qos_management is on.
+        self._qos_table: dict[str, own_qos.QosRecord] | None = None
 
     @property
     def policy_applied(self) -> bool:
@@ -158,6 +162,7 @@ class Diagnoser:
                 steps += self.steps.move(account, parent, snapshot, resource)
         fields, field_checks, conversions = self._settings(account, record, resource, notes)
         checks += field_checks
+        fields.update(self._own_qos(account, record, checks, steps))
         if fields:
             steps.append(self.steps.modify(account, fields))
         checks_users, user_steps = self._users(account, state, snapshot, resource)
@@ -214,6 +219,40 @@ class Diagnoser:
         check = Check("account", "removed (resource Terminated)", "exists", False)
         note = "the resource is Terminated in Waldur; remove the account by hand if unused"
         return replace(base, checks=(check,), notes=(note,))
+
+    # ---- the allocation's own QoS (qos_management) ------------------------------------------
+
+    def _own_qos(
+        self, account: str, record: AssociationRecord, checks: list[Check], steps: list[Step]
+    ) -> dict[str, str]:
+        """Its QoS with the configured options (a step adds or corrects it) and attached.
+
+        Returns the account fields that attach it, for the one ``modify account``.
+        """
+        options = self.settings.managed_qos
+        if options is None:
+            return {}
+        if self._qos_table is None:
+            self._qos_table = self.client.qos_records()
+        found = self._qos_table.get(account)
+        wanted = options.settings()
+        expected = " ".join(f"{k}={v}" for k, v in wanted.items())
+        if found is None:
+            checks.append(Check("own QoS", expected, "missing", False))
+            steps.append(self.steps.own_qos(account, wanted, exists=False))
+        else:
+            todo = own_qos.differences(options, found)
+            actual = " ".join(f"{k}={v}" for k, v in own_qos.shown(found).items())
+            checks.append(Check("own QoS", expected, actual, not todo))
+            if todo:
+                steps.append(self.steps.own_qos(account, todo, exists=True))
+        fields = own_qos.attach_fields(options, account, record.qos, record.default_qos)
+        attached = ",".join(options.attached(account))
+        listed = ",".join(record.qos) or "(none)"
+        actual = f"QOS={listed}, DefaultQOS={record.default_qos or '(none)'}"
+        expected = f"QOS has {attached}, DefaultQOS={account}"
+        checks.append(Check("QoS attached", expected, actual, not fields))
+        return fields
 
     # ---- limits, fairshare, QoS ---------------------------------------------------------------
 

@@ -149,7 +149,7 @@ class DiagnoseService:
                 policy,
                 offering.units,
                 soft_delete=bool(self.offering.backend_settings.get("soft_delete")),
-                lever=backend.qos_enforced(),
+                lever=backend.submit_lever(),
             )
             report = Report(offering, settings.cluster_name, "all" if self._all else "account")
             if self._all:

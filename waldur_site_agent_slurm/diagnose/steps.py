@@ -33,6 +33,13 @@ class StepBuilder:
         args = self.client.account_settings_args(account, dict(fields))
         return self.change(args, "set " + ", ".join(fields), accept_nothing=False)
 
+    def own_qos(self, name: str, settings: Mapping[str, str], *, exists: bool) -> Step:
+        """Add the allocation's QoS with its options, or set the options that differ."""
+        if not exists:
+            return self.change(self.client.add_qos_args(name, settings), "its QoS is missing")
+        args = self.client.qos_settings_args(name, settings)
+        return self.change(args, "set QoS " + ", ".join(settings), accept_nothing=False)
+
     def _parents(self, snapshot: AssociationSnapshot, resource: ResourceView) -> list[Step]:
         chain = accounts.parent_chain(
             self.settings,

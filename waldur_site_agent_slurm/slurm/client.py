@@ -17,6 +17,7 @@ from waldur_site_agent.backend import logger
 from waldur_site_agent.backend.clients import BaseClient
 from waldur_site_agent.backend.structures import Association, ClientResource
 
+from waldur_site_agent_slurm.allocation import own_qos
 from waldur_site_agent_slurm.allocation.usage import Window
 from waldur_site_agent_slurm.slurm import parser, validation
 from waldur_site_agent_slurm.slurm.parser import AssociationRecord, JobRecord
@@ -238,8 +239,13 @@ class SlurmClient(BaseClient):
         organization: str,
         parent: str,
         grp_tres_mins: Mapping[str, int] | None = None,
+        *,
+        qos: Mapping[str, str] | None = None,
     ) -> list[str]:
-        """Arguments of ``add account`` creating ``name`` under ``parent`` (with its limits)."""
+        """Arguments of ``add account`` creating ``name`` under ``parent`` (with its limits).
+
+        ``qos`` are QoS fields of the new association (``QOS+``, ``DefaultQOS``), names checked.
+        """
         args = [
             "add",
             "account",
@@ -251,6 +257,9 @@ class SlurmClient(BaseClient):
         ]
         if grp_tres_mins:
             args.append("GrpTRESMins=" + parser.format_tres(_checked_tres(grp_tres_mins)))
+        for key, value in (qos or {}).items():
+            names = ",".join(validation.qos_name(q) for q in value.split(","))
+            args.append(f"{key}={names}")
         return args
 
     def add_account(
@@ -260,14 +269,18 @@ class SlurmClient(BaseClient):
         organization: str,
         parent: str,
         grp_tres_mins: Mapping[str, int] | None = None,
+        *,
+        qos: Mapping[str, str] | None = None,
     ) -> bool:
-        """Create an account under ``parent``, its GrpTRESMins set in the same command.
+        """Create an account under ``parent``, its GrpTRESMins and QoS set in the same command.
 
         False when the account already existed (sacctmgr 22.05 answers " Nothing new
         added.", 24.11 " Already existing account …"): it is left as it is, limits
         included.
         """
-        args = self.add_account_args(name, description, organization, parent, grp_tres_mins)
+        args = self.add_account_args(
+            name, description, organization, parent, grp_tres_mins, qos=qos
+        )
         if self._write(*args).nothing_to_do:
             return False
         self.added_accounts.append(name)
@@ -322,6 +335,41 @@ class SlurmClient(BaseClient):
     def qos_names(self) -> frozenset[str]:
         """Names of the QoS that exist."""
         return parser.parse_names(self._read("show", "qos", "format=Name"))
+
+    def qos_records(self) -> dict[str, own_qos.QosRecord]:
+        """The options of every QoS, by name (one read, for the diagnostic)."""
+        fields = "format=" + ",".join(own_qos.QOS_FIELDS)
+        return {row.name: row for row in own_qos.parse(self._read("show", "qos", fields))}
+
+    def qos_record(self, name: str) -> own_qos.QosRecord | None:
+        """The options of one QoS; None when it does not exist."""
+        qos = validation.qos_name(name)
+        fields = "format=" + ",".join(own_qos.QOS_FIELDS)
+        rows = own_qos.parse(self._read("show", "qos", "where", f"name={qos}", fields))
+        return next((row for row in rows if row.name == qos), None)
+
+    def add_qos_args(self, name: str, settings: Mapping[str, str]) -> list[str]:
+        """Arguments of ``add qos`` creating ``name`` with its options."""
+        return ["add", "qos", validation.qos_name(name), *(f"{k}={v}" for k, v in settings.items())]
+
+    def add_qos(self, name: str, settings: Mapping[str, str]) -> bool:
+        """Create a QoS with its options in one command; False when it already existed."""
+        return not self._write(*self.add_qos_args(name, settings)).nothing_to_do
+
+    def qos_settings_args(self, name: str, settings: Mapping[str, str]) -> list[str]:
+        """Arguments of ``modify qos NAME set …`` (the form SLURM and slurm-emulator share)."""
+        qos = validation.qos_name(name)
+        return ["modify", "qos", qos, "set"] + [f"{k}={v}" for k, v in settings.items()]
+
+    def modify_qos(self, name: str, settings: Mapping[str, str]) -> str:
+        """Set options of a QoS in one command; return the command line."""
+        args = self.qos_settings_args(name, settings)
+        self._write(*args, accept_nothing=False)
+        return self.command_line(*args)
+
+    def remove_qos(self, name: str) -> None:
+        """Delete a QoS; a missing one is not an error."""
+        self._write("delete", "qos", "where", f"name={validation.qos_name(name)}")
 
     def active_jobs_argv(self, account: str, username: str) -> list[str]:
         """The read listing one user's pending, running and suspended jobs in ``account``."""

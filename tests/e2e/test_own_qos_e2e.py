@@ -1,0 +1,97 @@
+"""A QoS per allocation through the real agent on each real SLURM (``qos_management``).
+
+The agent's order processing creates each allocation with its own QoS, membership sync
+pauses it through GrpSubmitJobs (``skip_qos_swap``) and restores it, and the terminate
+order removes the account and then its QoS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.e2e.conftest import FLOOD, Agent, agent_config, demo_scenario
+from tests.real.conftest import (  # noqa: F401 - real_slurm is a fixture
+    DEMO_USERS,
+    USERS,
+    assoc_rows,
+    real_settings,
+    real_slurm,
+    remove_accounts,
+    run,
+    submit_until,
+)
+from waldur_site_agent_slurm.devtools.standin import StandIn, load_scenario
+
+pytestmark = [pytest.mark.real_slurm, pytest.mark.usefixtures("real_slurm")]
+
+QOS_MANAGEMENT = {"enabled": True, "skip_qos_swap": True, "max_jobs": 2, "max_wall": "04:00:00"}
+
+
+def qos_names(prefix: str) -> list[str]:
+    out = run("sacctmgr", "-P", "-n", "show", "qos", "format=Name").stdout
+    return [name for name in out.split() if name.startswith(prefix)]
+
+
+@pytest.fixture
+def own_tag(tag: str) -> Iterator[str]:
+    """``tag``; afterwards its accounts are removed, then the QoS named after them."""
+    yield tag
+    out = run("sacctmgr", "-P", "-n", "list", "account", "format=Account").stdout
+    ours = [a for a in out.split() if a[1:].startswith(tag + "_")]
+    remove_accounts(sorted(ours, key=lambda a: "apc".index(a[0])))
+    for name in qos_names(f"a{tag}_"):
+        run("sacctmgr", "-i", "delete", "qos", name, check=False)
+
+
+@pytest.fixture
+def standin(tmp_path: Path) -> Iterator[StandIn]:
+    with StandIn(load_scenario(demo_scenario(tmp_path / "scenario.yaml", DEMO_USERS))) as server:
+        yield server
+
+
+def own_qos_config(path: Path, api_url: str, tag: str) -> Path:
+    """The agent configuration with ``qos_management`` (swap QoS names taken out)."""
+    agent_config(path, api_url, qos_management=QOS_MANAGEMENT, **real_settings(tag))
+    config = yaml.safe_load(path.read_text())
+    settings = config["offerings"][0]["backend_settings"]
+    for key in ("qos_default", "qos_downscaled", "qos_paused"):
+        settings.pop(key, None)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def test_orders_create_pause_restore_and_terminate_an_allocation_qos(
+    standin: StandIn, tmp_path: Path, own_tag: str
+) -> None:
+    agent = Agent(own_qos_config(tmp_path / "agent.yaml", standin.api_url, own_tag), {})
+    account = f"a{own_tag}_flood-model"
+
+    agent.run("order_process")
+    flood = standin.state.resource_by_name(FLOOD)
+    assert flood["backend_id"] == account
+    shown = run(
+        "sacctmgr", "-P", "-n", "show", "qos", "where", f"name={account}",
+        "format=Name,Flags,MaxJobsPU,MaxWall",
+    ).stdout.split()  # fmt: skip
+    assert shown == [f"{account}|DenyOnLimit,NoDecay|2|04:00:00"]
+    own = [row for row in assoc_rows(account, "User,QOS,DefaultQOS") if not row[0]]
+    assert account in own[0][1].split(",")
+    assert own[0][2] == account
+
+    standin.state.update_resource(flood["uuid"], paused=True)
+    agent.run("membership_sync")
+    assert ["", "0", account] in assoc_rows(account, "User,GrpSubmitJobs,DefaultQOS")
+    submit_until(USERS[0], account, accepted=False)
+    standin.state.update_resource(flood["uuid"], paused=False)
+    agent.run("membership_sync")
+    run("scancel", submit_until(USERS[0], account, accepted=True), check=False)
+
+    order = standin.state.add_order("Terminate", resource_uuid=flood["uuid"])
+    agent.run("order_process")
+    assert standin.state.order(order)["state"] == "done"
+    assert assoc_rows(account) == []
+    assert account not in qos_names(account)
