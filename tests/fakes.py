@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
+from waldur_site_agent_slurm.slurm import parser
 from waldur_site_agent_slurm.slurm.runner import CommandResult, checked
 
 
@@ -73,19 +74,8 @@ def assoc_lines(*rows: str) -> str:
 TRES_OUTPUT = "cpu|\nmem|\nenergy|\nnode|\nbilling|\nfs|disk\nvmem|\npages|\ngres|gpu\n"
 
 
-# ASSOC_FIELDS of the client, in order: what ``show assoc`` prints for one account.
-_ASSOC_COLUMNS = (
-    "Account",
-    "User",
-    "Partition",
-    "ParentName",
-    "Fairshare",
-    "GrpTRESMins",
-    "MaxTRESMins",
-    "GrpTRES",
-    "QOS",
-    "DefaultQOS",
-)
+# What ``show assoc`` prints for one account: the client's columns, in order.
+_ASSOC_COLUMNS = parser.ASSOC_FIELDS
 _TRES_COLUMNS = ("GrpTRESMins", "MaxTRESMins", "GrpTRES")
 _JOB_COUNT_COLUMNS = ("GrpSubmitJobs", "GrpJobs", "MaxJobs", "MaxSubmitJobs")
 

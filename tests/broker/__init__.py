@@ -10,13 +10,14 @@ passwords needs root, like the script itself.
 from __future__ import annotations
 
 import json
-import shlex
 import subprocess
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
+
+from tests.exports import exports
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "rabbitmq.sh"
@@ -32,12 +33,7 @@ def broker_env() -> dict[str, str]:
     out = subprocess.run(
         ["bash", str(SCRIPT), "env"], capture_output=True, text=True, check=True
     ).stdout
-    env: dict[str, str] = {}
-    for line in out.splitlines():
-        words = shlex.split(line)
-        if len(words) == 2 and words[0] == "export" and "=" in words[1]:
-            name, _, value = words[1].partition("=")
-            env[name] = value
+    env = exports(out)
     if "RMQ_QUEUE" not in env:
         raise RuntimeError(f"{SCRIPT} env printed no settings: {out!r}")
     return env

@@ -6,10 +6,11 @@ the administrator, whose password stays in the script's root-only file (``-y``).
 
 from __future__ import annotations
 
-import shlex
 import subprocess
 from pathlib import Path
 from typing import Any
+
+from tests.exports import exports
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "slapd.sh"
@@ -25,12 +26,7 @@ def slapd(command: str) -> subprocess.CompletedProcess[str]:
 def ldap_env() -> dict[str, str]:
     """WALDUR_LDAP_URI, _BASE_DN, _BIND_DN and _PASSWORD_FILE from ``slapd.sh env``."""
     out = slapd("env").stdout
-    env: dict[str, str] = {}
-    for line in out.splitlines():
-        words = shlex.split(line)
-        if len(words) == 2 and words[0] == "export" and "=" in words[1]:
-            name, _, value = words[1].partition("=")
-            env[name] = value
+    env = exports(out)
     if "WALDUR_LDAP_URI" not in env:
         raise RuntimeError(f"{SCRIPT} env printed no settings: {out!r}")
     return env

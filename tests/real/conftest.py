@@ -14,7 +14,6 @@ with the command that starts it; in CI (CI=true) it is a failure, never a skip.
 from __future__ import annotations
 
 import os
-import shlex
 import subprocess
 import time
 import uuid
@@ -26,6 +25,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import COMPONENTS
+from tests.exports import exports
 from waldur_site_agent_slurm.backend import SlurmBackend
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,11 +66,7 @@ class Stack:
         out = subprocess.run(
             ["bash", str(SCRIPT), "env", version], capture_output=True, text=True, check=True
         ).stdout
-        env = dict(
-            shlex.split(line.removeprefix("export "))[0].split("=", 1)
-            for line in out.splitlines()
-            if line.startswith("export ")
-        )
+        env = exports(out)
         return cls(
             version=version,
             cluster=env["REAL_SLURM_CLUSTER"],

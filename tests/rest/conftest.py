@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.exports import exports
 from waldur_site_agent_slurm.rest_client import RestSettings, SlurmRestClient
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,11 +63,7 @@ def describe() -> RestStack | None:
     out = subprocess.run(
         ["bash", str(SCRIPT), "env", VERSION], capture_output=True, text=True, check=True
     ).stdout
-    env = dict(
-        shlex.split(line.removeprefix("export "))[0].split("=", 1)
-        for line in out.splitlines()
-        if line.startswith("export ")
-    )
+    env = exports(out)
     if "REAL_SLURMRESTD_URL" not in env:
         return None
     return RestStack(
