@@ -51,23 +51,47 @@ if [ "${#missing[@]}" -gt 0 ]; then
     exit 1
 fi
 
+# The virtualenvs are made one after the other (editable installs share the source tree);
+# the test runs go two at a time (the machine's cores), each into a log printed when all end.
+# A run's last log line is its summary: "Python X.Y: exit N, tests S s".
+run_tests() {
+    local version=$1 log=$2 start=$SECONDS result=0
+    shift 2
+    {
+        echo "== pytest on $("${pythons[$version]}" --version) (${pythons[$version]}): ${tiers[*]} -m '$no_services'"
+        ".venv-$version/bin/python" -m pytest -m "$no_services" "${tiers[@]}" "$@" || result=$?
+        if [ "$result" = 5 ]; then
+            echo "pytest collected no tests on Python $version: the selection matches nothing"
+        fi
+        echo "Python $version: exit $result, tests $((SECONDS - start)) s"
+    } >"$log" 2>&1
+}
+
+declare -A logs installed
+running=0
+for version in "${versions[@]}"; do
+    start=$SECONDS
+    ensure_dev_venv ".venv-$version" "${pythons[$version]}"
+    installed[$version]=$((SECONDS - start))
+    if [ "$running" -ge 2 ]; then
+        wait -n
+        running=$((running - 1))
+    fi
+    logs[$version]=$(mktemp)
+    echo "== Python $version: testing in the background, two runs at a time"
+    run_tests "$version" "${logs[$version]}" "$@" &
+    running=$((running + 1))
+done
+wait
+
 summary=()
 status=0
 for version in "${versions[@]}"; do
-    python=${pythons[$version]}
-    start=$SECONDS
-    ensure_dev_venv ".venv-$version" "$python"
-    installed=$((SECONDS - start))
-    echo "== pytest on $("$python" --version) ($python): ${tiers[*]} -m '$no_services'"
-    start=$SECONDS
-    result=0
-    ".venv-$version/bin/python" -m pytest -m "$no_services" "${tiers[@]}" "$@" || result=$?
-    tested=$((SECONDS - start))
-    if [ "$result" = 5 ]; then
-        echo "pytest collected no tests on Python $version: the selection matches nothing" >&2
-    fi
-    summary+=("Python $version: exit $result, virtualenv ${installed} s, tests ${tested} s")
-    if [ "$result" != 0 ]; then
+    cat "${logs[$version]}"
+    last=$(tail -n 1 "${logs[$version]}")
+    rm -f "${logs[$version]}"
+    summary+=("$last, virtualenv ${installed[$version]} s")
+    if [[ "$last" != "Python $version: exit 0,"* ]]; then
         status=1
     fi
 done

@@ -45,6 +45,44 @@ def runner() -> FakeRunner:
     return FakeRunner(outputs={"list tres": TRES_OUTPUT})
 
 
+# ---- one SLURM version's tests in a pytest process of their own ---------------------------
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--slurm-version-only",
+        metavar="VERSION",
+        help="run only the tests parametrised by this real SLURM version ([slurm-VERSION])",
+    )
+    parser.addoption(
+        "--slurm-version-except",
+        metavar="VERSION",
+        help="run every test except those parametrised by this real SLURM version",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Split the run by SLURM version (scripts/test.sh runs the two halves at once)."""
+    only = config.getoption("--slurm-version-only")
+    excluded = config.getoption("--slurm-version-except")
+    if only is None and excluded is None:
+        return
+
+    def version(item: pytest.Item) -> str | None:
+        callspec = getattr(item, "callspec", None)
+        return None if callspec is None else callspec.params.get("real_slurm")
+
+    def wanted(item: pytest.Item) -> bool:
+        found = version(item)
+        return (only is None or found == only) and (excluded is None or found != excluded)
+
+    kept = [item for item in items if wanted(item)]
+    if len(kept) < len(items):
+        kept_ids = {id(item) for item in kept}
+        config.hook.pytest_deselected(items=[item for item in items if id(item) not in kept_ids])
+        items[:] = kept
+
+
 # ---- in CI, every real SLURM version must run: a skip of one is a failure ----------------
 
 _skipped_on_real_slurm: list[str] = []
