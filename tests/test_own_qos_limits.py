@@ -16,7 +16,8 @@ from tests.conftest import COMPONENTS
 from tests.fakes import TRES_OUTPUT, FakeRunner, QosFake
 from tests.test_backend_commands import SI, resource
 from tests.test_diagnose import CREATED, diagnose, failed
-from tests.test_own_qos import TREE, backend_for, managed, own_cluster
+from tests.test_diagnose import cluster as diag_cluster
+from tests.test_own_qos import TREE, backend_for, managed
 from tests.test_periodic import NOW, message
 from waldur_site_agent_slurm.allocation import own_qos
 from waldur_site_agent_slurm.backend import SlurmBackend
@@ -59,6 +60,19 @@ def test_create_puts_the_limits_in_the_add_qos_and_none_on_the_account() -> None
             "DefaultQOS=alloc-1",
         ],
     ]
+
+
+def test_a_create_adopting_its_qos_corrects_the_limits_there_after_the_account() -> None:
+    runner = QosFake.of(TREE, **{"list tres": TRES_OUTPUT})
+    runner.qos["alloc-1"] = {
+        "Name": "alloc-1",
+        "Flags": "DenyOnLimit,NoDecay",
+        "GrpTRESMins": "cpu=5",
+    }
+    backend_for(runner, **ON_QOS).create_resource_with_id(resource(limits={"cpu": 1}), "alloc-1")
+    assert [w[2:4] for w in runner.writes] == [["add", "account"], ["modify", "qos"]]
+    assert "GrpTRESMins=cpu=60000" not in runner.writes[0]
+    assert runner.qos["alloc-1"]["GrpTRESMins"] == "cpu=60000"
 
 
 def test_a_limit_update_writes_only_the_differing_tres_on_the_qos() -> None:
@@ -134,18 +148,37 @@ def test_a_missing_qos_fails_the_apply_saying_how_to_make_it(tmp_path: Path) -> 
 # ---- the diagnostic ---------------------------------------------------------------------
 
 
+def qos_cluster(account_limits: str, qos_limits: str) -> Any:
+    """The diagnostic's cluster: alloc-1 on its QoS, GrpTRESMins on account and QoS as given."""
+    runner = diag_cluster(
+        f"alloc-1|||proj-1|1|{account_limits}|||alloc-1|alloc-1",
+        "alloc-1|alice||||||||",
+        "alloc-1|bob||||||||",
+    )
+    runner.outputs = {
+        "format=Account,User,GrpSubmitJobs": "alloc-1||\n",
+        "show qos": f"alloc-1|DenyOnLimit,NoDecay||||||{qos_limits}\n",
+        **runner.outputs,
+    }
+    return runner
+
+
 def test_diagnostic_compares_grp_tres_mins_on_the_qos_and_sets_it_there(tmp_path: Path) -> None:
-    # The account holds the expected limits (CREATED); the QoS is what counts.
-    row = "alloc-1|DenyOnLimit,NoDecay||||||cpu=5,gres/gpu=300,mem=614400\n"
-    runner = own_cluster("alloc-1", "alloc-1", row)
-    found = diagnose(runner, tmp_path, **ON_QOS)
+    found = diagnose(qos_cluster("", CREATED.replace("cpu=120000", "cpu=5")), tmp_path, **ON_QOS)
     assert failed(found) == {"GrpTRESMins[cpu]": ("5", "120000")}
     assert [list(s.argv) for s in found.steps] == [[*MODIFY_QOS, "GrpTRESMins=cpu=120000"]]
 
 
+def test_diagnostic_clears_grp_tres_mins_left_on_the_account(tmp_path: Path) -> None:
+    found = diagnose(qos_cluster("cpu=7,mem=8", CREATED), tmp_path, **ON_QOS)
+    assert failed(found) == {"account GrpTRESMins": ("cpu=7,mem=8", "unset (on the QoS)")}
+    assert [list(s.argv) for s in found.steps] == [
+        [*SI, "modify", "account", "where", "name=alloc-1", "set", "GrpTRESMins=cpu=-1,mem=-1"]
+    ]
+
+
 def test_diagnostic_with_the_limits_on_the_qos_is_ok(tmp_path: Path) -> None:
-    row = f"alloc-1|DenyOnLimit,NoDecay||||||{CREATED}\n"
-    found = diagnose(own_cluster("alloc-1", "alloc-1", row), tmp_path, **ON_QOS)
+    found = diagnose(qos_cluster("", CREATED), tmp_path, **ON_QOS)
     assert found.status == "OK", failed(found)
 
 

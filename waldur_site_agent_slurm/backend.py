@@ -828,7 +828,10 @@ class SlurmBackend(BaseBackend):
         return self._apply_qos_level(resource_backend_id, flags)
 
     def restore_resource(self, resource_backend_id: str) -> bool:
-        """Put the allocation back on ``qos_default``, unless usage thresholds hold it."""
+        """Put the allocation back on ``qos_default`` (or its own QoS, with ``qos_management``).
+
+        Unless usage thresholds hold it on a stricter level.
+        """
         flags = qos.from_flags(paused=False, downscaled=False)
         return self._apply_qos_level(resource_backend_id, flags)
 

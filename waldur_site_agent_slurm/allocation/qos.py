@@ -4,7 +4,9 @@ Two inputs ask for a level: Waldur's resource flags (paused/downscaled, applied 
 membership sync) and, when a site enables it, the usage thresholds of the last periodic
 settings. The decision is the strictest level any input asks for, so one input can
 never undo another and the two never flap. A level is applied by swapping the
-account's QoS, or, under QoS enforcement, through the account's ``GrpSubmitJobs``.
+account's QoS, or, under QoS enforcement or ``qos_management.skip_qos_swap``, through the
+account's ``GrpSubmitJobs``. With ``qos_management`` and QoS swapped, the default level
+is the allocation's own QoS (with ``additional_qos``) instead of ``qos_default``.
 """
 
 from __future__ import annotations

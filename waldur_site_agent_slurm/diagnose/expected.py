@@ -166,7 +166,10 @@ class Diagnoser:
         limits_record = self._limits_view(account, record, notes)
         fields, field_checks, conversions = self._settings(account, limits_record, resource, notes)
         checks += field_checks
-        on_qos = fields.pop(GRP_TRES_MINS, None) if limits_record is not record else None
+        on_qos = None
+        if limits_record is not record:
+            on_qos = fields.pop(GRP_TRES_MINS, None)
+            fields.update(self._account_limits_left(record, checks))
         fields.update(self._own_qos(account, record, checks, steps))
         if on_qos is not None:
             steps.append(self.steps.own_qos(account, {GRP_TRES_MINS: on_qos}, exists=True))
@@ -248,6 +251,19 @@ class Diagnoser:
         )
         found = self._qos_of(account)
         return replace(record, grp_tres_mins=dict(found.grp_tres_mins) if found else {})
+
+    @staticmethod
+    def _account_limits_left(record: AssociationRecord, checks: list[Check]) -> dict[str, str]:
+        """Under apply_limits_to_qos the account holds no GrpTRESMins: the fields clearing any.
+
+        One left from before the switch would limit the allocation a second time.
+        """
+        left = record.grp_tres_mins
+        actual = limits.format_setting(left) if left else "unset"
+        checks.append(Check("account GrpTRESMins", "unset (on the QoS)", actual, not left))
+        if not left:
+            return {}
+        return {GRP_TRES_MINS: limits.format_setting(dict.fromkeys(left, limits.CLEAR))}
 
     def _own_qos(
         self, account: str, record: AssociationRecord, checks: list[Check], steps: list[Step]
