@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from tests.e2e.conftest import FLOOD, Agent, agent_config, demo_scenario
+from tests.e2e.test_diagnose import diagnose
 from tests.real.conftest import (  # noqa: F401 - real_slurm is a fixture
     DEMO_USERS,
     USERS,
@@ -43,6 +44,11 @@ QOS_MANAGEMENT = {
 def qos_names(prefix: str) -> list[str]:
     out = run("sacctmgr", "-P", "-n", "show", "qos", "format=Name").stdout
     return [name for name in out.split() if name.startswith(prefix)]
+
+
+def qos_limits(name: str) -> str:
+    out = run("sacctmgr", "-P", "-n", "show", "qos", f"name={name}", "format=GrpTRESMins")
+    return out.stdout.strip()
 
 
 @pytest.fixture
@@ -96,10 +102,13 @@ def test_orders_create_pause_restore_and_terminate_an_allocation_qos(
     own = [row for row in assoc_rows(account, "User,QOS,DefaultQOS,GrpTRESMins") if not row[0]]
     assert account in own[0][1].split(",")
     assert (own[0][2], own[0][3]) == (account, "")  # the limits are on the QoS
-    limits = run(
-        "sacctmgr", "-P", "-n", "show", "qos", f"name={account}", "format=GrpTRESMins"
-    ).stdout.strip()  # fmt: skip
+    limits = qos_limits(account)
     assert "cpu=" in limits
+    # The diagnostic console script finds the QoS's limits changed and --fix puts them back.
+    run("sacctmgr", "-i", "modify", "qos", "where", f"name={account}", "set", "GrpTRESMins=cpu=1")
+    assert diagnose(agent.config, account).returncode != 0
+    assert diagnose(agent.config, account, "--fix", "--yes").returncode == 0
+    assert qos_limits(account) == limits
 
     standin.state.update_resource(flood["uuid"], paused=True)
     agent.run("membership_sync")
@@ -137,3 +146,10 @@ def test_membership_sync_swaps_a_paused_allocation_off_its_own_qos_and_back(
     own = next(row for row in assoc_rows(account, "User,QOS,DefaultQOS") if not row[0])
     assert (sorted(own[1].split(",")), own[2]) == (sorted([account, "boost"]), account)
     run("scancel", submit_until(USERS[0], account, accepted=True), check=False)
+    # Detached by hand: the diagnostic console script expects the own QoS and --fix restores it.
+    detach = ["modify", "account", "where", f"name={account}", "set", "QOS=normal"]
+    run("sacctmgr", "-i", *detach, "DefaultQOS=normal")
+    assert diagnose(config, account, "--fix", "--yes").returncode == 0
+    again = next(row for row in assoc_rows(account, "User,QOS,DefaultQOS") if not row[0])
+    assert (sorted(again[1].split(",")), again[2]) == (sorted([account, "boost"]), account)
+    assert diagnose(config, account).returncode == 0
