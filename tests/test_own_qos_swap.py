@@ -7,16 +7,22 @@ back on its own QoS, and a re-run on the level it already has writes nothing.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.conftest import COMPONENTS
 from tests.fakes import TRES_OUTPUT, FakeRunner, assoc_lines
 from tests.test_backend_commands import SI, resource
 from tests.test_diagnose import diagnose, failed
 from tests.test_diagnose import resource as diag_resource
 from tests.test_own_qos import TREE, backend_for, own_cluster
+from tests.test_periodic import NOW, PAUSING, Q3, UTC, message, threshold_runner
+from waldur_site_agent_slurm.backend import SlurmBackend
+from waldur_site_agent_slurm.periodic.message import apply_settings
+from waldur_site_agent_slurm.slurm.client import SlurmClient
 
 SWAP = {"qos_management": {"enabled": True, "additional_qos": ["debug"]}}
 MODIFY = [*SI, "modify", "account", "where", "name=alloc-1", "set"]
@@ -114,3 +120,23 @@ def test_diagnostic_of_an_allocation_on_its_level_is_ok(tmp_path: Path) -> None:
     found = diag(tmp_path, "blocked", "blocked", paused=True)
     assert found.status == "OK", failed(found)
     assert found.steps == ()
+
+
+# ---- usage thresholds of periodic settings ---------------------------------------------
+
+
+def test_a_new_period_lifts_a_threshold_pause_back_onto_the_own_qos(tmp_path: Path) -> None:
+    def apply(runner: FakeRunner, raw: dict[str, Any], now: datetime) -> None:
+        periodic = {"enabled": True, "state_dir": str(tmp_path), "threshold_qos": True}
+        settings = {**SWAP, "periodic_limits": periodic}
+        built = SlurmBackend(settings, {k: dict(v) for k, v in COMPONENTS.items()})
+        client = SlurmClient(runner, built.settings.cluster_name)
+        result = apply_settings(client, built.settings, "alloc-1", raw, clock=lambda: now)
+        assert result["success"] is True, result["error"]
+
+    q2 = threshold_runner(qos="alloc-1,debug")
+    apply(q2, message(**PAUSING), NOW)
+    assert q2.writes == [[*MODIFY, "QOS=blocked", "DefaultQOS=blocked"]]
+    q3 = threshold_runner(qos="blocked", jobs="")
+    apply(q3, message(carryover_details=Q3, **PAUSING), datetime(2026, 7, 1, 0, 10, tzinfo=UTC))
+    assert q3.writes == [[*MODIFY, "QOS=alloc-1,debug", "DefaultQOS=alloc-1"]]
