@@ -146,3 +146,50 @@ class AccountFake(FakeRunner):
                 columns[key] = "" if value == "-1" else value  # -1 lifts the limit
             elif key != "RawUsage":
                 columns[key] = value
+
+
+@dataclass
+class QosFake(AccountFake):
+    """An AccountFake that also keeps QoS: ``add qos``, ``modify qos NAME [cluster=] set``.
+
+    ``qos`` maps a QoS name to its columns (sacctmgr's names); ``show qos`` prints them in
+    the order its ``format=`` asks for. A TRES setting changes only the TRES it names;
+    ``RawUsage`` is not shown.
+    """
+
+    qos: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def _answer(self, argv: Sequence[str], accept_nothing: bool) -> CommandResult:
+        args = list(argv)
+        if "qos" not in args or "assoc" in args or "account" in args:
+            return super()._answer(argv, accept_nothing)
+        result = FakeRunner._answer(self, argv, accept_nothing)
+        if result.returncode != 0:
+            return result
+        name = args[args.index("qos") + 1]
+        if "add" in args:
+            self.qos[name] = {"Name": name}
+            self._set_qos(name, args[args.index("qos") + 2 :])
+        elif "modify" in args:
+            self._set_qos(name, args[args.index("set") + 1 :])
+        elif "show" in args:
+            shown = next(a.removeprefix("format=").split(",") for a in args if "format=" in a)
+            wanted = [a.removeprefix("name=") for a in args if a.startswith("name=")]
+            rows = [
+                "|".join(columns.get(c, "") for c in shown)
+                for columns in self.qos.values()
+                if not wanted or columns["Name"] in wanted
+            ]
+            return CommandResult(tuple(argv), 0, "".join(f"{row}\n" for row in rows), "")
+        return result
+
+    def _set_qos(self, name: str, settings: list[str]) -> None:
+        columns = self.qos[name]
+        for setting in settings:
+            key, _, value = self.stored.get(setting, setting).partition("=")
+            if key == "GrpTRESMins":
+                held = dict(i.split("=", 1) for i in columns.get(key, "").split(",") if i)
+                held.update(item.split("=", 1) for item in value.split(","))
+                columns[key] = ",".join(f"{t}={v}" for t, v in sorted(held.items()) if v != "-1")
+            elif key != "RawUsage":
+                columns[key] = value

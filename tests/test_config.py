@@ -266,11 +266,15 @@ def test_the_framework_builds_the_backend_from_a_1_0_7_configuration_file(
         ),
         (
             {"qos_management": {"apply_limits_to_qos": True, "skip_qos_swap": True}},
-            r"apply_limits_to_qos needs qos_management\.enabled: true",
+            r"apply_limits_to_qos .* needs backend_settings\.qos_management\.enabled: true: ",
         ),
         (
             {"qos_management": {"apply_limits_to_qos": True, "enabled": True}},
             r"qos_management\.skip_qos_swap: true",
+        ),
+        (
+            {"qos_management": {"enabled": True}, "qos_default": "normal"},
+            r"qos_management\.enabled without skip_qos_swap .* backend_settings\.qos_default",
         ),
         ({"default_account_policy": "everyone"}, r"^Invalid default_account_policy 'everyone'"),
         ({"rest_api": {"timeout": 0}}, r"backend_settings\.rest_api\.timeout"),
@@ -310,20 +314,6 @@ def test_offering_dependent_qos_enforcement_keeps_the_qos_levels() -> None:
                 "cluster_name": "hpc",
             },
             "execution_mode: rest (slurmrestd); set execution_mode: cli",
-        ),
-        (
-            {"qos_management": {"enabled": True}},
-            "qos_management.enabled without qos_management.skip_qos_swap",
-        ),
-        (
-            {
-                "qos_management": {
-                    "enabled": True,
-                    "skip_qos_swap": True,
-                    "apply_limits_to_qos": True,
-                }
-            },
-            "qos_management.apply_limits_to_qos (GrpTRESMins on the allocation's QoS)",
         ),
     ],
 )

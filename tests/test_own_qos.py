@@ -80,7 +80,8 @@ def test_create_adds_the_qos_with_its_options_then_the_account_carrying_it(
 
 
 def test_an_existing_qos_with_the_same_options_is_adopted(runner: FakeRunner) -> None:
-    runner.outputs[QOS_READ] = "alloc-1|NoDecay,DenyOnLimit|cpu=8,gres/gpu=2|1|4|1-00:00:00|cpu=1\n"
+    row = "alloc-1|NoDecay,DenyOnLimit|cpu=8,gres/gpu=2|1|4|1-00:00:00|cpu=1|"
+    runner.outputs[QOS_READ] = row + "\n"
     backend = backend_for(runner, **managed(**OPTIONS))
     backend.create_resource_with_id(resource(limits={}), "alloc-1")
     assert [w[2:4] for w in runner.writes] == [["add", "account"]]
@@ -89,7 +90,7 @@ def test_an_existing_qos_with_the_same_options_is_adopted(runner: FakeRunner) ->
 def test_an_existing_qos_with_other_options_is_corrected_in_one_modify(
     runner: FakeRunner,
 ) -> None:
-    runner.outputs[QOS_READ] = "alloc-1|DenyOnLimit|cpu=8,gres/gpu=2|2|4|12:00:00|\n"
+    runner.outputs[QOS_READ] = "alloc-1|DenyOnLimit|cpu=8,gres/gpu=2|2|4|12:00:00||\n"
     backend = backend_for(runner, **managed(**OPTIONS))
     backend.create_resource_with_id(resource(limits={}), "alloc-1")
     assert runner.writes[0] == [
@@ -129,7 +130,7 @@ def test_an_adopted_account_already_on_its_qos_needs_no_command(runner: FakeRunn
     runner.outputs["show assoc"] = TREE + assoc_lines(
         "alloc-1|||proj-1|1||||normal,alloc-1|alloc-1"
     )
-    runner.outputs[QOS_READ] = "alloc-1|DenyOnLimit,NoDecay|||||\n"
+    runner.outputs[QOS_READ] = "alloc-1|DenyOnLimit,NoDecay||||||\n"
     backend = backend_for(runner, **managed())
     backend.create_resource_with_id(resource(limits={}), "alloc-1")
     assert runner.writes == []
@@ -193,12 +194,11 @@ def test_bad_values_are_refused_at_start_up(options: dict[str, Any], named: str)
         load_settings(managed(**options), {})
 
 
-def test_enabled_without_skip_qos_swap_and_limits_on_the_qos_are_not_available() -> None:
-    block = {"enabled": True}
-    with pytest.raises(SlurmConfigError, match="skip_qos_swap"):
-        load_settings({"qos_management": block}, {})
-    with pytest.raises(SlurmConfigError, match="apply_limits_to_qos"):
-        load_settings(managed(apply_limits_to_qos=True), {})
+def test_swapping_and_limits_on_the_qos_load(runner: FakeRunner) -> None:
+    swapping = load_settings({"qos_management": {"enabled": True}}, {}).managed_qos
+    assert swapping is not None and not swapping.skip_qos_swap
+    on_qos = load_settings(managed(apply_limits_to_qos=True), {}).managed_qos
+    assert on_qos is not None and on_qos.limits_on_qos
 
 
 @pytest.mark.parametrize(
@@ -237,7 +237,7 @@ def own_cluster(qos_list: str, default: str, qos_rows: str) -> FakeRunner:
 
 def test_diagnostic_in_sync_with_its_own_qos_needs_no_step(tmp_path: Path) -> None:
     runner = own_cluster(
-        "alloc-1,normal", "alloc-1", "normal||||||\nalloc-1|NoDecay,DenyOnLimit|||3||\n"
+        "alloc-1,normal", "alloc-1", "normal|||||||\nalloc-1|NoDecay,DenyOnLimit|||3|||\n"
     )
     diag = diagnose(runner, tmp_path, **managed(max_submit=3))
     assert diag.status == "OK", failed(diag)
@@ -245,7 +245,7 @@ def test_diagnostic_in_sync_with_its_own_qos_needs_no_step(tmp_path: Path) -> No
 
 
 def test_diagnostic_adds_a_missing_qos_and_attaches_it_in_the_one_modify(tmp_path: Path) -> None:
-    runner = own_cluster("normal", "", "normal||||||\n")
+    runner = own_cluster("normal", "", "normal|||||||\n")
     diag = diagnose(runner, tmp_path, **managed(max_jobs=2))
     assert set(failed(diag)) == {"own QoS", "QoS attached"}
     assert [list(s.argv) for s in diag.steps] == [
@@ -264,7 +264,7 @@ def test_diagnostic_adds_a_missing_qos_and_attaches_it_in_the_one_modify(tmp_pat
 
 
 def test_diagnostic_corrects_only_the_options_that_differ(tmp_path: Path) -> None:
-    runner = own_cluster("alloc-1", "alloc-1", "alloc-1|DenyOnLimit,NoDecay||5|||\n")
+    runner = own_cluster("alloc-1", "alloc-1", "alloc-1|DenyOnLimit,NoDecay||5||||\n")
     diag = diagnose(runner, tmp_path, **managed(max_jobs=2, max_wall=60))
     assert failed(diag) == {
         "own QoS": (
@@ -278,7 +278,7 @@ def test_diagnostic_corrects_only_the_options_that_differ(tmp_path: Path) -> Non
 
 
 def test_diagnostic_under_skip_qos_swap_expects_paused_on_grp_submit_jobs(tmp_path: Path) -> None:
-    runner = own_cluster("alloc-1", "alloc-1", "alloc-1|DenyOnLimit,NoDecay|||||\n")
+    runner = own_cluster("alloc-1", "alloc-1", "alloc-1|DenyOnLimit,NoDecay||||||\n")
     diag = diagnose(runner, tmp_path, diag_resource(paused=True), **managed())
     assert failed(diag) == {"GrpSubmitJobs": ("unlimited", "0")}
     assert [list(s.argv) for s in diag.steps] == [

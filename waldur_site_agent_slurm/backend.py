@@ -218,8 +218,11 @@ class SlurmBackend(BaseBackend):
                 )
         existing_qos = self.client.qos_names()
         management = self.settings.qos_management
-        # Under skip_qos_swap the level QoS are never put on an account.
-        swapped = () if management and management.skip_qos_swap else _LEVEL_QOS
+        # Under skip_qos_swap the level QoS are never put on an account; swapping with
+        # qos_management restores an allocation to its own QoS, never to qos_default.
+        swapped: tuple[str, ...] = () if management and management.skip_qos_swap else _LEVEL_QOS
+        if self.settings.managed_qos is not None:
+            swapped = tuple(field for field in swapped if field != "qos_default")
         for field in swapped:
             name = getattr(self.settings, field)
             if name not in existing_qos:
@@ -379,40 +382,60 @@ class SlurmBackend(BaseBackend):
         organization = validation.account_name(resource_organization.lower(), "organization")
         carried = self._carried if self._carried and self._carried.account == name else None
         options = self.settings.managed_qos
+        # apply_limits_to_qos: the limits go on the allocation's QoS, made first.
+        on_qos = options is not None and options.limits_on_qos
+        made = False
         if options is not None:
-            self._ensure_own_qos(name, options)
+            made = self._ensure_own_qos(name, options, carried.tres if carried and on_qos else None)
         created = self.client.add_account(
             name,
             validation.description(resource_name, name),
             organization,
             parent,
-            carried.tres if carried else None,
+            carried.tres if carried and not on_qos else None,
             qos=own_qos.attach_fields(options, name, (), "") if options is not None else None,
         )
         if carried is not None:
-            carried.stored = created
+            carried.stored = made if on_qos else created
         return True
 
-    def _ensure_own_qos(self, name: str, options: own_qos.QosOptions) -> None:
-        """Create the allocation's QoS with its options; adopt or correct an existing one."""
+    def _ensure_own_qos(
+        self, name: str, options: own_qos.QosOptions, grp_tres_mins: dict[str, int] | None = None
+    ) -> bool:
+        """Create the allocation's QoS with its options; adopt or correct an existing one.
+
+        ``grp_tres_mins`` goes on a QoS this adds (apply_limits_to_qos); True when it did.
+        """
         found = self.client.qos_record(name)
         if found is None:
-            if self.client.add_qos(name, options.settings()):
+            settings = options.settings()
+            if grp_tres_mins:
+                settings["GrpTRESMins"] = limits.format_setting(grp_tres_mins)
+            if self.client.add_qos(name, settings):
                 self._added_qos = name
-            return
+                return True
+            return False
         todo = own_qos.differences(options, found)
         if todo:
             logger.info("QoS %s exists with other options; setting %s", name, todo)
             self.client.modify_qos(name, todo)
         else:
             logger.info("QoS %s already exists with the configured options; adopting it", name)
+        return False
 
     def _attach_own_qos(self, record: AssociationRecord) -> None:
-        """An adopted account: its QoS made and attached, in one ``modify account`` at most."""
+        """An adopted account: its QoS made and attached, in one ``modify account`` at most.
+
+        An account that QoS swapping holds on a paused or downscaled QoS is left there:
+        restore puts it back on its own QoS.
+        """
         options = self.settings.managed_qos
         if options is None:
             return
         self._ensure_own_qos(record.account, options)
+        swapped = not self.submit_lever()
+        if swapped and qos.level_of(record, self.settings) is not qos.QosLevel.DEFAULT:
+            return
         fields = own_qos.attach_fields(options, record.account, record.qos, record.default_qos)
         if fields:
             self.client.modify_account(record.account, fields)
@@ -452,13 +475,26 @@ class SlurmBackend(BaseBackend):
             self._apply_grp_tres_mins(resource_backend_id, tres_limits)
         return waldur_limits
 
+    def _limits_on_qos(self) -> bool:
+        """Whether GrpTRESMins live on the allocation's QoS (``apply_limits_to_qos``)."""
+        return self.settings.managed_qos is not None and self.settings.managed_qos.limits_on_qos
+
+    def _grp_tres_mins(self, account: str) -> dict[str, int]:
+        """The allocation's GrpTRESMins: on its account, or on its QoS (apply_limits_to_qos)."""
+        if not self._limits_on_qos():
+            return self.client.get_resource_limits(account)
+        found = self.client.qos_record(account)
+        return dict(found.grp_tres_mins) if found else {}
+
     def _apply_grp_tres_mins(self, account: str, tres_limits: dict[str, int]) -> None:
-        current = self.client.get_resource_limits(account)
+        current = self._grp_tres_mins(account)
         todo = limits.changes(current, tres_limits)
-        if todo:
-            self.client.modify_account(account, {"GrpTRESMins": limits.format_setting(todo)})
-        else:
+        if not todo:
             logger.info("Limits of %s are already %s", account, tres_limits)
+        elif self._limits_on_qos():
+            self.client.modify_qos(account, {"GrpTRESMins": limits.format_setting(todo)})
+        else:
+            self.client.modify_account(account, {"GrpTRESMins": limits.format_setting(todo)})
 
     def set_resource_limits(self, resource_backend_id: str, limits_: dict[str, int]) -> None:
         """Set GrpTRESMins from Waldur limits, writing only the TRES that differ."""
@@ -489,7 +525,7 @@ class SlurmBackend(BaseBackend):
     def _waldur_limits(
         self, account: object, waldur_resource: WaldurResource | None
     ) -> dict[str, int]:
-        tres_limits = self.client.get_resource_limits(validation.account_name(_text(account)))
+        tres_limits = self._grp_tres_mins(validation.account_name(_text(account)))
         months = self._paid_months(waldur_resource)
         return limits.whole_units(limits.to_waldur(tres_limits, self.settings.components, months))
 
@@ -792,7 +828,10 @@ class SlurmBackend(BaseBackend):
         return self._apply_qos_level(resource_backend_id, flags)
 
     def restore_resource(self, resource_backend_id: str) -> bool:
-        """Put the allocation back on ``qos_default``, unless usage thresholds hold it."""
+        """Put the allocation back on ``qos_default`` (or its own QoS, with ``qos_management``).
+
+        Unless usage thresholds hold it on a stricter level.
+        """
         flags = qos.from_flags(paused=False, downscaled=False)
         return self._apply_qos_level(resource_backend_id, flags)
 

@@ -95,10 +95,25 @@ def check_conflicts(schema: SlurmBackendSettingsSchema) -> None:
             f"{_keys(swap_keys)} cannot be set with it: "
             "remove them or set skip_qos_swap: false"
         )
-    if management.apply_limits_to_qos and not (management.enabled and management.skip_qos_swap):
+    if management.enabled and not management.skip_qos_swap and schema.qos_default is not None:
         raise SlurmConfigError(
-            "backend_settings.qos_management.apply_limits_to_qos needs "
-            "qos_management.enabled: true and qos_management.skip_qos_swap: true"
+            "backend_settings.qos_management.enabled without skip_qos_swap restores each "
+            "allocation to its own QoS, so backend_settings.qos_default would never be used: "
+            "remove qos_default or turn off qos_management.enabled"
+        )
+    if management.apply_limits_to_qos and not (management.enabled and management.skip_qos_swap):
+        missing = [
+            f"{SETTINGS}.qos_management.{key}: true"
+            for key in ("enabled", "skip_qos_swap")
+            if not getattr(management, key)
+        ]
+        raise SlurmConfigError(
+            "backend_settings.qos_management.apply_limits_to_qos puts GrpTRESMins on the "
+            "allocation's own QoS, which needs "
+            + " and ".join(missing)
+            + ": set "
+            + ("them" if len(missing) > 1 else "it")
+            + " or remove apply_limits_to_qos"
         )
 
 
@@ -112,17 +127,6 @@ def check_available(schema: SlurmBackendSettingsSchema) -> None:
         features.append(
             "execution_mode: rest (slurmrestd); set execution_mode: cli, the default, "
             "to drive SLURM through its command-line tools"
-        )
-    management = schema.qos_management
-    if management is not None and management.enabled and not management.skip_qos_swap:
-        features.append(
-            "qos_management.enabled without qos_management.skip_qos_swap (pausing by swapping "
-            "an allocation's own QoS); set skip_qos_swap: true or qos_management.enabled: false"
-        )
-    if management is not None and management.apply_limits_to_qos:
-        features.append(
-            "qos_management.apply_limits_to_qos (GrpTRESMins on the allocation's QoS); "
-            "set apply_limits_to_qos: false to keep the limits on the account"
         )
     if features:
         raise SlurmConfigError(

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.diagnosing import diagnose, failed, fix, view_of
-from tests.real.conftest import USERS, assoc_rows, real_backend, run, submit, submit_until
+from tests.real.conftest import (
+    USERS,
+    assoc_rows,
+    real_backend,
+    run,
+    stack,
+    submit,
+    submit_until,
+)
 from tests.test_backend_commands import resource
 
 pytestmark = pytest.mark.real_slurm
@@ -143,3 +152,66 @@ def test_diagnostic_finds_a_changed_qos_and_a_detached_account_and_fix_restores_
     again = diagnose(real_backend(**settings), view_of(res))
     assert again.status == "OK", failed(again)
     assert qos_row(slug) == [slug, "DenyOnLimit,NoDecay", "", "2", "", "01:30:00", ""]
+
+
+# ---- QoS swapped (no skip_qos_swap), limits on the QoS (apply_limits_to_qos) -------------
+
+
+def test_pause_by_swapping_refuses_sbatch_and_restore_brings_back_the_own_qos(
+    own: dict[str, str],
+) -> None:
+    slug = own["slug"]
+    swap = {"qos_management": {"enabled": True, "additional_qos": ["boost"]}}
+    res = resource(**own, limits={})
+    backend = real_backend(**swap)
+    backend.create_resource_with_id(res, slug)
+    backend.add_users_to_resource(res, {USERS[2]})
+    assert real_backend(**swap).pause_resource(slug) is True
+    assert ["", "blocked", "blocked"] in assoc_rows(slug, "User,QOS,DefaultQOS")
+    submit_until(USERS[2], slug, accepted=False)
+    assert real_backend(**swap).restore_resource(slug) is True
+    account = next(row for row in assoc_rows(slug, "User,QOS,DefaultQOS") if not row[0])
+    assert (sorted(account[1].split(",")), account[2]) == (sorted([slug, "boost"]), slug)
+    run("scancel", submit_until(USERS[2], slug, accepted=True), check=False)
+    # The diagnostic agrees, and puts a paused allocation back on its QoS list with --fix.
+    assert diagnose(real_backend(**swap), view_of(res, (USERS[2],))).status == "OK"
+    found = diagnose(real_backend(**swap), view_of(res, (USERS[2],), paused=True))
+    assert failed(found) == {"qos": (slug, "blocked")}
+    fix(real_backend(**swap), found)
+    assert ["", "blocked", "blocked"] in assoc_rows(slug, "User,QOS,DefaultQOS")
+
+
+def test_limits_on_the_qos_are_written_read_back_and_reset_there(
+    own: dict[str, str], tmp_path: Path
+) -> None:
+    slug = own["slug"]
+    on_qos = managed(apply_limits_to_qos=True)
+    res = resource(**own, limits={"cpu": 10})
+    real_backend(**on_qos).create_resource_with_id(res, slug)
+
+    def qos_limits() -> str:
+        out = run("sacctmgr", "-P", "-n", "show", "qos", f"name={slug}", "format=GrpTRESMins")
+        return out.stdout.strip()
+
+    assert qos_limits() == "cpu=10"
+    assert [row for row in assoc_rows(slug, "User,GrpTRESMins") if not row[0]] == [["", ""]]
+    real_backend(**on_qos).set_resource_limits(slug, {"cpu": 20})
+    assert qos_limits() == "cpu=20"
+    assert real_backend(**on_qos).get_resource_limits(slug) == {"cpu": 20}
+    periodic = {"enabled": True, "state_dir": str(tmp_path)}
+    message = {
+        "limit_type": "GrpTRESMins",
+        "grp_tres_mins": {"cpu": 1800},  # 30 Waldur units × 60; cpu's unit is a CPU-minute
+        "reset_raw_usage": True,
+        "carryover_details": {"carryover_applied": True, "previous_period": "2026-Q1"},
+    }
+    result = real_backend(**on_qos, periodic_limits=periodic).apply_periodic_settings(slug, message)
+    assert result["success"] is True, result["error"]
+    assert qos_limits() == "cpu=30"
+    assert result["commands_executed"][-1].endswith(
+        f"modify qos {slug} cluster={stack().cluster} set RawUsage=0"
+    )
+    found = diagnose(real_backend(**on_qos), view_of(res))
+    assert failed(found) == {"GrpTRESMins[cpu]": ("30", "10")}
+    fix(real_backend(**on_qos), found)
+    assert qos_limits() == "cpu=10"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from waldur_site_agent_slurm.errors import SlurmConfigError, SlurmError
 from waldur_site_agent_slurm.slurm import parser, validation
@@ -37,8 +37,18 @@ _WALL_RE = re.compile(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?")
 # ``sacctmgr show qos`` columns read back. On a QoS, SLURM's MaxJobs and MaxSubmit are per
 # user, and its ``MaxJobs``/``MaxSubmit`` columns print those (as MaxJobsPU/MaxSubmitPU);
 # slurm-emulator prints what it stored under the same names (-1: unset) and MaxWall in
-# minutes, which ``wall_minutes`` reads too.
-QOS_FIELDS = ("Name", "Flags", "GrpTRES", "MaxJobs", "MaxSubmit", "MaxWall", "MinTRES")
+# minutes, which ``wall_minutes`` reads too. GrpTRESMins is the allocation's limit under
+# ``apply_limits_to_qos`` (SLURM 22.05, 24.11 and slurm-emulator print it alike).
+QOS_FIELDS = (
+    "Name",
+    "Flags",
+    "GrpTRES",
+    "MaxJobs",
+    "MaxSubmit",
+    "MaxWall",
+    "MinTRES",
+    "GrpTRESMins",
+)
 
 
 @dataclass(frozen=True)
@@ -53,6 +63,8 @@ class QosOptions:
     min_tres_per_job: Mapping[str, int] | None = None
     additional_qos: tuple[str, ...] = ()
     skip_qos_swap: bool = False
+    # GrpTRESMins on the allocation's QoS instead of its account (needs skip_qos_swap).
+    limits_on_qos: bool = False
 
     def settings(self) -> dict[str, str]:
         """The ``Key=value`` options of ``add qos`` / ``modify qos`` (configured ones only)."""
@@ -71,7 +83,11 @@ class QosOptions:
 
     def attached(self, name: str) -> tuple[str, ...]:
         """The QoS the account must list: its own, then ``additional_qos``."""
-        return (name, *(q for q in self.additional_qos if q != name))
+        return (name, *self.beside(name))
+
+    def beside(self, name: str) -> tuple[str, ...]:
+        """``additional_qos`` without the allocation's own QoS ``name``."""
+        return tuple(q for q in self.additional_qos if q != name)
 
 
 @dataclass(frozen=True)
@@ -85,6 +101,7 @@ class QosRecord:
     max_submit: int | None
     max_wall: int | None  # minutes
     min_tres_per_job: dict[str, int]
+    grp_tres_mins: dict[str, int] = field(default_factory=dict)
 
 
 def load(block: object) -> QosOptions | None:
@@ -104,6 +121,7 @@ def load(block: object) -> QosOptions | None:
                 for name in block.additional_qos or ()  # type: ignore[attr-defined]
             ),
             skip_qos_swap=bool(block.skip_qos_swap),  # type: ignore[attr-defined]
+            limits_on_qos=bool(block.apply_limits_to_qos),  # type: ignore[attr-defined]
         )
     except SlurmError as err:
         raise SlurmConfigError(f"Invalid {BLOCK}: {err}") from err
@@ -178,7 +196,9 @@ def parse(lines: list[str]) -> list[QosRecord]:
     for line in lines:
         if not line.strip():
             continue
-        name, flags, grp_tres, jobs, submit, wall, min_tres = parser.split_row(line, QOS_FIELDS)
+        name, flags, grp_tres, jobs, submit, wall, min_tres, grp_tres_mins = parser.split_row(
+            line, QOS_FIELDS
+        )
         records.append(
             QosRecord(
                 name=name,
@@ -188,6 +208,7 @@ def parse(lines: list[str]) -> list[QosRecord]:
                 max_submit=_unset_or_count(submit),
                 max_wall=wall_minutes(wall) if wall else None,
                 min_tres_per_job=parser.parse_tres(min_tres),
+                grp_tres_mins=parser.parse_tres(grp_tres_mins),
             )
         )
     return records

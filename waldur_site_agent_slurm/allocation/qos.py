@@ -4,7 +4,9 @@ Two inputs ask for a level: Waldur's resource flags (paused/downscaled, applied 
 membership sync) and, when a site enables it, the usage thresholds of the last periodic
 settings. The decision is the strictest level any input asks for, so one input can
 never undo another and the two never flap. A level is applied by swapping the
-account's QoS, or, under QoS enforcement, through the account's ``GrpSubmitJobs``.
+account's QoS, or, under QoS enforcement or ``qos_management.skip_qos_swap``, through the
+account's ``GrpSubmitJobs``. With ``qos_management`` and QoS swapped, the default level
+is the allocation's own QoS (with ``additional_qos``) instead of ``qos_default``.
 """
 
 from __future__ import annotations
@@ -78,12 +80,20 @@ def level_of(record: AssociationRecord, settings: SlurmSettings) -> QosLevel:
     return QosLevel.DEFAULT
 
 
-def qos_fields(record: AssociationRecord, target: str) -> dict[str, str]:
-    """The fields to set so the account is on ``target`` only ({} when it already is)."""
+def qos_fields(
+    record: AssociationRecord, target: str, beside: tuple[str, ...] = ()
+) -> dict[str, str]:
+    """The fields to set so the account lists ``target`` (and ``beside``) only, defaulting to it.
+
+    {} when it already does. ``beside``: QoS listed next to the default (the allocation's
+    own QoS with ``qos_management.additional_qos``).
+    """
+    wanted = (target, *beside)
     # A single-QoS list with no explicit default already means that QoS.
-    if record.qos == (target,) and record.default_qos in ("", target):
+    defaults = (target,) if beside else ("", target)
+    if set(record.qos) == set(wanted) and record.default_qos in defaults:
         return {}
-    return {"QOS": target, "DefaultQOS": target}
+    return {"QOS": ",".join(wanted), "DefaultQOS": target}
 
 
 # ---- QoS enforcement: the submit lever ------------------------------------------------------
@@ -170,6 +180,8 @@ class LevelTarget:
     qos: str
     lever: bool = False
     submit_now: int | None = None
+    # QoS listed beside ``qos`` (an allocation's own QoS: its ``additional_qos``).
+    beside: tuple[str, ...] = ()
 
     @property
     def setting(self) -> str:
@@ -179,17 +191,26 @@ class LevelTarget:
     @property
     def expected(self) -> str:
         """The value the level asks for, as the diagnostic prints it."""
-        return submit_text(submit_limit(self.level)) if self.lever else self.qos
+        if self.lever:
+            return submit_text(submit_limit(self.level))
+        if self.beside:
+            return f"{','.join((self.qos, *self.beside))} (default {self.qos})"
+        return self.qos
 
     def actual(self, record: AssociationRecord) -> str:
         """The account's value now, as the diagnostic prints it."""
-        return submit_text(self.submit_now) if self.lever else current_qos(record) or "(none)"
+        if self.lever:
+            return submit_text(self.submit_now)
+        if self.beside:
+            listed = ",".join(record.qos) or "(none)"
+            return f"{listed} (default {record.default_qos or '(none)'})"
+        return current_qos(record) or "(none)"
 
     def fields(self, record: AssociationRecord) -> dict[str, str]:
         """The fields to set so the account is on the level ({} when it already is)."""
         if self.lever:
             return submit_fields(self.submit_now, self.level)
-        return qos_fields(record, self.qos)
+        return qos_fields(record, self.qos, self.beside)
 
 
 def target(
@@ -197,9 +218,18 @@ def target(
     why: str,
     settings: SlurmSettings,
     *,
+    account: str = "",
     lever: bool = False,
     submit_now: int | None = None,
 ) -> LevelTarget:
-    """The target for ``level``; ``submit_now`` is the account's GrpSubmitJobs (lever only)."""
+    """The target for ``level``; ``submit_now`` is the account's GrpSubmitJobs (lever only).
+
+    With ``qos_management`` and QoS swapped (no lever), the default level of ``account``
+    is its own QoS (named after it) with ``additional_qos`` beside it.
+    """
+    own = settings.managed_qos
+    if own is not None and not lever and level is QosLevel.DEFAULT and account:
+        name = validation.qos_name(account, "allocation QoS")
+        return LevelTarget(level, why, name, beside=own.beside(name))
     name = validation.qos_name(qos_name(level, settings))
     return LevelTarget(level, why, name, lever, submit_now if lever else None)

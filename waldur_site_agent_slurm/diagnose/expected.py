@@ -13,7 +13,10 @@ Every expectation comes from the code that makes it true in the agent:
   restore apply), in the same plan; under QoS enforcement the level is the account's
   ``GrpSubmitJobs`` and the QoS is not compared;
 - with ``qos_management``, the allocation's own QoS and its options from ``own_qos``
-  (what order processing creates and attaches);
+  (what order processing creates and attaches); when QoS are swapped, the own QoS (with
+  ``additional_qos``) is the default level the QoS check expects; with
+  ``apply_limits_to_qos`` every GrpTRESMins expectation is compared with, and set on,
+  the allocation's QoS;
 - the users from ``membership`` (team offering users in state OK; additions and
   removals as membership sync makes them).
 
@@ -160,9 +163,16 @@ class Diagnoser:
             checks.append(Check("parent", parent, record.parent, record.parent == parent))
             if record.parent != parent:
                 steps += self.steps.move(account, parent, snapshot, resource)
-        fields, field_checks, conversions = self._settings(account, record, resource, notes)
+        limits_record = self._limits_view(account, record, notes)
+        fields, field_checks, conversions = self._settings(account, limits_record, resource, notes)
         checks += field_checks
+        on_qos = None
+        if limits_record is not record:
+            on_qos = fields.pop(GRP_TRES_MINS, None)
+            fields.update(self._account_limits_left(record, checks))
         fields.update(self._own_qos(account, record, checks, steps))
+        if on_qos is not None:
+            steps.append(self.steps.own_qos(account, {GRP_TRES_MINS: on_qos}, exists=True))
         if fields:
             steps.append(self.steps.modify(account, fields))
         checks_users, user_steps = self._users(account, state, snapshot, resource)
@@ -222,19 +232,51 @@ class Diagnoser:
 
     # ---- the allocation's own QoS (qos_management) ------------------------------------------
 
+    def _qos_of(self, account: str) -> own_qos.QosRecord | None:
+        """The allocation's QoS as SLURM has it (every QoS read once per run)."""
+        if self._qos_table is None:
+            self._qos_table = self.client.qos_records()
+        return self._qos_table.get(account)
+
+    def _limits_view(
+        self, account: str, record: AssociationRecord, notes: list[str]
+    ) -> AssociationRecord:
+        """``record``, its GrpTRESMins those of the allocation's QoS under apply_limits_to_qos."""
+        options = self.settings.managed_qos
+        if options is None or not options.limits_on_qos:
+            return record
+        notes.append(
+            "qos_management.apply_limits_to_qos: GrpTRESMins are compared with and set on "
+            f"the QoS {account}"
+        )
+        found = self._qos_of(account)
+        return replace(record, grp_tres_mins=dict(found.grp_tres_mins) if found else {})
+
+    @staticmethod
+    def _account_limits_left(record: AssociationRecord, checks: list[Check]) -> dict[str, str]:
+        """Under apply_limits_to_qos the account holds no GrpTRESMins: the fields clearing any.
+
+        One left from before the switch would limit the allocation a second time.
+        """
+        left = record.grp_tres_mins
+        actual = limits.format_setting(left) if left else "unset"
+        checks.append(Check("account GrpTRESMins", "unset (on the QoS)", actual, not left))
+        if not left:
+            return {}
+        return {GRP_TRES_MINS: limits.format_setting(dict.fromkeys(left, limits.CLEAR))}
+
     def _own_qos(
         self, account: str, record: AssociationRecord, checks: list[Check], steps: list[Step]
     ) -> dict[str, str]:
         """Its QoS with the configured options (a step adds or corrects it) and attached.
 
-        Returns the account fields that attach it, for the one ``modify account``.
+        Returns the account fields that attach it, for the one ``modify account``. When
+        QoS are swapped (no lever), the level's QoS check covers the account's QoS list.
         """
         options = self.settings.managed_qos
         if options is None:
             return {}
-        if self._qos_table is None:
-            self._qos_table = self.client.qos_records()
-        found = self._qos_table.get(account)
+        found = self._qos_of(account)
         wanted = options.settings()
         expected = " ".join(f"{k}={v}" for k, v in wanted.items())
         if found is None:
@@ -246,6 +288,8 @@ class Diagnoser:
             checks.append(Check("own QoS", expected, actual, not todo))
             if todo:
                 steps.append(self.steps.own_qos(account, todo, exists=True))
+        if not self.lever:
+            return {}
         fields = own_qos.attach_fields(options, account, record.qos, record.default_qos)
         attached = ",".join(options.attached(account))
         listed = ",".join(record.qos) or "(none)"

@@ -60,6 +60,9 @@ from waldur_site_agent_slurm.slurm import validation
 from waldur_site_agent_slurm.slurm.client import SlurmClient
 from waldur_site_agent_slurm.slurm.parser import AssociationRecord
 
+# The limit that ``qos_management.apply_limits_to_qos`` keeps on the allocation's QoS.
+QOS_LIMIT = "GrpTRESMins"
+
 
 class PeriodicService:
     """Periodic limits and QoS for one backend instance (one message or one cycle)."""
@@ -112,7 +115,7 @@ class PeriodicService:
         Under the lever the account's GrpSubmitJobs is read (``fresh``: read again).
         """
         now = self.client.submit_limits(fresh=fresh).get(account) if lever else None
-        return qos.target(level, why, self.settings, lever=lever, submit_now=now)
+        return qos.target(level, why, self.settings, account=account, lever=lever, submit_now=now)
 
     def _set_level(self, record: AssociationRecord, target: qos.LevelTarget) -> None:
         """Put the account on ``target`` (no command when it already is)."""
@@ -280,7 +283,9 @@ class PeriodicService:
         submit_now = self.client.submit_limits(fresh=True).get(account) if self.lever else None
         flags = self._assumed_flags(previous, record, submit_now)
         level, why = self.decide_level(flags, held.state, now)
-        target = qos.target(level, why, self.settings, lever=self.lever, submit_now=submit_now)
+        target = qos.target(
+            level, why, self.settings, account=account, lever=self.lever, submit_now=submit_now
+        )
         return target, ()
 
     @staticmethod
@@ -358,6 +363,7 @@ class PeriodicService:
             record = self.client.account_record(account, fresh=held is not None)
             if record is None:
                 raise PeriodicSettingsError(f"Account {account} does not exist in SLURM")
+            record = self._limit_view(record)
             previous = held.state if held is not None else AccountState()
             qos_target = None
             refused: tuple[Refusal, ...] = ()
@@ -380,13 +386,50 @@ class PeriodicService:
             for line in plan.describe():
                 logger.info("Periodic settings for %s (%s): %s", account, period.id, line)
             if plan.changes:
-                executed.append(self.client.modify_account(account, plan.fields()))
+                executed += self._write(account, plan)
                 self._check_written(account, plan)
             if plan.reset is not None and held is not None:
                 executed.append(self.client.modify_account(account, {"RawUsage": "0"}))
+                if self.limits_on_qos:  # the QoS's usage counts against its GrpTRESMins
+                    executed.append(self.client.reset_qos_usage(account))
                 held.save(held.state.with_reset(period.id))
                 progress.reset = ResetOutcome(True, True, plan.reset.reason)
         return plan, period, refused
+
+    @property
+    def limits_on_qos(self) -> bool:
+        """Whether GrpTRESMins live on the allocation's own QoS (``apply_limits_to_qos``)."""
+        own = self.settings.managed_qos
+        return own is not None and own.limits_on_qos
+
+    def _limit_view(self, record: AssociationRecord) -> AssociationRecord:
+        """The association, its GrpTRESMins read from the allocation's QoS when they live there."""
+        if not self.limits_on_qos:
+            return record
+        found = self.client.qos_record(record.account)
+        if found is None:
+            raise PeriodicSettingsError(
+                f"QoS {record.account} does not exist, and qos_management.apply_limits_to_qos "
+                "keeps the allocation's GrpTRESMins there: run waldur_site_diagnose_slurm_account "
+                f"{record.account} --fix to create it"
+            )
+        return replace(record, grp_tres_mins=dict(found.grp_tres_mins))
+
+    def _write(self, account: str, plan: Plan) -> list[str]:
+        """Run the plan's ``set`` clause: one ``modify account``, GrpTRESMins on the QoS.
+
+        Returns the command lines that ran.
+        """
+        fields = plan.fields()
+        on_qos = {}
+        if self.limits_on_qos and QOS_LIMIT in fields:
+            on_qos[QOS_LIMIT] = fields.pop(QOS_LIMIT)
+        executed = []
+        if fields:
+            executed.append(self.client.modify_account(account, fields))
+        if on_qos:
+            executed.append(self.client.modify_qos(account, on_qos))
+        return executed
 
     def _check_written(self, account: str, plan: Plan) -> None:
         """Read the association back once and fail when SLURM holds other values.
@@ -397,7 +440,7 @@ class PeriodicService:
         record = self.client.account_record(account, fresh=True)
         if record is None:
             raise PeriodicSettingsError(f"Account {account} vanished from SLURM while applied")
-        wrong = unapplied(plan, record)
+        wrong = unapplied(plan, self._limit_view(record))
         if wrong:
             raise PeriodicSettingsError(
                 f"SLURM did not store the settings written to {account}: "

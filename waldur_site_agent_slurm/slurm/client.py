@@ -367,6 +367,16 @@ class SlurmClient(BaseClient):
         self._write(*args, accept_nothing=False)
         return self.command_line(*args)
 
+    def reset_qos_usage(self, name: str) -> str:
+        """Set a QoS's RawUsage to 0 on the configured cluster; return the command line.
+
+        Alone in its command: SLURM 22.05 and 24.11 drop the other options of a ``modify
+        qos`` that also sets RawUsage=0 (exit 0, nothing said).
+        """
+        args = ["modify", "qos", validation.qos_name(name), *self._cluster(), "set", "RawUsage=0"]
+        self._write(*args, accept_nothing=False)
+        return self.command_line(*args)
+
     def remove_qos(self, name: str) -> None:
         """Delete a QoS; a missing one is not an error."""
         self._write("delete", "qos", "where", f"name={validation.qos_name(name)}")
