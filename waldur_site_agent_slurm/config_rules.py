@@ -108,12 +108,12 @@ def check_available(schema: SlurmBackendSettingsSchema) -> None:
     Running on without it would do something else to SLURM than the site asked for.
     """
     features = []
-    if _value(schema.execution_mode) == "rest":
-        features.append(
-            "execution_mode: rest (slurmrestd); set execution_mode: cli, the default, "
-            "to drive SLURM through its command-line tools"
-        )
     management = schema.qos_management
+    if _value(schema.execution_mode) == "rest" and management is not None and management.enabled:
+        features.append(
+            "qos_management.enabled with execution_mode: rest (a QoS per allocation over "
+            "slurmrestd); set execution_mode: cli or qos_management.enabled: false"
+        )
     if management is not None and management.enabled and not management.skip_qos_swap:
         features.append(
             "qos_management.enabled without qos_management.skip_qos_swap (pausing by swapping "

@@ -1,4 +1,4 @@
-"""REST tier: SlurmRestClient against the real slurmrestd of the SLURM 24.11 stack.
+"""REST tier: RestVerbs against the real slurmrestd of the SLURM 24.11 stack.
 
 scripts/real-slurm.sh starts slurmrestd (JWT auth) with the 24.11 stack; ``env 24.11``
 gives its URL and the command that makes a token. The tier needs root and that stack.
@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.exports import exports
-from waldur_site_agent_slurm.rest_client import RestSettings, SlurmRestClient
+from waldur_site_agent_slurm.slurm.rest_verbs import RestSettings, RestVerbs
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "real-slurm.sh"
@@ -107,8 +107,8 @@ def token_file(rest_stack: RestStack, tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def client(rest_stack: RestStack, token_file: Path) -> Iterator[SlurmRestClient]:
-    """A SlurmRestClient of the stack's cluster, over its slurmrestd."""
+def client(rest_stack: RestStack, token_file: Path) -> Iterator[RestVerbs]:
+    """A RestVerbs of the stack's cluster, over its slurmrestd."""
     settings = RestSettings(
         url=rest_stack.url,
         api_version=API_VERSION,
@@ -116,7 +116,7 @@ def client(rest_stack: RestStack, token_file: Path) -> Iterator[SlurmRestClient]
         token_file=token_file,
         timeout=30,
     )
-    rest = SlurmRestClient(settings, rest_stack.cluster)
+    rest = RestVerbs(settings, rest_stack.cluster)
     yield rest
     rest.close()
 
