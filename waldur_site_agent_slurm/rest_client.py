@@ -6,8 +6,9 @@ field names. Every value is validated before it goes into a URL or a JSON body
 (``RestVerbs``); every request has the configured timeout. The data-parser version is
 checked against the server's ``/openapi/v3`` before the first request.
 
-slurmrestd has no call that resets an account's RawUsage: that one change runs
-``sacctmgr`` on the agent host (see the README's REST mode section).
+Two things slurmrestd cannot do run ``sacctmgr`` on the agent host (see the README's REST
+mode section): resetting an account's RawUsage (no call for it) and reading GrpSubmitJobs
+back (written as ``max.jobs.per.submitted``, but SLURM 24.11's answers leave it out).
 """
 
 from __future__ import annotations
@@ -82,15 +83,6 @@ def _count(value: str, what: str) -> dict[str, Any]:
     return {"set": True, "infinite": False, "number": validation.limit_value(number, what)}
 
 
-def _submit_limit(item: Mapping[str, Any]) -> int | None:
-    """GrpSubmitJobs of one association (``max.jobs.per.submitted``), None when unset."""
-    value = item.get("max", {}).get("jobs", {}).get("per", {}).get("submitted", {})
-    if not isinstance(value, Mapping) or not value.get("set") or value.get("infinite"):
-        return None
-    number = value.get("number")
-    return number if isinstance(number, int) else None
-
-
 class SlurmRestClient(AccountingClient):
     """SLURM accounts, associations, limits and accounting through slurmrestd."""
 
@@ -145,25 +137,28 @@ class SlurmRestClient(AccountingClient):
 
     # ---- reads ---------------------------------------------------------------------------
 
-    def _read_associations(self) -> None:
-        raw = self._verbs().raw_associations()
-        self._snapshot = AssociationSnapshot(association_record(a) for a in raw)
-        self._submit_limits = {
-            str(a.get("account")): _submit_limit(a) for a in raw if not a.get("user")
-        }
-
     def snapshot(self) -> AssociationSnapshot:
         """All associations of the cluster, read once (one request) until the next write."""
         if self._snapshot is None:
-            self._read_associations()
-        assert self._snapshot is not None  # noqa: S101 - set by the read
+            raw = self._verbs().raw_associations()
+            self._snapshot = AssociationSnapshot(association_record(a) for a in raw)
         return self._snapshot
 
     def submit_limits(self, *, fresh: bool = False) -> dict[str, int | None]:
-        """GrpSubmitJobs of every account, from the same read as the snapshot."""
+        """GrpSubmitJobs of every account, read once until the next write (sacctmgr)."""
         if self._submit_limits is None or fresh:
-            self._read_associations()
-        assert self._submit_limits is not None  # noqa: S101 - set by the read
+            argv = [
+                "sacctmgr",
+                "--parsable2",
+                "--noheader",
+                "show",
+                "assoc",
+                "where",
+                f"cluster={self.cluster_name}",
+                "format=" + ",".join(parser.SUBMIT_FIELDS),
+            ]
+            lines = self._sacctmgr(argv, "reading GrpSubmitJobs", mutating=False)
+            self._submit_limits = parser.parse_submit_limits(lines)
         return self._submit_limits
 
     def account_record(self, name: str, *, fresh: bool = False) -> AssociationRecord | None:
@@ -324,15 +319,20 @@ class SlurmRestClient(AccountingClient):
             "set",
             "RawUsage=0",
         ]
+        self._sacctmgr(argv, f"resetting the RawUsage of {account}", mutating=True)
+
+    def _sacctmgr(self, argv: list[str], what: str, *, mutating: bool) -> list[str]:
+        """Run one of the sacctmgr commands REST mode needs; a missing sacctmgr says so."""
         try:
-            self.commands.run(argv, mutating=True, accept_nothing=True)
+            result = self.commands.run(argv, mutating=mutating, accept_nothing=mutating)
         except SlurmCommandError as err:
             if err.returncode is not None or isinstance(err, SlurmTimeoutError):
                 raise
             raise SlurmConfigError(
-                f"resetting the RawUsage of {account} needs sacctmgr on the agent host "
-                f"(slurmrestd offers no call for it): {err}"
+                f"{what} needs sacctmgr on the agent host in REST mode (slurmrestd offers "
+                f"no call for it): {err}"
             ) from err
+        return result.stdout.splitlines()
 
     def add_qos(self, name: str, settings: Mapping[str, str]) -> bool:
         """Not in REST mode (``qos_management`` is refused at start-up)."""
