@@ -47,14 +47,8 @@ class Slurmrestd:
         if path == "/openapi/v3":
             return answer({"paths": {f"{DB}ping/": {}, f"/slurm/{VERSION}/ping/": {}}})
         tail = path.removeprefix(DB)
-        if request.method == "GET" and tail == "associations/":
-            return answer({"associations": [assoc(a, p) for a, p in self.accounts.items()]})
-        if request.method == "GET" and tail == "tres/":
-            return answer(
-                {"TRES": [{"type": "cpu"}, {"type": "mem"}, {"type": "gres", "name": "gpu"}]}
-            )
-        if request.method == "GET" and tail == "clusters/":
-            return answer({"clusters": [{"name": "hpc"}]})
+        if request.method == "GET":
+            return answer(self.reads()[tail])
         if request.method == "POST" and tail == "accounts_association/":
             body = json.loads(request.content)
             [name] = body["association_condition"]["accounts"]
@@ -66,6 +60,14 @@ class Slurmrestd:
             self.accounts.pop(tail.removeprefix("account/"), None)
             return answer({})
         raise AssertionError(f"unexpected {request.method} {path}")
+
+    def reads(self) -> dict[str, dict[str, Any]]:
+        """The answers of the GET requests a create and a ping make."""
+        return {
+            "associations/": {"associations": [assoc(a, p) for a, p in self.accounts.items()]},
+            "clusters/": {"clusters": [{"name": "hpc"}]},
+            "tres/": {"TRES": [{"type": "cpu"}, {"type": "mem"}, {"type": "gres", "name": "gpu"}]},
+        }
 
 
 def answer(data: dict[str, Any]) -> httpx.Response:
