@@ -21,9 +21,14 @@ from waldur_site_agent.backend.exceptions import BackendError, BackendNotReadyEr
 from tests.conftest import COMPONENTS
 from tests.test_backend_commands import resource
 from waldur_site_agent_slurm.backend import SlurmBackend
-from waldur_site_agent_slurm.errors import SlurmCommandError, SlurmUnavailableError
+from waldur_site_agent_slurm.errors import (
+    SlurmCommandError,
+    SlurmConfigError,
+    SlurmUnavailableError,
+)
 from waldur_site_agent_slurm.rest_client import SlurmRestClient
 from waldur_site_agent_slurm.slurm.modes import rest_settings
+from waldur_site_agent_slurm.slurm.runner import CommandRunner
 
 VERSION = "v0.0.42"
 DB = f"/slurmdb/{VERSION}/"
@@ -208,3 +213,44 @@ def test_a_hanging_slurmrestd_times_out_and_the_order_waits(
         backend.create_resource_with_id(resource(**ALLOCATION), "alloc-1")
     assert time.monotonic() - started < 10  # given up after the timeout, not hanging
     assert not backend.ping()
+
+
+@pytest.mark.parametrize(
+    ("rest_api", "message"),
+    [
+        (
+            {"api_version": "v0.0.38"},
+            r"v0\.0\.38'.*not supported \(a parser of SLURM 23\.11 or older; SLURM 22\.05",
+        ),
+        ({"username": None}, r"needs backend_settings\.rest_api\.username"),
+        ({"token_file": None}, "set exactly one of token_file and token_env"),
+    ],
+)
+def test_a_rest_api_block_that_cannot_work_stops_start_up(
+    token: Path, rest_api: dict[str, Any], message: str
+) -> None:
+    block = {"url": "http://slurmrestd:6820", "username": "root", "token_file": str(token)}
+    settings = {"execution_mode": "rest", "cluster_name": "hpc", "rest_api": {**block, **rest_api}}
+    with pytest.raises(BackendError, match=message):
+        SlurmBackend(settings, {k: dict(v) for k, v in COMPONENTS.items()})
+
+
+def test_a_version_the_server_lacks_is_named_with_what_it_offers(token: Path) -> None:
+    def old_server(request: httpx.Request) -> httpx.Response:
+        paths = {"/slurmdb/v0.0.41/ping/": {}, "/slurm/v0.0.41/ping/": {}}
+        return answer({"paths": paths})
+
+    backend = rest_backend("http://old-slurmrestd:6820", token, httpx.MockTransport(old_server))
+    with pytest.raises(BackendError, match=r"does not offer data parser v0\.0\.42 \(it offers: "):
+        backend.ping(raise_exception=True)
+
+
+def test_a_raw_usage_reset_without_sacctmgr_says_what_it_needs(token: Path, tmp_path: Path) -> None:
+    server = Slurmrestd()
+    server.accounts["alloc-1"] = "root"
+    backend = rest_backend("http://slurmrestd:6820", token, httpx.MockTransport(server))
+    client = backend.client
+    assert isinstance(client, SlurmRestClient)
+    client.commands = CommandRunner(bin_path=str(tmp_path))  # no sacctmgr there
+    with pytest.raises(SlurmConfigError, match="RawUsage of alloc-1 needs sacctmgr on the agent"):
+        client.modify_account("alloc-1", {"RawUsage": "0"})
