@@ -61,9 +61,9 @@ class Slurmrestd:
                 return httpx.Response(304)
             self.accounts[name] = body["association_condition"]["association"]["parent"]
             return answer({})
-        if request.method == "DELETE" and tail.startswith("account/"):
-            self.accounts.pop(tail.removeprefix("account/"), None)
-            return answer({})
+        if request.method == "DELETE" and tail == "associations/":
+            removed = self.accounts.pop(request.url.params["account"], None)
+            return answer({"removed_associations": [] if removed is None else ["removed"]})
         raise AssertionError(f"unexpected {request.method} {path}")
 
     def reads(self) -> dict[str, dict[str, Any]]:

@@ -259,8 +259,8 @@ class SlurmRestClient(AccountingClient):
         return True
 
     def remove_account(self, name: str) -> None:
-        """Delete an account and its associations; a missing one is not an error."""
-        self._changed().remove_account(name)
+        """Delete the account's associations on this cluster; a missing one is not an error."""
+        self._changed().remove_account_associations(name)
 
     def _association_changes(
         self, settings: Mapping[str, str], current: AssociationRecord | None

@@ -222,6 +222,16 @@ class RestVerbs:
         tail = f"account/{quote(validation.account_name(name), safe='')}"
         return not self._db("DELETE", tail).unchanged
 
+    def remove_account_associations(self, name: str) -> bool:
+        """Delete the account's associations on this cluster; False when there were none.
+
+        Users' associations go too, as with sacctmgr's ``delete account where name=A
+        cluster=C``; ``DELETE account/<name>`` would remove it on every cluster of slurmdbd.
+        """
+        params = {"account": validation.account_name(name), "cluster": self.cluster}
+        answer = self._db("DELETE", "associations/", params=params)
+        return not answer.unchanged and bool(answer.data.get("removed_associations"))
+
     def set_account_limits(self, name: str, grp_tres_mins: Mapping[str, int]) -> None:
         """Set the account association's GrpTRESMins to exactly these TRES minutes."""
         limits = {"max": {"tres": {"group": {"minutes": tres_entries(grp_tres_mins)}}}}
