@@ -395,9 +395,9 @@ class SlurmRestClient(AccountingClient):
         logger.info("Executed: %s", self.describe(operation))
 
     def remove_user(self, username: str, account: str | None = None) -> None:
-        """Delete a user's associations with ``account``, or the whole user if None."""
+        """Delete a user's associations with ``account``, or all of them on this cluster."""
         if account is None:
-            self._changed().remove_whole_user(username)
+            self._changed().remove_user_associations(username)
         else:
             self._changed().remove_user(username, account)
 

@@ -307,10 +307,11 @@ class RestVerbs:
         body = {"association_condition": condition, "user": user}
         return not self._db("POST", "users_association/", body=body).unchanged
 
-    def remove_whole_user(self, username: str) -> bool:
-        """Remove the user and every association it has; False when there was none."""
-        tail = f"user/{quote(validation.username(username), safe='')}"
-        return not self._db("DELETE", tail).unchanged
+    def remove_user_associations(self, username: str) -> bool:
+        """Remove every association of the user on this cluster; False when there was none."""
+        params = {"user": validation.username(username), "cluster": self.cluster}
+        answer = self._db("DELETE", "associations/", params=params)
+        return not answer.unchanged and bool(answer.data.get("removed_associations"))
 
     def remove_user(self, username: str, account: str) -> bool:
         """Remove the user's associations with ``account``; False when there was none."""
