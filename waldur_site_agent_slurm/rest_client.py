@@ -107,6 +107,7 @@ class SlurmRestClient(AccountingClient):
         self.commands: Runner = command_runner or CommandRunner()
         self.added_accounts: list[str] = []
         self._snapshot: AssociationSnapshot | None = None
+        self._defaults: dict[str, str] = {}
         self._submit_limits: dict[str, int | None] | None = None
         self._tres: frozenset[str] | None = None
 
@@ -148,6 +149,12 @@ class SlurmRestClient(AccountingClient):
         if self._snapshot is None:
             raw = self._verbs().raw_associations()
             self._snapshot = AssociationSnapshot(association_record(a) for a in raw)
+            # Each user's default account is the association slurmdbd marks as default.
+            self._defaults = {
+                str(a["user"]): str(a["account"])
+                for a in raw
+                if a.get("user") and a.get("is_default") is True
+            }
         return self._snapshot
 
     def submit_limits(self, *, fresh: bool = False) -> dict[str, int | None]:
@@ -183,11 +190,12 @@ class SlurmRestClient(AccountingClient):
         return self._tres
 
     def user_defaults(self, usernames: Iterable[str]) -> dict[str, str]:
-        """Default account of each existing user among ``usernames`` (one request)."""
+        """Default account of each user among ``usernames``, from the cycle's snapshot."""
         names = {validation.username(name) for name in usernames}
         if not names:
             return {}
-        return {u: a for u, a in self._verbs().user_defaults().items() if u in names}
+        self.snapshot()
+        return {u: a for u, a in self._defaults.items() if u in names}
 
     def jobs(self, window: Window, accounts: Iterable[str]) -> Iterator[JobRecord]:
         """Job allocations of ``accounts`` in ``window``: one ``/jobs/`` request."""

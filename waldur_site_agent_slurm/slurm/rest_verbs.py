@@ -123,17 +123,6 @@ class RestVerbs:
             params["user"] = validation.username(user)
         return many(self._db("GET", "associations/", params=params).data, "associations")
 
-    def user_defaults(self) -> dict[str, str]:
-        """The default account of every user that has one (one request)."""
-        users = many(self._db("GET", "users/").data, "users")
-        found = {}
-        for user in users:
-            default = user.get("default")
-            account = text(default, "account") if isinstance(default, Mapping) else ""
-            if account:
-                found[text(user, "name")] = account
-        return found
-
     def set_default_account(self, username: str, account: str) -> None:
         """Make ``account`` the user's default account."""
         user = {"name": validation.username(username), "default": {"account": account}}
