@@ -158,3 +158,16 @@ def test_a_default_account_is_moved_before_its_association_goes_over_rest(
     ).stdout
     assert out.strip() == names["project_slug"]
     assert set(backends.assoc_rows(names["slug"], LIMITS)) == {""}
+
+
+def test_pause_under_qos_enforcement_is_grp_submit_jobs_over_rest(
+    backends: Backends, names: dict[str, str]
+) -> None:
+    lever = {"qos_enforcement_enabled": True, "enforce_offering_qos": True}
+    backends.rest(**lever).create_resource_with_id(resource(**names, limits={}), names["slug"])
+    assert backends.rest(**lever).pause_resource(names["slug"])
+    assert backends.assoc_rows(names["slug"], "GrpSubmitJobs,QOS")[""] == ["0", "normal"]
+    metadata = backends.rest(**lever).get_resource_metadata(names["slug"])
+    assert metadata == {"qos": "normal", "grp_submit_jobs": 0}
+    assert backends.rest(**lever).restore_resource(names["slug"])
+    assert backends.assoc_rows(names["slug"], "GrpSubmitJobs,QOS")[""] == ["", "normal"]
