@@ -23,7 +23,12 @@ from waldur_site_agent.backend.structures import ClientResource
 
 from waldur_site_agent_slurm.allocation import own_qos
 from waldur_site_agent_slurm.allocation.usage import Window
-from waldur_site_agent_slurm.errors import SlurmCommandError, SlurmConfigError, SlurmTimeoutError
+from waldur_site_agent_slurm.errors import (
+    InvalidValueError,
+    SlurmCommandError,
+    SlurmConfigError,
+    SlurmTimeoutError,
+)
 from waldur_site_agent_slurm.slurm import parser, validation
 from waldur_site_agent_slurm.slurm.accounting import (
     AccountingClient,
@@ -76,9 +81,17 @@ def _tres_list(current: Mapping[str, int], setting: str) -> list[dict[str, Any]]
     return tres_entries(wanted)
 
 
+def _integer(value: str, what: str) -> int:
+    """A whole number given in sacctmgr's form, before it goes into a JSON body."""
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidValueError(what, value, "expected a whole number") from None
+
+
 def _count(value: str, what: str) -> dict[str, Any]:
     """A job count as slurmrestd's ``{"set", "infinite", "number"}``; -1 lifts it."""
-    number = int(value)
+    number = _integer(value, what)
     if number < 0:
         return {"set": True, "infinite": True, "number": 0}
     return {"set": True, "infinite": False, "number": validation.limit_value(number, what)}
@@ -288,7 +301,7 @@ class SlurmRestClient(AccountingClient):
             elif key.lower() == "parent":
                 changes["parent_account"] = validation.account_name(value, "parent account")
             elif key == "Fairshare":
-                changes["shares_raw"] = validation.fairshare(int(value))
+                changes["shares_raw"] = validation.fairshare(_integer(value, key))
             elif key in ("QOS", "QOS+"):
                 names = [validation.qos_name(q) for q in value.split(",") if q]
                 if key == "QOS+" and current is not None:
