@@ -6,16 +6,18 @@ Shared by the emulator and real SLURM tiers, which build the backend; Waldur's s
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from waldur_api_client.models.resource import Resource
 
 from waldur_site_agent_slurm.backend import SlurmBackend
 from waldur_site_agent_slurm.diagnose.expected import Diagnoser
-from waldur_site_agent_slurm.diagnose.model import AccountDiagnosis, FixResult, ResourceView
+from waldur_site_agent_slurm.diagnose.model import AccountDiagnosis, FixResult, ResourceView, Step
 from waldur_site_agent_slurm.diagnose.model import TeamMember as Member
 from waldur_site_agent_slurm.diagnose.service import apply_steps
 from waldur_site_agent_slurm.periodic.service import PeriodicService
+from waldur_site_agent_slurm.slurm.client import SlurmClient
 
 
 def view_of(res: Resource, users: tuple[str, ...] = (), **flags: Any) -> ResourceView:
@@ -55,7 +57,7 @@ def diagnose(backend: SlurmBackend, view: ResourceView) -> AccountDiagnosis:
 
 def fix(backend: SlurmBackend, diagnosis: AccountDiagnosis) -> FixResult:
     """Apply the diagnosis's steps through the backend's runner, as ``--fix`` does."""
-    result = apply_steps(backend.runner, diagnosis.steps)
+    result = apply_steps(backend.client, diagnosis.steps)
     assert result.error is None, result.error
     return result
 
@@ -63,3 +65,9 @@ def fix(backend: SlurmBackend, diagnosis: AccountDiagnosis) -> FixResult:
 def failed(diagnosis: AccountDiagnosis) -> dict[str, tuple[str, str]]:
     """The mismatching checks: field → (actual, expected)."""
     return {c.field: (c.actual, c.expected) for c in diagnosis.issues}
+
+
+def argvs(steps: Iterable[Step], cluster_name: str | None = None) -> list[list[str]]:
+    """The sacctmgr/scancel command line of each step, as the command-line client makes it."""
+    client = SlurmClient(cluster_name=cluster_name)
+    return [client.argv(step.operation) for step in steps]

@@ -8,6 +8,7 @@ import pytest
 from waldur_site_agent.backend.exceptions import BackendError
 
 from tests.conftest import make_backend
+from tests.diagnosing import argvs
 from tests.fakes import FakeRunner, assoc_lines
 from tests.test_backend_commands import SI, resource
 from tests.test_diagnose import diagnose
@@ -120,7 +121,7 @@ def test_flat_diagnostic_expects_the_project_parent_and_creates_the_missing_tree
 ) -> None:
     runner = FakeRunner(outputs={"show assoc": FLAT, "list tres": "cpu|\nmem|\ngres|gpu\n"})
     diag = diagnose(runner, tmp_path, view(), parent_account="flatp")
-    adds = [list(s.argv) for s in diag.steps if "add" in s.argv and "account" in s.argv]
+    adds = [a for a in argvs(diag.steps) if "add" in a and "account" in a]
     assert adds == [
         add("proj-1", "Project one", "proj-1", "flatp"),
         add("alloc-1", "Alloc one", "proj-1", "proj-1"),
@@ -134,7 +135,7 @@ def test_flat_diagnostic_moves_an_allocation_left_directly_under_parent_account(
     runner = FakeRunner(outputs={"show assoc": tree, "list tres": "cpu|\nmem|\ngres|gpu\n"})
     diag = diagnose(runner, tmp_path, view(), parent_account="flatp")
     assert {c.field: (c.actual, c.expected) for c in diag.issues}["parent"] == ("flatp", "proj-1")
-    assert [list(s.argv) for s in diag.steps][:2] == [
+    assert argvs(diag.steps)[:2] == [
         add("proj-1", "Project one", "proj-1", "flatp"),
         [*SI, "modify", "account", "where", "name=alloc-1", "set", "Parent=proj-1"],
     ]

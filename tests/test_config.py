@@ -312,8 +312,9 @@ def test_offering_dependent_qos_enforcement_keeps_the_qos_levels() -> None:
                 "execution_mode": "rest",
                 "rest_api": {"url": "http://127.0.0.1:6820"},
                 "cluster_name": "hpc",
+                "qos_management": {"enabled": True, "skip_qos_swap": True},
             },
-            "execution_mode: rest (slurmrestd); set execution_mode: cli",
+            "qos_management.enabled with execution_mode: rest",
         ),
     ],
 )

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import make_backend
+from tests.diagnosing import argvs
 from tests.fakes import TRES_OUTPUT, FakeRunner, assoc_lines
 from waldur_site_agent_slurm.diagnose.expected import Diagnoser
 from waldur_site_agent_slurm.diagnose.model import (
@@ -150,7 +151,7 @@ def test_steps_are_scoped_to_the_cluster(tmp_path: Path) -> None:
         "GrpTRESMins[gres/gpu]": ("unset", "300"),
         "users": ("alice", "alice,bob"),
     }
-    assert [list(s.argv) for s in diag.steps] == [
+    assert argvs(diag.steps, "hpc") == [
         [
             "sacctmgr",
             "--immediate",
@@ -264,7 +265,7 @@ def test_paused_in_waldur_expects_the_paused_qos(tmp_path: Path) -> None:
     diag = diagnose(runner, tmp_path, resource(paused=True, downscaled=True))
 
     assert failed(diag) == {"qos": ("normal", "blocked")}
-    assert diag.steps[0].argv[-2:] == ("QOS=blocked", "DefaultQOS=blocked")
+    assert argvs(diag.steps)[0][-2:] == ["QOS=blocked", "DefaultQOS=blocked"]
 
 
 # ---- QoS enforcement: the GrpSubmitJobs lever ---------------------------------------------
@@ -301,7 +302,7 @@ def test_under_qos_enforcement_the_waldur_state_is_expected_on_grp_submit_jobs(
     actual = "unlimited" if submit == "" else submit
     wanted = "unlimited" if expected_value == "-1" else expected_value
     assert failed(diag) == {"GrpSubmitJobs": (actual, wanted)}
-    assert [list(s.argv) for s in diag.steps] == [[*SET_ALLOC, f"GrpSubmitJobs={expected_value}"]]
+    assert argvs(diag.steps) == [[*SET_ALLOC, f"GrpSubmitJobs={expected_value}"]]
 
 
 def test_under_qos_enforcement_the_account_qos_is_never_drift(tmp_path: Path) -> None:
@@ -359,7 +360,7 @@ def test_flat_hierarchy_expects_the_project_below_parent_account(tmp_path: Path)
     diag = diagnose(runner, tmp_path, parent_account="flatp")
 
     assert failed(diag) == {"project parent": ("root", "flatp")}
-    assert [list(s.argv) for s in diag.steps] == [
+    assert argvs(diag.steps) == [
         ["sacctmgr", "--immediate", "modify", "account", "where", "name=proj-1", "set",
          "Parent=flatp"]
     ]  # fmt: skip

@@ -9,6 +9,7 @@ import pytest
 from waldur_site_agent.backend.exceptions import BackendError
 
 from tests.conftest import make_backend
+from tests.diagnosing import argvs
 from tests.fakes import TRES_OUTPUT, FakeRunner, assoc_lines
 from tests.test_backend_commands import SI, resource
 from tests.test_diagnose import CREATED, diagnose, failed
@@ -248,7 +249,7 @@ def test_diagnostic_adds_a_missing_qos_and_attaches_it_in_the_one_modify(tmp_pat
     runner = own_cluster("normal", "", "normal|||||||\n")
     diag = diagnose(runner, tmp_path, **managed(max_jobs=2))
     assert set(failed(diag)) == {"own QoS", "QoS attached"}
-    assert [list(s.argv) for s in diag.steps] == [
+    assert argvs(diag.steps) == [
         [*SI, "add", "qos", "alloc-1", "Flags=DenyOnLimit,NoDecay", "MaxJobs=2"],
         [
             *SI,
@@ -272,7 +273,7 @@ def test_diagnostic_corrects_only_the_options_that_differ(tmp_path: Path) -> Non
             "Flags=DenyOnLimit,NoDecay MaxJobs=2 MaxWall=60",
         ),
     }
-    assert [list(s.argv) for s in diag.steps] == [
+    assert argvs(diag.steps) == [
         [*SI, "modify", "qos", "alloc-1", "set", "MaxJobs=2", "MaxWall=60"]
     ]
 
@@ -281,7 +282,7 @@ def test_diagnostic_under_skip_qos_swap_expects_paused_on_grp_submit_jobs(tmp_pa
     runner = own_cluster("alloc-1", "alloc-1", "alloc-1|DenyOnLimit,NoDecay||||||\n")
     diag = diagnose(runner, tmp_path, diag_resource(paused=True), **managed())
     assert failed(diag) == {"GrpSubmitJobs": ("unlimited", "0")}
-    assert [list(s.argv) for s in diag.steps] == [
+    assert argvs(diag.steps) == [
         [*SI, "modify", "account", "where", "name=alloc-1", "set", "GrpSubmitJobs=0"]
     ]
 

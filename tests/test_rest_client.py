@@ -1,4 +1,4 @@
-"""SlurmRestClient's verbs against real slurmrestd 24.11 answers (tests/data/slurm-24.11/rest)."""
+"""RestVerbs' requests against real slurmrestd 24.11 answers (tests/data/slurm-24.11/rest)."""
 
 from __future__ import annotations
 
@@ -12,21 +12,21 @@ import pytest
 from tests.rest_captures import Replay, capture, request_body
 from waldur_site_agent_slurm.allocation.usage import Window
 from waldur_site_agent_slurm.errors import InvalidValueError, SlurmCommandError, SlurmError
-from waldur_site_agent_slurm.rest_client import RestAccount, RestSettings, SlurmRestClient
 from waldur_site_agent_slurm.slurm.answers import Answer
 from waldur_site_agent_slurm.slurm.parser import JobRecord
 from waldur_site_agent_slurm.slurm.rest_parser import job_record
+from waldur_site_agent_slurm.slurm.rest_verbs import RestAccount, RestSettings, RestVerbs
 
 CLUSTER = "cluster2411"  # the cluster the answers were recorded on
 
 
-def client(tmp_path: Path, replay: Replay, version: str = "v0.0.42") -> SlurmRestClient:
+def client(tmp_path: Path, replay: Replay, version: str = "v0.0.42") -> RestVerbs:
     token = tmp_path / "token"
     token.write_text("a.b.c")
     settings = RestSettings(
         url="http://127.0.0.1:7820", api_version=version, username="root", token_file=token
     )
-    return SlurmRestClient(settings, CLUSTER, transport=replay.transport())
+    return RestVerbs(settings, CLUSTER, transport=replay.transport())
 
 
 def with_cluster(name: str) -> Replay:
@@ -170,7 +170,7 @@ def test_a_bad_cluster_name_is_refused(tmp_path: Path) -> None:
         url="http://127.0.0.1:7820", api_version="v0.0.42", username="root", token_file=token
     )
     with pytest.raises(InvalidValueError, match="cluster name"):
-        SlurmRestClient(settings, "c&x")
+        RestVerbs(settings, "c&x")
 
 
 def test_a_job_becomes_the_record_sacct_gives(tmp_path: Path) -> None:

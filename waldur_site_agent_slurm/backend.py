@@ -50,8 +50,9 @@ from waldur_site_agent_slurm.periodic.service import PeriodicService
 from waldur_site_agent_slurm.site import homedirs, ldap_sync, projectdirs
 from waldur_site_agent_slurm.site.ldap_groups import ProjectGroup, ProjectGroups
 from waldur_site_agent_slurm.slurm import validation
+from waldur_site_agent_slurm.slurm.accounting import AccountingClient
 from waldur_site_agent_slurm.slurm.answers import Answer
-from waldur_site_agent_slurm.slurm.client import SlurmClient
+from waldur_site_agent_slurm.slurm.modes import make_client
 from waldur_site_agent_slurm.slurm.parser import AssociationRecord
 from waldur_site_agent_slurm.slurm.runner import CommandRunner
 
@@ -100,11 +101,7 @@ class SlurmBackend(BaseBackend):
             emulator=self.settings.emulator_mode,
             timeout=self.settings.command_timeout,
         )
-        self.client: SlurmClient = SlurmClient(
-            self.runner,
-            self.settings.cluster_name,
-            active_jobs_from_sacct=self.settings.emulator_mode,  # the emulator has no squeue
-        )
+        self.client: AccountingClient = make_client(self.settings, self.runner)
         self._usage_reader: UsageReader | None = None
         # The limits the create in progress puts on its ``add account``.
         self._carried: tree.CarriedLimits | None = None
@@ -163,7 +160,7 @@ class SlurmBackend(BaseBackend):
     # ---- health ------------------------------------------------------------------------
 
     def ping(self, raise_exception: bool = False) -> bool:
-        """Check that sacctmgr reaches the accounting database (and knows the cluster)."""
+        """Check that SLURM's accounting database answers (and knows the cluster)."""
         try:
             problems = self._ping_problems()
         except BackendError as err:

@@ -123,10 +123,11 @@ def check_available(schema: SlurmBackendSettingsSchema) -> None:
     Running on without it would do something else to SLURM than the site asked for.
     """
     features = []
-    if _value(schema.execution_mode) == "rest":
+    management = schema.qos_management
+    if _value(schema.execution_mode) == "rest" and management is not None and management.enabled:
         features.append(
-            "execution_mode: rest (slurmrestd); set execution_mode: cli, the default, "
-            "to drive SLURM through its command-line tools"
+            "qos_management.enabled with execution_mode: rest (a QoS per allocation over "
+            "slurmrestd); set execution_mode: cli or qos_management.enabled: false"
         )
     if features:
         raise SlurmConfigError(

@@ -1,54 +1,109 @@
-"""SLURM's accounting and job verbs over slurmrestd (REST mode).
+"""SlurmRestClient: the backend's client interface over slurmrestd (``execution_mode: rest``).
 
-``SlurmRestClient`` speaks to ``/slurmdb/<version>/`` for accounts, associations, users,
-QoS, TRES and clusters and to ``/slurm/<version>/`` for jobs, through one
-``RestTransport`` (one pooled HTTP client). Every name is validated before it goes into
-a URL or a JSON body, as on the command line, and association rows come back as the
-same ``AssociationRecord`` the ``sacctmgr`` parser makes.
+The same verbs, reads and caching as ``SlurmClient``: one associations read serves the
+cycle until a write, one ``/jobs/`` read per usage window, settings keyed by SLURM's
+field names. Every value is validated before it goes into a URL or a JSON body
+(``RestVerbs``); every request has the configured timeout. The data-parser version is
+checked against the server's ``/openapi/v3`` before the first request.
+
+Two things slurmrestd cannot do run ``sacctmgr`` on the agent host (see the README's REST
+mode section): resetting an account's RawUsage (no call for it) and reading GrpSubmitJobs
+back (written as ``max.jobs.per.submitted``, but SLURM 24.11's answers leave it out).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import replace
 from typing import Any
-from urllib.parse import quote
 
 import httpx
+from waldur_site_agent.backend import logger
+from waldur_site_agent.backend.structures import ClientResource
 
+from waldur_site_agent_slurm.allocation import own_qos
 from waldur_site_agent_slurm.allocation.usage import Window
-from waldur_site_agent_slurm.slurm import validation
+from waldur_site_agent_slurm.errors import (
+    InvalidValueError,
+    SlurmCommandError,
+    SlurmConfigError,
+    SlurmTimeoutError,
+)
+from waldur_site_agent_slurm.slurm import parser, validation
+from waldur_site_agent_slurm.slurm.accounting import (
+    AccountingClient,
+    AssociationSnapshot,
+    Operation,
+)
 from waldur_site_agent_slurm.slurm.parser import AssociationRecord, JobRecord
-from waldur_site_agent_slurm.slurm.rest import (
-    SLURM,
-    SLURMDB,
-    RestAnswer,
-    RestSettings,
-    RestTransport,
-)
-from waldur_site_agent_slurm.slurm.rest_parser import (
-    association_record,
-    job_record,
-    many,
-    text,
-    tres_entries,
-    tres_name,
-)
+from waldur_site_agent_slurm.slurm.rest import RestSettings
+from waldur_site_agent_slurm.slurm.rest_parser import association_record, tres_entries
+from waldur_site_agent_slurm.slurm.rest_verbs import RestAccount, RestVerbs
+from waldur_site_agent_slurm.slurm.runner import CommandRunner, Runner
 
-__all__ = ["RestAccount", "RestSettings", "SlurmRestClient"]
+__all__ = ["RestAccount", "RestSettings", "RestVerbs", "SlurmRestClient"]
 
-
-@dataclass(frozen=True)
-class RestAccount:
-    """One account as ``/accounts/`` lists it."""
-
-    name: str
-    description: str
-    organization: str
+# SLURM's field names → where they sit in a slurmrestd association (TRES lists).
+_TRES_FIELDS = {
+    "GrpTRESMins": ("max", "tres", "group", "minutes"),
+    "GrpTRES": ("max", "tres", "total"),
+    "MaxTRESMins": ("max", "tres", "minutes", "per", "job"),
+}
+# (url, version) pairs whose server offered the version: /openapi/v3 is megabytes, and a
+# backend (with its client) is built every cycle, so it is read once per process.
+_OFFERED: set[tuple[str, str]] = set()
+_NO_QOS = "the REST mode does not manage QoS options (qos_management): use execution_mode: cli"
 
 
-class SlurmRestClient:
-    """The SLURM verbs of one cluster over one slurmrestd."""
+def _nested(path: tuple[str, ...], value: object) -> dict[str, Any]:
+    result: Any = value
+    for key in reversed(path):
+        result = {key: result}
+    return dict(result)
+
+
+def _merge(into: dict[str, Any], changes: Mapping[str, Any]) -> None:
+    for key, value in changes.items():
+        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
+
+
+def _tres_list(current: Mapping[str, int], setting: str) -> list[dict[str, Any]]:
+    """``cpu=60,mem=-1`` applied to ``current``: slurmrestd replaces the whole list."""
+    wanted = dict(current)
+    for tres, value in parser.parse_tres(setting).items():
+        if value < 0:
+            wanted.pop(tres, None)
+        else:
+            wanted[tres] = value
+    return tres_entries(wanted)
+
+
+def _integer(value: str, what: str) -> int:
+    """A whole number given in sacctmgr's form, before it goes into a JSON body."""
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidValueError(what, value, "expected a whole number") from None
+
+
+def _count(value: str, what: str) -> dict[str, Any]:
+    """A job count as slurmrestd's ``{"set", "infinite", "number"}``; -1 lifts it."""
+    number = _integer(value, what)
+    if number < 0:
+        return {"set": True, "infinite": True, "number": 0}
+    return {"set": True, "infinite": False, "number": validation.limit_value(number, what)}
+
+
+def _no_match(operation: Operation, reason: str) -> SlurmCommandError:
+    """A modify that matched nothing fails, as sacctmgr's does (never "already set")."""
+    return SlurmCommandError([operation.verb, *map(str, operation.args)], None, "", "", reason)
+
+
+class SlurmRestClient(AccountingClient):
+    """SLURM accounts, associations, limits and accounting through slurmrestd."""
 
     def __init__(
         self,
@@ -56,194 +111,344 @@ class SlurmRestClient:
         cluster: str,
         *,
         transport: httpx.BaseTransport | None = None,
+        command_runner: Runner | None = None,
     ) -> None:
-        """Validate the cluster name and open the HTTP client (``transport``: tests)."""
-        self.cluster = validation.account_name(cluster, "cluster name")
-        self.rest = RestTransport(settings, transport=transport)
+        """One HTTP client to slurmrestd for ``cluster``; ``command_runner`` for RawUsage."""
+        self.api = RestVerbs(settings, cluster, transport=transport)
+        self.cluster_name = self.api.cluster
+        self.version = settings.api_version
+        self.commands: Runner = command_runner or CommandRunner()
+        self.added_accounts: list[str] = []
+        self._snapshot: AssociationSnapshot | None = None
+        self._defaults: dict[str, str] = {}
+        self._submit_limits: dict[str, int | None] | None = None
+        self._tres: frozenset[str] | None = None
 
     def close(self) -> None:
         """Close the HTTP client's connections."""
-        self.rest.close()
+        self.api.close()
 
-    def check_version(self) -> None:
-        """Fail clearly when slurmrestd does not offer the configured data parser."""
-        self.rest.check_version()
+    def _verbs(self) -> RestVerbs:
+        """The requests, once the server is known to offer the configured version."""
+        key = (self.api.rest.settings.url, self.version)
+        if key not in _OFFERED:
+            self.api.check_version()
+            _OFFERED.add(key)
+        return self.api
 
-    def _db(
-        self,
-        method: str,
-        tail: str,
-        *,
-        params: Mapping[str, str] | None = None,
-        body: Mapping[str, Any] | None = None,
-    ) -> RestAnswer:
-        path = self.rest.path(SLURMDB, tail)
-        return self.rest.request(method, path, params=params, body=body)
+    def _changed(self) -> RestVerbs:
+        """The requests for a write: the cycle's cached reads are dropped."""
+        self._snapshot = None
+        self._submit_limits = None
+        return self._verbs()
 
-    # ------------------------------------------------------------------ reads
+    def describe(self, operation: Operation) -> str:
+        """The operation in sacctmgr's words, as slurmrestd is asked to make it."""
+        words = [operation.verb.replace("_", " ")]
+        for arg in operation.args:
+            if isinstance(arg, Mapping):
+                words += [f"{k}={v}" for k, v in arg.items()]
+            elif isinstance(arg, (tuple, list)):
+                words.append(",".join(str(a) for a in arg))
+            elif arg is not None:
+                words.append(str(arg))
+        words += [f"{k}={v}" for k, v in operation.options if v]
+        return f"slurmrestd {self.version} (cluster {self.cluster_name}): " + " ".join(words)
 
-    def ping(self) -> bool:
-        """True when slurmdbd answers slurmrestd."""
-        pings = many(self._db("GET", "ping/").data, "pings")
-        return bool(pings) and all(p.get("responding") is True for p in pings)
+    # ---- reads ---------------------------------------------------------------------------
 
-    def accounts(self) -> list[RestAccount]:
-        """Every account in the accounting database."""
-        return [
-            RestAccount(text(a, "name"), text(a, "description"), text(a, "organization"))
-            for a in many(self._db("GET", "accounts/").data, "accounts")
-        ]
+    def snapshot(self) -> AssociationSnapshot:
+        """All associations of the cluster, read once (one request) until the next write."""
+        if self._snapshot is None:
+            raw = self._verbs().raw_associations()
+            self._snapshot = AssociationSnapshot(association_record(a) for a in raw)
+            # Each user's default account is the association slurmdbd marks as default.
+            self._defaults = {
+                str(a["user"]): str(a["account"])
+                for a in raw
+                if a.get("user") and a.get("is_default") is True
+            }
+        return self._snapshot
 
-    def account(self, name: str) -> RestAccount | None:
-        """The account ``name``, or None when it does not exist."""
-        tail = f"account/{quote(validation.account_name(name), safe='')}"
-        found = many(self._db("GET", tail).data, "accounts")
-        if not found:
-            return None
-        a = found[0]
-        return RestAccount(text(a, "name"), text(a, "description"), text(a, "organization"))
+    def submit_limits(self, *, fresh: bool = False) -> dict[str, int | None]:
+        """GrpSubmitJobs of every account, read once until the next write (sacctmgr)."""
+        if self._submit_limits is None or fresh:
+            argv = [
+                "sacctmgr",
+                "--parsable2",
+                "--noheader",
+                "show",
+                "assoc",
+                "where",
+                f"cluster={self.cluster_name}",
+                "format=" + ",".join(parser.SUBMIT_FIELDS),
+            ]
+            lines = self._sacctmgr(argv, "reading GrpSubmitJobs", mutating=False)
+            self._submit_limits = parser.parse_submit_limits(lines)
+        return self._submit_limits
 
-    def associations(
-        self, *, account: str | None = None, user: str | None = None
-    ) -> list[AssociationRecord]:
-        """This cluster's associations, optionally of one account and/or one user."""
-        params = {"cluster": self.cluster}
-        if account is not None:
-            params["account"] = validation.account_name(account)
-        if user is not None:
-            params["user"] = validation.username(user)
-        answer = self._db("GET", "associations/", params=params)
-        return [association_record(a) for a in many(answer.data, "associations")]
-
-    def qos_names(self) -> frozenset[str]:
-        """The names of every QoS."""
-        return frozenset(text(q, "name") for q in many(self._db("GET", "qos/").data, "qos"))
+    def account_record(self, name: str, *, fresh: bool = False) -> AssociationRecord | None:
+        """One account's association: from the snapshot, else one targeted read."""
+        account = validation.account_name(name)
+        if self._snapshot is not None and not fresh:
+            state = self._snapshot.account(account)
+            return state.record if state else None
+        rows = self._verbs().associations(account=account)
+        return next((r for r in rows if r.account == account and not r.user), None)
 
     def tres_names(self) -> frozenset[str]:
-        """The TRES the accounting database knows, such as ``cpu`` and ``gres/gpu``."""
-        return frozenset(tres_name(t) for t in many(self._db("GET", "tres/").data, "TRES"))
+        """TRES the accounting database knows, read once."""
+        if self._tres is None:
+            self._tres = self._verbs().tres_names()
+        return self._tres
 
-    def jobs(self, window: Window, accounts: Iterable[str]) -> list[JobRecord]:
-        """Job allocations of ``accounts`` eligible or running in ``window``, as sacct's.
-
-        One ``/jobs/`` read per window, the same selection and the same records as
-        ``SlurmClient.jobs`` (sacct ``--allocations`` with ``--starttime/--endtime``).
-        """
-        names = sorted({validation.account_name(name) for name in accounts})
+    def user_defaults(self, usernames: Iterable[str]) -> dict[str, str]:
+        """Default account of each user among ``usernames``, from the cycle's snapshot."""
+        names = {validation.username(name) for name in usernames}
         if not names:
-            return []
-        params = {
-            "cluster": self.cluster,
-            "account": ",".join(names),
-            "start_time": str(int(window.start.timestamp())),
-            "end_time": str(int(window.end.timestamp())),
-        }
-        answer = self._db("GET", "jobs/", params=params)
-        return [job_record(job) for job in many(answer.data, "jobs")]
+            return {}
+        self.snapshot()
+        return {u: a for u, a in self._defaults.items() if u in names}
+
+    def jobs(self, window: Window, accounts: Iterable[str]) -> Iterator[JobRecord]:
+        """Job allocations of ``accounts`` in ``window``: one ``/jobs/`` request."""
+        return iter(self._verbs().jobs(window, accounts))
+
+    def list_accounts(self) -> list[ClientResource]:
+        """Every account with its organization and description."""
+        return [
+            ClientResource(
+                name=a.name,
+                description=a.description,
+                organization=a.organization,
+                backend_id=a.name,
+            )
+            for a in sorted(self._verbs().accounts(), key=lambda a: a.name)
+        ]
 
     def clusters(self) -> frozenset[str]:
-        """The clusters registered in the accounting database."""
-        found = many(self._db("GET", "clusters/").data, "clusters")
-        return frozenset(text(c, "name") for c in found)
+        """Clusters registered in the accounting database (also a reachability check)."""
+        return self._verbs().clusters()
 
-    # ------------------------------------------------------------------ writes
+    def qos_names(self) -> frozenset[str]:
+        """Names of the QoS that exist."""
+        return self._verbs().qos_names()
+
+    def qos_records(self) -> dict[str, own_qos.QosRecord]:
+        """Not in REST mode (``qos_management`` is refused at start-up)."""
+        raise SlurmConfigError(_NO_QOS)
+
+    def qos_record(self, name: str) -> own_qos.QosRecord | None:
+        """Not in REST mode (``qos_management`` is refused at start-up)."""
+        del name
+        raise SlurmConfigError(_NO_QOS)
+
+    def active_jobs(self, account: str, username: str) -> list[str]:
+        """Ids of one user's pending, running and suspended jobs in ``account``."""
+        account = validation.account_name(account)
+        username = validation.username(username)
+        return [
+            job_id
+            for job_id, acct, user in self._verbs().active_jobs()
+            if acct == account and user == username
+        ]
+
+    # ---- writes --------------------------------------------------------------------------
 
     def add_account(
         self,
         name: str,
-        *,
         description: str,
         organization: str,
         parent: str,
-        fairshare: int | None = None,
-    ) -> bool:
-        """Create an account with its association under ``parent``; False if it existed.
-
-        ``/accounts_association/`` makes the account and a proper association in one call
-        (``/associations/`` with an empty user would leave a malformed one behind).
-        """
-        association: dict[str, Any] = {"parent": validation.account_name(parent, "parent")}
-        if fairshare is not None:
-            association["fairshare"] = validation.fairshare(fairshare)
-        body = {
-            "association_condition": {
-                "accounts": [validation.account_name(name)],
-                "clusters": [self.cluster],
-                "association": association,
-            },
-            "account": {
-                "description": validation.description(description, name),
-                "organization": validation.account_name(organization, "organization"),
-            },
-        }
-        return not self._db("POST", "accounts_association/", body=body).unchanged
-
-    def remove_account(self, name: str) -> bool:
-        """Delete an account and its associations; False when there was none.
-
-        Active jobs make it fail with ``Answer.JOBS_ACTIVE``, as on the command line.
-        """
-        tail = f"account/{quote(validation.account_name(name), safe='')}"
-        return not self._db("DELETE", tail).unchanged
-
-    def set_account_limits(self, name: str, grp_tres_mins: Mapping[str, int]) -> None:
-        """Set the account association's GrpTRESMins to exactly these TRES minutes."""
-        limits = {"max": {"tres": {"group": {"minutes": tres_entries(grp_tres_mins)}}}}
-        self._update_account(name, limits)
-
-    def modify_account(
-        self,
-        name: str,
+        grp_tres_mins: Mapping[str, int] | None = None,
         *,
-        fairshare: int | None = None,
-        qos: Iterable[str] | None = None,
-        default_qos: str | None = None,
-    ) -> None:
-        """Set the account association's fairshare, QoS list and/or default QoS."""
+        qos: Mapping[str, str] | None = None,
+    ) -> bool:
+        """Create an account under ``parent``, then its limits; False when it existed."""
+        if qos:
+            raise SlurmConfigError(_NO_QOS)
+        created = self._changed().add_account(
+            name, description=description, organization=organization, parent=parent
+        )
+        if not created:
+            return False
+        self.added_accounts.append(name)
+        if grp_tres_mins:
+            self.api.set_account_limits(name, grp_tres_mins)
+        logger.info("Executed: %s", self.describe(Operation.of("add_account", name, parent)))
+        return True
+
+    def remove_account(self, name: str) -> None:
+        """Delete the account's associations on this cluster; a missing one is not an error."""
+        self._changed().remove_account_associations(name)
+
+    def _association_changes(
+        self, settings: Mapping[str, str], current: AssociationRecord | None
+    ) -> dict[str, Any]:
+        """SLURM's ``Field=value`` settings as a slurmrestd association update."""
         changes: dict[str, Any] = {}
-        if fairshare is not None:
-            changes["shares_raw"] = validation.fairshare(fairshare)
-        if qos is not None:
-            changes["qos"] = sorted({validation.qos_name(q) for q in qos})
-        if default_qos is not None:
-            changes["default"] = {"qos": validation.qos_name(default_qos, "default QoS")}
-        if changes:
-            self._update_account(name, changes)
+        for key, value in settings.items():
+            if key in _TRES_FIELDS:
+                now = {
+                    "GrpTRESMins": current.grp_tres_mins if current else {},
+                    "GrpTRES": current.grp_tres if current else {},
+                    "MaxTRESMins": current.max_tres_mins if current else {},
+                }[key]
+                _merge(changes, _nested(_TRES_FIELDS[key], _tres_list(now, value)))
+            elif key == "GrpSubmitJobs":
+                _merge(changes, _nested(("max", "jobs", "per", "submitted"), _count(value, key)))
+            elif key.lower() == "parent":
+                changes["parent_account"] = validation.account_name(value, "parent account")
+            elif key == "Fairshare":
+                changes["shares_raw"] = validation.fairshare(_integer(value, key))
+            elif key in ("QOS", "QOS+"):
+                names = [validation.qos_name(q) for q in value.split(",") if q]
+                if key == "QOS+" and current is not None:
+                    names = [*current.qos, *names]
+                changes["qos"] = list(dict.fromkeys(names))
+            elif key == "DefaultQOS":
+                changes["default"] = {"qos": validation.qos_name(value, "default QoS")}
+            else:
+                raise SlurmConfigError(f"{key} cannot be set through slurmrestd")
+        return changes
 
-    def _update_account(self, name: str, changes: Mapping[str, Any]) -> None:
-        """Change the existing account association (never create one: see add_account)."""
-        association = {
-            "account": validation.account_name(name),
-            "cluster": self.cluster,
-            "user": "",
-            **changes,
-        }
-        self._db("POST", "associations/", body={"associations": [association]})
+    def modify_account(self, name: str, settings: dict[str, str]) -> str:
+        """Set fields of an account association in one request; return what was done."""
+        account = validation.account_name(name)
+        operation = Operation.of("modify_account", account, settings)
+        rest = {k: v for k, v in settings.items() if k != "RawUsage"}
+        if rest:
+            # The cycle's snapshot when there is one (writes drop it), else one read: an
+            # update of an account that does not exist would make a malformed association.
+            current = self.account_record(account)
+            if current is None:
+                raise _no_match(operation, f"account {account} does not exist")
+            self._changed().update_association(
+                account, "", "", self._association_changes(rest, current)
+            )
+        if "RawUsage" in settings:
+            self._reset_raw_usage(account, settings["RawUsage"])
+        logger.info("Executed: %s", self.describe(operation))
+        return self.describe(operation)
 
-    def add_users(self, usernames: Iterable[str], account: str) -> bool:
-        """Give each user an association with ``account``; False when all had one."""
-        users = sorted(validation.usernames(set(usernames)))
-        body = {
-            "association_condition": {
-                "accounts": [validation.account_name(account)],
-                "users": users,
-                "clusters": [self.cluster],
-            },
-            "user": {},
-        }
-        return not self._db("POST", "users_association/", body=body).unchanged
+    def _reset_raw_usage(self, account: str, value: str) -> None:
+        """RawUsage=0 through sacctmgr: slurmrestd has no call for it."""
+        if value != "0":
+            raise SlurmConfigError(f"RawUsage can only be reset to 0, not {value!r}")
+        self._snapshot = None
+        argv = [
+            "sacctmgr",
+            "--immediate",
+            "modify",
+            "account",
+            "where",
+            f"name={account}",
+            f"cluster={self.cluster_name}",
+            "set",
+            "RawUsage=0",
+        ]
+        self._sacctmgr(argv, f"resetting the RawUsage of {account}", mutating=True)
 
-    def remove_user(self, username: str, account: str) -> bool:
-        """Remove the user's association with ``account``; False when there was none."""
-        params = {
-            "account": validation.account_name(account),
-            "user": validation.username(username),
-            "cluster": self.cluster,
-        }
-        answer = self._db("DELETE", "association/", params=params)
-        return not answer.unchanged and bool(answer.data.get("removed_associations"))
+    def _sacctmgr(self, argv: list[str], what: str, *, mutating: bool) -> list[str]:
+        """Run one of the sacctmgr commands REST mode needs; a missing sacctmgr says so."""
+        try:
+            result = self.commands.run(argv, mutating=mutating, accept_nothing=mutating)
+        except SlurmCommandError as err:
+            if err.returncode is not None or isinstance(err, SlurmTimeoutError):
+                raise
+            raise SlurmConfigError(
+                f"{what} needs sacctmgr on the agent host in REST mode (slurmrestd offers "
+                f"no call for it): {err}"
+            ) from err
+        return result.stdout.splitlines()
 
-    def cancel_job(self, job_id: str) -> None:
-        """Cancel one job through slurmctld."""
-        path = self.rest.path(SLURM, f"job/{validation.job_id(job_id)}")
-        self.rest.request("DELETE", path)
+    def add_qos(self, name: str, settings: Mapping[str, str]) -> bool:
+        """Not in REST mode (``qos_management`` is refused at start-up)."""
+        del name, settings
+        raise SlurmConfigError(_NO_QOS)
+
+    def modify_qos(self, name: str, settings: Mapping[str, str]) -> str:
+        """Not in REST mode (``qos_management`` is refused at start-up)."""
+        del name, settings
+        raise SlurmConfigError(_NO_QOS)
+
+    def remove_qos(self, name: str) -> None:
+        """Not in REST mode (``qos_management`` is refused at start-up)."""
+        del name
+        raise SlurmConfigError(_NO_QOS)
+
+    def _cancel(self, account: str, username: str | None) -> None:
+        account = validation.account_name(account)
+        user = validation.username(username) if username is not None else None
+        for job_id, acct, owner in self._verbs().active_jobs():
+            if acct == account and (user is None or owner == user):
+                self.api.cancel_job(job_id)
+
+    def cancel_user_jobs(self, username: str, account: str) -> None:
+        """Cancel one user's pending and running jobs in ``account`` (``/slurm/<v>/job``)."""
+        self._cancel(account, username)
+
+    def cancel_jobs(self, account: str) -> None:
+        """Cancel every pending and running job of ``account``."""
+        self._cancel(account, None)
+
+    def add_users(
+        self,
+        usernames: Iterable[str],
+        accounts: Iterable[str],
+        default_account: str | None = None,
+        partition: str | None = None,
+        *,
+        partitions: Iterable[str] = (),
+        qos: str | None = None,
+    ) -> None:
+        """Associate users with ``accounts`` in one request (one association per partition)."""
+        names = sorted({validation.username(name) for name in usernames})
+        if not names:
+            return
+        wanted = list(partitions) or ([partition] if partition else [])
+        targets = list(accounts)
+        self._changed().add_users(
+            names, targets, partitions=wanted, qos=qos, default_account=default_account
+        )
+        operation = Operation.of("add_users", tuple(names), tuple(targets), default_account)
+        logger.info("Executed: %s", self.describe(operation))
+
+    def remove_user(self, username: str, account: str | None = None) -> None:
+        """Delete a user's associations with ``account``, or all of them on this cluster."""
+        if account is None:
+            self._changed().remove_user_associations(username)
+        else:
+            self._changed().remove_user(username, account)
+
+    def _user_rows(self, account: str, user: str) -> list[AssociationRecord]:
+        """The user's associations with ``account``, one per partition."""
+        if self._snapshot is None:
+            rows = self._verbs().associations(account=account, user=user)
+            return [r for r in rows if r.user == user]
+        state = self._snapshot.account(account)
+        if state is None or user not in state.users:
+            return []
+        record = state.users[user]
+        return [replace(record, partition=p) for p in sorted(state.partitions[user])]
+
+    def modify_user(self, username: str, account: str | None, settings: dict[str, str]) -> str:
+        """Set fields of a user's associations with ``account`` (or the user's default)."""
+        user = validation.username(username)
+        operation = Operation.of("modify_user", user, account, settings)
+        rest = dict(settings)
+        default = rest.pop("DefaultAccount", None)
+        if default is not None:
+            self._changed().set_default_account(user, default)
+        if rest:
+            if account is None:
+                raise SlurmConfigError(f"{', '.join(rest)} is set per association: name one")
+            rows = self._user_rows(validation.account_name(account), user)
+            if not rows:
+                raise _no_match(operation, f"{user} has no association with {account}")
+            for row in rows:
+                changes = self._association_changes(rest, row)
+                self._changed().update_association(row.account, user, row.partition, changes)
+        logger.info("Executed: %s", self.describe(operation))
+        return self.describe(operation)

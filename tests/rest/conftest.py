@@ -1,4 +1,4 @@
-"""REST tier: SlurmRestClient against the real slurmrestd of the SLURM 24.11 stack.
+"""REST tier: RestVerbs and SlurmBackend in REST mode against the real slurmrestd of SLURM 24.11.
 
 scripts/real-slurm.sh starts slurmrestd (JWT auth) with the 24.11 stack; ``env 24.11``
 gives its URL and the command that makes a token. The tier needs root and that stack.
@@ -11,15 +11,19 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.conftest import COMPONENTS
 from tests.exports import exports
-from waldur_site_agent_slurm.rest_client import RestSettings, SlurmRestClient
+from waldur_site_agent_slurm.backend import SlurmBackend
+from waldur_site_agent_slurm.slurm.rest_verbs import RestSettings, RestVerbs
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "real-slurm.sh"
@@ -107,8 +111,8 @@ def token_file(rest_stack: RestStack, tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def client(rest_stack: RestStack, token_file: Path) -> Iterator[SlurmRestClient]:
-    """A SlurmRestClient of the stack's cluster, over its slurmrestd."""
+def client(rest_stack: RestStack, token_file: Path) -> Iterator[RestVerbs]:
+    """A RestVerbs of the stack's cluster, over its slurmrestd."""
     settings = RestSettings(
         url=rest_stack.url,
         api_version=API_VERSION,
@@ -116,7 +120,7 @@ def client(rest_stack: RestStack, token_file: Path) -> Iterator[SlurmRestClient]
         token_file=token_file,
         timeout=30,
     )
-    rest = SlurmRestClient(settings, rest_stack.cluster)
+    rest = RestVerbs(settings, rest_stack.cluster)
     yield rest
     rest.close()
 
@@ -128,3 +132,96 @@ def account(rest_stack: RestStack) -> Iterator[str]:
     yield name
     rest_stack.run("scancel", f"--account={name}")
     rest_stack.run("sacctmgr", "-i", "delete", "account", name)
+
+
+# ---- the backend in REST mode (tests/rest/test_backend_over_rest.py) ----------------------
+
+
+@dataclass(frozen=True)
+class Backends:
+    """Makes SlurmBackends of the stack's cluster: over slurmrestd, or over its commands."""
+
+    stack: RestStack
+    token_file: Path
+
+    def rest(self, **settings: Any) -> SlurmBackend:
+        """A backend with ``execution_mode: rest`` (sacctmgr at hand for RawUsage only)."""
+        rest_api = {
+            "url": self.stack.url,
+            "api_version": API_VERSION,
+            "username": ADMIN,
+            "token_file": str(self.token_file),
+            "timeout": 30,
+        }
+        return self._make(execution_mode="rest", rest_api=rest_api, **settings)
+
+    def cli(self, **settings: Any) -> SlurmBackend:
+        """The same backend with the command-line tools, for comparison."""
+        return self._make(**settings)
+
+    def _make(self, **settings: Any) -> SlurmBackend:
+        components = {k: dict(v) for k, v in COMPONENTS.items()}
+        components["cpu"]["unit_factor"] = 1  # CPU-minutes, easy to check by hand
+        backend_settings = {
+            "slurm_bin_path": self.stack.bin,
+            "cluster_name": self.stack.cluster,
+            "enable_user_homedir_account_creation": False,
+            **settings,
+        }
+        return SlurmBackend(backend_settings, components)
+
+    def assoc_rows(self, account: str, fields: str) -> dict[str, list[str]]:
+        """``account``'s associations read by sacctmgr, by user ('' for the account's own)."""
+        out = self.stack.run(
+            "sacctmgr", "-P", "-n", "show", "assoc", "where", f"account={account}",
+            f"cluster={self.stack.cluster}", f"format=User,{fields}",
+        ).stdout  # fmt: skip
+        rows = [line.split("|") for line in out.splitlines() if line]
+        return {row[0]: row[1:] for row in rows}
+
+    def submit(self, user: str, account: str, *options: str, wrap: str = "sleep 3") -> str:
+        """sbatch a job as ``user`` through the stack's commands; its job ID."""
+        proc = self.stack.run(
+            "sbatch", "--parsable", "-A", account, "--output=/dev/null", "--time=5",
+            *options, "--wrap", wrap, user=user,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.strip()
+
+    def job_state(self, job_id: str) -> str:
+        """The job's state as sacct has it."""
+        out = self.stack.run("sacct", "-X", "-n", "-P", "-j", job_id, "--format=State").stdout
+        return out.strip().split(" ")[0]
+
+    def wait_finished(self, job_ids: list[str], timeout: float = 120) -> None:
+        """Wait until sacct lists every job as ended."""
+        deadline = time.monotonic() + timeout
+        while any(self.job_state(j) in {"PENDING", "RUNNING", "COMPLETING", ""} for j in job_ids):
+            assert time.monotonic() < deadline, f"jobs {job_ids} did not end in {timeout}s"
+            time.sleep(1)
+
+
+@pytest.fixture
+def backends(rest_stack: RestStack, token_file: Path) -> Backends:
+    """Backends of the stack's cluster in either mode."""
+    return Backends(rest_stack, token_file)
+
+
+@pytest.fixture
+def names(rest_stack: RestStack) -> Iterator[dict[str, str]]:
+    """Unique customer/project/allocation slugs; their accounts are removed afterwards."""
+    tag = uuid.uuid4().hex[:8]
+    slugs = {
+        "customer_slug": f"rc-{tag}",
+        "project_slug": f"rp-{tag}",
+        "slug": f"ra-{tag}",
+        "backend_id": f"ra-{tag}",
+    }
+    yield slugs
+    for name in (slugs["slug"], slugs["project_slug"], slugs["customer_slug"]):
+        rest_stack.run("scancel", f"--account={name}")
+        for _ in range(10):
+            proc = rest_stack.run("sacctmgr", "-i", "delete", "account", "where", f"name={name}")
+            if "Job(s) active" not in proc.stdout + proc.stderr:
+                break
+            time.sleep(2)

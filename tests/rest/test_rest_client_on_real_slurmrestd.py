@@ -1,4 +1,4 @@
-"""SlurmRestClient against a real slurmrestd 24.11 with JWT auth.
+"""RestVerbs against a real slurmrestd 24.11 with JWT auth.
 
 Each write is checked through ``sacctmgr``, independently of the REST reads.
 """
@@ -14,9 +14,9 @@ import pytest
 from tests.rest.conftest import API_VERSION, USERS, RestStack
 from waldur_site_agent_slurm.allocation.usage import Window
 from waldur_site_agent_slurm.errors import SlurmCommandError, SlurmConfigError
-from waldur_site_agent_slurm.rest_client import RestSettings, SlurmRestClient
 from waldur_site_agent_slurm.slurm.answers import Answer
 from waldur_site_agent_slurm.slurm.client import SlurmClient
+from waldur_site_agent_slurm.slurm.rest_verbs import RestSettings, RestVerbs
 from waldur_site_agent_slurm.slurm.runner import CommandRunner
 
 pytestmark = pytest.mark.rest
@@ -31,7 +31,7 @@ def sacctmgr_assocs(stack: RestStack, account: str) -> set[tuple[str, str, str]]
     return {tuple(line.split("|")) for line in out.splitlines() if line}  # type: ignore[misc]
 
 
-def test_the_configured_version_is_offered(client: SlurmRestClient) -> None:
+def test_the_configured_version_is_offered(client: RestVerbs) -> None:
     client.check_version()
     assert client.ping()
 
@@ -41,11 +41,11 @@ def test_a_version_the_server_lacks_fails_clearly(rest_stack: RestStack, token_f
         url=rest_stack.url, api_version="v0.0.43", username="root", token_file=token_file
     )
     with pytest.raises(SlurmConfigError, match=r"does not offer data parser v0\.0\.43"):
-        SlurmRestClient(settings, rest_stack.cluster).check_version()
+        RestVerbs(settings, rest_stack.cluster).check_version()
 
 
 def test_account_with_association_is_created_read_and_deleted(
-    client: SlurmRestClient, rest_stack: RestStack, account: str
+    client: RestVerbs, rest_stack: RestStack, account: str
 ) -> None:
     assert client.add_account(
         account, description="made over REST", organization="resttest", parent="root",
@@ -66,9 +66,7 @@ def test_account_with_association_is_created_read_and_deleted(
     assert not client.remove_account(account)
 
 
-def test_account_limits_are_set(
-    client: SlurmRestClient, rest_stack: RestStack, account: str
-) -> None:
+def test_account_limits_are_set(client: RestVerbs, rest_stack: RestStack, account: str) -> None:
     client.add_account(account, description="d", organization="resttest", parent="root")
     client.set_account_limits(account, {"cpu": 600, "gres/gpu": 60})
     [record] = client.associations(account=account)
@@ -80,7 +78,7 @@ def test_account_limits_are_set(
 
 
 def test_fairshare_and_qos_of_an_account_are_changed(
-    client: SlurmRestClient, rest_stack: RestStack, account: str
+    client: RestVerbs, rest_stack: RestStack, account: str
 ) -> None:
     client.add_account(account, description="d", organization="resttest", parent="root")
     client.modify_account(account, fairshare=42, qos=["normal", "slowdown"], default_qos="slowdown")
@@ -93,7 +91,7 @@ def test_fairshare_and_qos_of_an_account_are_changed(
 
 
 def test_a_user_association_is_added_and_removed(
-    client: SlurmRestClient, rest_stack: RestStack, account: str
+    client: RestVerbs, rest_stack: RestStack, account: str
 ) -> None:
     client.add_account(account, description="d", organization="resttest", parent="root")
     assert client.add_users([USERS[0], USERS[1]], account)
@@ -116,7 +114,7 @@ def test_a_bad_token_is_refused_and_a_fixed_token_file_is_picked_up(
     settings = RestSettings(
         url=rest_stack.url, api_version=API_VERSION, username="root", token_file=token_file
     )
-    client = SlurmRestClient(settings, rest_stack.cluster)
+    client = RestVerbs(settings, rest_stack.cluster)
     with pytest.raises(SlurmCommandError, match="refused the token of user root") as err:
         client.accounts()
     assert "not.a.token" not in str(err.value)
@@ -126,7 +124,7 @@ def test_a_bad_token_is_refused_and_a_fixed_token_file_is_picked_up(
 
 
 def test_removing_an_account_with_a_job_is_refused_as_jobs_active(
-    client: SlurmRestClient, rest_stack: RestStack, account: str
+    client: RestVerbs, rest_stack: RestStack, account: str
 ) -> None:
     client.add_account(account, description="d", organization="resttest", parent="root")
     client.add_users([USERS[0]], account)
@@ -142,7 +140,7 @@ def test_removing_an_account_with_a_job_is_refused_as_jobs_active(
 
 
 def test_jobs_read_over_rest_equal_what_sacct_reports(
-    client: SlurmRestClient, rest_stack: RestStack, account: str
+    client: RestVerbs, rest_stack: RestStack, account: str
 ) -> None:
     client.add_account(account, description="d", organization="resttest", parent="root")
     client.add_users([USERS[0]], account)

@@ -14,7 +14,7 @@ from waldur_site_agent.backend.exceptions import BackendError
 
 from waldur_site_agent_slurm.allocation.accounts import AccountSpec
 from waldur_site_agent_slurm.config import SlurmSettings
-from waldur_site_agent_slurm.slurm.client import SlurmClient
+from waldur_site_agent_slurm.slurm.accounting import AccountingClient
 
 
 @dataclass
@@ -30,7 +30,7 @@ class CarriedLimits:
         return self.stored and self.account == account and self.tres == tres
 
 
-def require_top(client: SlurmClient, settings: SlurmSettings) -> None:
+def require_top(client: AccountingClient, settings: SlurmSettings) -> None:
     """The account the tree hangs from (``parent_account`` or ``root_account``) must exist."""
     field = "parent_account" if settings.parent_account else "root_account"
     top = settings.parent_account or settings.root_account
@@ -38,7 +38,7 @@ def require_top(client: SlurmClient, settings: SlurmSettings) -> None:
         raise BackendError(f"{field} {top!r} does not exist: sacctmgr add account {top}")
 
 
-def ensure_chain(client: SlurmClient, chain: Sequence[AccountSpec]) -> None:
+def ensure_chain(client: AccountingClient, chain: Sequence[AccountSpec]) -> None:
     """Create the missing accounts of ``chain`` (top first); refuse one under another parent."""
     for spec in chain:
         state = client.snapshot().account(spec.name)
@@ -52,7 +52,7 @@ def ensure_chain(client: SlurmClient, chain: Sequence[AccountSpec]) -> None:
             )
 
 
-def move_project(client: SlurmClient, project: str, customer: AccountSpec) -> bool:
+def move_project(client: AccountingClient, project: str, customer: AccountSpec) -> bool:
     """Put the project account under ``customer`` (created first if missing); check it.
 
     Returns True when the project was moved, False when it already is there or does not
@@ -89,7 +89,7 @@ def move_project(client: SlurmClient, project: str, customer: AccountSpec) -> bo
     return True
 
 
-def remove_empty_project(client: SlurmClient, settings: SlurmSettings, project: str) -> bool:
+def remove_empty_project(client: AccountingClient, settings: SlurmSettings, project: str) -> bool:
     """Remove a project account left without allocations; True when it was removed.
 
     In a flat hierarchy only a project account directly under ``parent_account`` is ours

@@ -14,7 +14,7 @@ from waldur_site_agent_slurm.allocation.usage import UsageAccumulator, Window, b
 from waldur_site_agent_slurm.config import SlurmSettings
 from waldur_site_agent_slurm.errors import UnknownAllocationError
 from waldur_site_agent_slurm.slurm import validation
-from waldur_site_agent_slurm.slurm.client import SlurmClient
+from waldur_site_agent_slurm.slurm.accounting import AccountingClient
 
 MISSING_SHOWN = 10  # missing allocation accounts named in an error, the rest counted
 
@@ -22,7 +22,7 @@ MISSING_SHOWN = 10  # missing allocation accounts named in an error, the rest co
 class UsageReader:
     """Usage reports in Waldur units, one sacct call per window."""
 
-    def __init__(self, client: SlurmClient, settings: SlurmSettings) -> None:
+    def __init__(self, client: AccountingClient, settings: SlurmSettings) -> None:
         """Read through ``client``; ``settings`` say which accounts are allocations."""
         self.client = client
         self.settings = settings

@@ -54,7 +54,11 @@ from waldur_site_agent_slurm.periodic.settings import (
     PeriodicSettingsError,
     parse_settings,
 )
-from waldur_site_agent_slurm.slurm.client import AccountState, AssociationSnapshot, SlurmClient
+from waldur_site_agent_slurm.slurm.accounting import (
+    AccountingClient,
+    AccountState,
+    AssociationSnapshot,
+)
 from waldur_site_agent_slurm.slurm.parser import AssociationRecord, parse_tres
 
 GRP_TRES_MINS = "GrpTRESMins"
@@ -72,7 +76,7 @@ class Diagnoser:
     def __init__(
         self,
         settings: SlurmSettings,
-        client: SlurmClient,
+        client: AccountingClient,
         periodic: PeriodicService,
         policy: PolicyView | None,
         units: Mapping[str, str],

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from waldur_site_agent_slurm.slurm.client import AccountState
+from waldur_site_agent_slurm.slurm.accounting import AccountState, Operation
 
 SCHEMA_VERSION = 1
 OK = "OK"
@@ -165,12 +165,11 @@ class Conversion:
 
 @dataclass(frozen=True)
 class Step:
-    """One remediation command: the exact argv, shown and run as it is."""
+    """One remediation: the client operation, how the client makes it, and why."""
 
-    argv: tuple[str, ...]
+    operation: Operation
     line: str
     reason: str
-    accept_nothing: bool = True
 
 
 @dataclass(frozen=True)

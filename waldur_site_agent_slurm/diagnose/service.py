@@ -24,7 +24,7 @@ from waldur_site_agent_slurm.diagnose.waldur import WaldurReader
 from waldur_site_agent_slurm.errors import SlurmCommandError, SlurmConfigError, SlurmError
 from waldur_site_agent_slurm.periodic.service import PeriodicService
 from waldur_site_agent_slurm.slurm import validation
-from waldur_site_agent_slurm.slurm.runner import Runner
+from waldur_site_agent_slurm.slurm.accounting import AccountingClient
 
 SLURM_BACKEND = "slurm"
 
@@ -197,18 +197,18 @@ class DiagnoseService:
         if not self.params.yes and not confirm(steps):
             report.fix = FixResult(declined=True)
             return report
-        report.fix = apply_steps(self._backend().runner, steps)
+        report.fix = apply_steps(self._backend().client, steps)
         report.after_fix = self.diagnose()
         return report
 
 
-def apply_steps(runner: Runner, steps: Sequence[Step]) -> FixResult:
-    """Run ``steps`` in order through the plugin's runner; stop at the first failure."""
+def apply_steps(client: AccountingClient, steps: Sequence[Step]) -> FixResult:
+    """Make ``steps`` in order through the plugin's client; stop at the first failure."""
     applied: list[str] = []
     error = None
     for step in steps:
         try:
-            runner.run(list(step.argv), mutating=True, accept_nothing=step.accept_nothing)
+            client.execute(step.operation)
         except SlurmError as err:
             error = f"{step.line}: {err}"
             break

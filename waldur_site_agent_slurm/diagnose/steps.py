@@ -1,7 +1,8 @@
-"""Remediation steps: the exact commands, built by the client's own argument builders.
+"""Remediation steps: the client's own operations, shown as the client makes them.
 
-Each ``Step`` holds the argv the plugin's runner would start and its command line as
-printed; ``--fix`` runs the argv as it is. Accounts are added as order processing adds
+Each ``Step`` holds an ``Operation`` (the same in command-line and REST mode) and how
+the configured client makes it (a sacctmgr command line, or a slurmrestd request);
+``--fix`` has the client execute the operation as shown. Accounts are added as order processing adds
 them (``accounts``), users as membership sync adds and removes them (``membership``).
 """
 
@@ -12,33 +13,36 @@ from collections.abc import Mapping, Sequence
 from waldur_site_agent_slurm.allocation import accounts, membership
 from waldur_site_agent_slurm.config import SlurmSettings
 from waldur_site_agent_slurm.diagnose.model import ResourceView, Step
-from waldur_site_agent_slurm.slurm.client import AssociationSnapshot, SlurmClient
+from waldur_site_agent_slurm.slurm.accounting import (
+    AccountingClient,
+    AssociationSnapshot,
+    Operation,
+)
 
 
 class StepBuilder:
     """Builds the steps of one offering's allocations."""
 
-    def __init__(self, settings: SlurmSettings, client: SlurmClient) -> None:
-        """Use the client's argument builders (cluster scoping included)."""
+    def __init__(self, settings: SlurmSettings, client: AccountingClient) -> None:
+        """Describe each operation as ``client`` makes it (cluster scoping included)."""
         self.settings = settings
         self.client = client
 
-    def change(self, args: list[str], reason: str, *, accept_nothing: bool = True) -> Step:
-        """A sacctmgr change: its argv, its command line and why."""
-        argv = self.client.change_argv(*args)
-        return Step(tuple(argv), self.client.command_line(*args), reason, accept_nothing)
+    def change(self, operation: Operation, reason: str) -> Step:
+        """One change: what it does, how the client makes it, and why."""
+        return Step(operation, self.client.describe(operation), reason)
 
     def modify(self, account: str, fields: Mapping[str, str]) -> Step:
         """The one ``modify account`` carrying every differing field."""
-        args = self.client.account_settings_args(account, dict(fields))
-        return self.change(args, "set " + ", ".join(fields), accept_nothing=False)
+        operation = Operation.of("modify_account", account, dict(fields))
+        return self.change(operation, "set " + ", ".join(fields))
 
     def own_qos(self, name: str, settings: Mapping[str, str], *, exists: bool) -> Step:
         """Add the allocation's QoS with its options, or set the options that differ."""
         if not exists:
-            return self.change(self.client.add_qos_args(name, settings), "its QoS is missing")
-        args = self.client.qos_settings_args(name, settings)
-        return self.change(args, "set QoS " + ", ".join(settings), accept_nothing=False)
+            return self.change(Operation.of("add_qos", name, settings), "its QoS is missing")
+        operation = Operation.of("modify_qos", name, settings)
+        return self.change(operation, "set QoS " + ", ".join(settings))
 
     def _parents(self, snapshot: AssociationSnapshot, resource: ResourceView) -> list[Step]:
         chain = accounts.parent_chain(
@@ -50,8 +54,8 @@ class StepBuilder:
         )
         return [
             self.change(
-                self.client.add_account_args(
-                    spec.name, spec.description, spec.organization, spec.parent
+                Operation.of(
+                    "add_account", spec.name, spec.description, spec.organization, spec.parent
                 ),
                 f"parent account {spec.name} is missing",
             )
@@ -66,8 +70,8 @@ class StepBuilder:
         spec = accounts.allocation_spec(
             self.settings, account, resource.name, resource.project_slug
         )
-        args = self.client.add_account_args(
-            spec.name, spec.description, spec.organization, spec.parent
+        args = Operation.of(
+            "add_account", spec.name, spec.description, spec.organization, spec.parent
         )
         return [
             *self._parents(snapshot, resource),
@@ -78,10 +82,10 @@ class StepBuilder:
         self, account: str, parent: str, snapshot: AssociationSnapshot, resource: ResourceView
     ) -> list[Step]:
         """Put the account back below ``parent`` (created first if missing)."""
-        args = self.client.account_settings_args(account, {"Parent": parent})
+        args = Operation.of("modify_account", account, {"Parent": parent})
         return [
             *self._parents(snapshot, resource),
-            self.change(args, f"move below {parent}", accept_nothing=False),
+            self.change(args, f"move below {parent}"),
         ]
 
     def move_project(
@@ -102,12 +106,16 @@ class StepBuilder:
             )
             if snapshot.account(customer.parent) is None:
                 return []
-            args = self.client.add_account_args(
-                customer.name, customer.description, customer.organization, customer.parent
+            args = Operation.of(
+                "add_account",
+                customer.name,
+                customer.description,
+                customer.organization,
+                customer.parent,
             )
             steps.append(self.change(args, f"customer account {customer.name} is missing"))
-        args = self.client.account_settings_args(project, {"Parent": parent})
-        steps.append(self.change(args, f"move {project} below {parent}", accept_nothing=False))
+        args = Operation.of("modify_account", project, {"Parent": parent})
+        steps.append(self.change(args, f"move {project} below {parent}"))
         return steps
 
     def add_users(
@@ -117,8 +125,8 @@ class StepBuilder:
         partition = self.settings.default_partition
         steps = []
         for add in membership.additions(account, missing, self.settings, snapshot.user_accounts):
-            args = self.client.add_users_args(
-                add.users, add.accounts, add.default_account, partition
+            args = Operation.of(
+                "add_users", tuple(add.users), tuple(add.accounts), add.default_account, partition
             )
             steps.append(self.change(args, "add " + ",".join(add.users)))
         return steps
@@ -136,16 +144,14 @@ class StepBuilder:
             account, extra, snapshot.user_accounts, defaults, self.settings
         ):
             for where in gone.accounts:
-                cancel = self.client.cancel_user_jobs_argv(gone.user, where)
-                display = self.client.runner.display(cancel)
-                steps.append(Step(tuple(cancel), display, f"jobs of {gone.user}"))
+                cancel = Operation.of("cancel_user_jobs", gone.user, where)
+                steps.append(self.change(cancel, f"jobs of {gone.user}"))
             if gone.new_default:
-                args = self.client.modify_user_args(
-                    gone.user, None, {"DefaultAccount": gone.new_default}
+                args = Operation.of(
+                    "modify_user", gone.user, None, {"DefaultAccount": gone.new_default}
                 )
-                reason = f"move the default account of {gone.user}"
-                steps.append(self.change(args, reason, accept_nothing=False))
+                steps.append(self.change(args, f"move the default account of {gone.user}"))
             for where in membership.deletion_order(gone, defaults.get(gone.user)):
-                args = self.client.remove_user_args(gone.user, where)
+                args = Operation.of("remove_user", gone.user, where)
                 steps.append(self.change(args, f"remove {gone.user}"))
         return steps

@@ -20,13 +20,13 @@ from waldur_site_agent_slurm.periodic.plan import Progress, ResetOutcome
 from waldur_site_agent_slurm.periodic.service import PeriodicService
 from waldur_site_agent_slurm.periodic.settings import PeriodicSettingsError, parse_settings
 from waldur_site_agent_slurm.slurm import validation
-from waldur_site_agent_slurm.slurm.client import SlurmClient
+from waldur_site_agent_slurm.slurm.accounting import AccountingClient
 
 NOT_ENABLED = "periodic_limits_not_enabled"
 
 
 def apply_settings(
-    client: SlurmClient,
+    client: AccountingClient,
     settings: SlurmSettings,
     resource_id: str,
     raw: object,

@@ -57,7 +57,7 @@ from waldur_site_agent_slurm.periodic.state import (
     ThresholdState,
 )
 from waldur_site_agent_slurm.slurm import validation
-from waldur_site_agent_slurm.slurm.client import SlurmClient
+from waldur_site_agent_slurm.slurm.accounting import AccountingClient
 from waldur_site_agent_slurm.slurm.parser import AssociationRecord
 
 # The limit that ``qos_management.apply_limits_to_qos`` keeps on the allocation's QoS.
@@ -69,7 +69,7 @@ class PeriodicService:
 
     def __init__(
         self,
-        client: SlurmClient,
+        client: AccountingClient,
         settings: SlurmSettings,
         *,
         timezone: str = "UTC",

@@ -9,17 +9,21 @@ command line has passed ``validation`` first.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from waldur_site_agent.backend import logger
-from waldur_site_agent.backend.clients import BaseClient
-from waldur_site_agent.backend.structures import Association, ClientResource
+from waldur_site_agent.backend.structures import ClientResource
 
 from waldur_site_agent_slurm.allocation import own_qos
 from waldur_site_agent_slurm.allocation.usage import Window
 from waldur_site_agent_slurm.slurm import parser, validation
+from waldur_site_agent_slurm.slurm.accounting import (
+    ROOT_ACCOUNT,
+    AccountingClient,
+    AccountState,
+    AssociationSnapshot,
+    Operation,
+)
 from waldur_site_agent_slurm.slurm.parser import AssociationRecord, JobRecord
 from waldur_site_agent_slurm.slurm.runner import CommandResult, CommandRunner, Runner
 
@@ -27,8 +31,8 @@ SACCTMGR = "sacctmgr"
 SACCT = "sacct"
 SCANCEL = "scancel"
 SQUEUE = "squeue"
-ROOT_ACCOUNT = "root"  # the account SLURM puts at the top of every cluster's tree
 READ = ("--parsable2", "--noheader")
+__all__ = ["ROOT_ACCOUNT", "AccountState", "AssociationSnapshot", "SlurmClient"]
 
 
 def _checked_tres(values: Mapping[str, int]) -> dict[str, int]:
@@ -39,57 +43,7 @@ def _checked_tres(values: Mapping[str, int]) -> dict[str, int]:
     }
 
 
-@dataclass
-class AccountState:
-    """An account association and the user associations below it."""
-
-    record: AssociationRecord
-    users: dict[str, AssociationRecord] = field(default_factory=dict)
-    children: list[str] = field(default_factory=list)
-    # The partitions of each user's associations with this account ('' for none).
-    partitions: dict[str, set[str]] = field(default_factory=dict)
-
-    @property
-    def name(self) -> str:
-        """The account name."""
-        return self.record.account
-
-    @property
-    def parent(self) -> str:
-        """The parent account name ('' for root)."""
-        return self.record.parent
-
-
-class AssociationSnapshot:
-    """Every association of the cluster, indexed by account and by user."""
-
-    def __init__(self, records: Iterable[AssociationRecord]) -> None:
-        """Index the rows of one ``show assoc``."""
-        self.accounts: dict[str, AccountState] = {}
-        self.user_accounts: dict[str, set[str]] = {}
-        user_rows = []
-        for record in records:
-            if record.user:
-                user_rows.append(record)
-            elif record.account not in self.accounts:
-                self.accounts[record.account] = AccountState(record)
-        for record in user_rows:
-            state = self.accounts.get(record.account)
-            if state is not None:
-                state.users.setdefault(record.user, record)
-                state.partitions.setdefault(record.user, set()).add(record.partition)
-            self.user_accounts.setdefault(record.user, set()).add(record.account)
-        for state in self.accounts.values():
-            parent = self.accounts.get(state.parent)
-            if parent is not None:
-                parent.children.append(state.name)
-
-    def account(self, name: str) -> AccountState | None:
-        """The account, or None when it does not exist."""
-        return self.accounts.get(name)
-
-
-class SlurmClient(BaseClient):
+class SlurmClient(AccountingClient):
     """SLURM accounts, associations, limits and accounting through sacctmgr/sacct."""
 
     def __init__(
@@ -141,6 +95,26 @@ class SlurmClient(BaseClient):
     def command_line(self, *args: str) -> str:
         """The sacctmgr change command for ``args``, as it would be run (for plans)."""
         return self.runner.display(self.change_argv(*args))
+
+    def argv(self, operation: Operation) -> list[str]:
+        """The exact command that makes ``operation``."""
+        options = dict(operation.options)
+        if operation.verb == "cancel_user_jobs":
+            return self.cancel_user_jobs_argv(*operation.args)
+        builders: dict[str, Callable[..., list[str]]] = {
+            "add_account": self.add_account_args,
+            "modify_account": self.account_settings_args,
+            "add_qos": self.add_qos_args,
+            "modify_qos": self.qos_settings_args,
+            "add_users": self.add_users_args,
+            "modify_user": self.modify_user_args,
+            "remove_user": self.remove_user_args,
+        }
+        return self.change_argv(*builders[operation.verb](*operation.args, **options))
+
+    def describe(self, operation: Operation) -> str:
+        """The command line that makes ``operation``, as a site admin would type it."""
+        return self.runner.display(self.argv(operation))
 
     # ---- bulk reads --------------------------------------------------------------------
 
@@ -528,92 +502,3 @@ class SlurmClient(BaseClient):
         """Run a command for the framework (home directories, quotas) through the runner."""
         del silent
         return self.runner.run(command, mutating=True).stdout
-
-    def list_resources(self) -> list[ClientResource]:
-        """All accounts, with their parent as organization."""
-        return [
-            ClientResource(name=s.name, organization=s.parent, backend_id=s.name)
-            for s in self.snapshot().accounts.values()
-        ]
-
-    def get_resource(self, resource_id: str) -> ClientResource | None:
-        """The account, or None when it does not exist."""
-        state = self.snapshot().account(validation.account_name(resource_id))
-        if state is None:
-            return None
-        return ClientResource(name=state.name, organization=state.parent, backend_id=state.name)
-
-    def create_resource(
-        self, name: str, description: str, organization: str, parent_name: str | None = None
-    ) -> str:
-        """Create an account; ``organization`` is SLURM's field, the parent defaults to root."""
-        self.add_account(name, description, organization, parent_name or ROOT_ACCOUNT)
-        return name
-
-    def delete_resource(self, name: str) -> str:
-        """Delete an account."""
-        self.remove_account(name)
-        return name
-
-    def set_resource_limits(self, resource_id: str, limits_dict: dict[str, int]) -> str | None:
-        """Set GrpTRESMins from ``{tres: minutes}``."""
-        tres = {
-            validation.tres_name(k): validation.limit_value(v, f"limit for {k}")
-            for k, v in limits_dict.items()
-        }
-        if not tres:
-            return None
-        return self.modify_account(resource_id, {"GrpTRESMins": parser.format_tres(tres)})
-
-    def get_resource_limits(self, resource_id: str) -> dict[str, int]:
-        """GrpTRESMins of the account as ``{tres: minutes}``."""
-        state = self.snapshot().account(validation.account_name(resource_id))
-        return dict(state.record.grp_tres_mins) if state else {}
-
-    def get_resource_user_limits(self, resource_id: str) -> dict[str, dict[str, int]]:
-        """MaxTRESMins of each user association of the account."""
-        state = self.snapshot().account(validation.account_name(resource_id))
-        if state is None:
-            return {}
-        return {
-            user: dict(rec.max_tres_mins) for user, rec in state.users.items() if rec.max_tres_mins
-        }
-
-    def set_resource_user_limits(
-        self, resource_id: str, username: str, limits_dict: dict[str, int]
-    ) -> str:
-        """Set MaxTRESMins of one user association from ``{tres: minutes}``."""
-        tres = {
-            validation.tres_name(k): validation.limit_value(v, f"limit for {k}")
-            for k, v in limits_dict.items()
-        }
-        return self.modify_user(username, resource_id, {"MaxTRESMins": parser.format_tres(tres)})
-
-    def get_association(self, user: str, resource_id: str) -> Association | None:
-        """The user's association with the account, or None."""
-        state = self.snapshot().account(validation.account_name(resource_id))
-        if state is None or validation.username(user) not in state.users:
-            return None
-        return Association(account=state.name, user=user)
-
-    def create_association(
-        self, username: str, resource_id: str, default_account: str | None = None
-    ) -> str:
-        """Associate one user with the account."""
-        self.add_users([username], [resource_id], default_account)
-        return username
-
-    def delete_association(self, username: str, resource_id: str) -> str:
-        """Remove one user's association with the account."""
-        self.remove_user(username, resource_id)
-        return username
-
-    def get_usage_report(self, resource_ids: list[str], timezone: str | None = None) -> list[Any]:
-        """Not used: usage goes through ``jobs`` and ``usage.build_report``."""
-        del resource_ids, timezone
-        return []
-
-    def list_resource_users(self, resource_id: str) -> list[str]:
-        """Users associated with the account, sorted."""
-        state = self.snapshot().account(validation.account_name(resource_id))
-        return sorted(state.users) if state else []

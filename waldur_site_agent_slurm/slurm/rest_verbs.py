@@ -1,0 +1,318 @@
+"""SLURM's accounting and job requests over slurmrestd (REST mode), one method each.
+
+``RestVerbs`` speaks to ``/slurmdb/<version>/`` for accounts, associations, users,
+QoS, TRES and clusters and to ``/slurm/<version>/`` for jobs, through one
+``RestTransport`` (one pooled HTTP client). Every name is validated before it goes into
+a URL or a JSON body, as on the command line, and association rows come back as the
+same ``AssociationRecord`` the ``sacctmgr`` parser makes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from waldur_site_agent_slurm.allocation.usage import Window
+from waldur_site_agent_slurm.slurm import validation
+from waldur_site_agent_slurm.slurm.parser import AssociationRecord, JobRecord
+from waldur_site_agent_slurm.slurm.rest import (
+    SLURM,
+    SLURMDB,
+    RestAnswer,
+    RestSettings,
+    RestTransport,
+)
+from waldur_site_agent_slurm.slurm.rest_parser import (
+    association_record,
+    job_record,
+    many,
+    text,
+    tres_entries,
+    tres_name,
+)
+
+__all__ = ["RestAccount", "RestSettings", "RestVerbs"]
+
+# The job states of a job that still runs or may run (squeue's pending/running/suspended).
+ACTIVE_STATES = frozenset({"PENDING", "RUNNING", "SUSPENDED", "CONFIGURING", "COMPLETING"})
+
+
+@dataclass(frozen=True)
+class RestAccount:
+    """One account as ``/accounts/`` lists it."""
+
+    name: str
+    description: str
+    organization: str
+
+
+class RestVerbs:
+    """The SLURM requests of one cluster over one slurmrestd (``SlurmRestClient`` uses them)."""
+
+    def __init__(
+        self,
+        settings: RestSettings,
+        cluster: str,
+        *,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        """Validate the cluster name and open the HTTP client (``transport``: tests)."""
+        self.cluster = validation.account_name(cluster, "cluster name")
+        self.rest = RestTransport(settings, transport=transport)
+
+    def close(self) -> None:
+        """Close the HTTP client's connections."""
+        self.rest.close()
+
+    def check_version(self) -> None:
+        """Fail clearly when slurmrestd does not offer the configured data parser."""
+        self.rest.check_version()
+
+    def _db(
+        self,
+        method: str,
+        tail: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+    ) -> RestAnswer:
+        path = self.rest.path(SLURMDB, tail)
+        return self.rest.request(method, path, params=params, body=body)
+
+    # ------------------------------------------------------------------ reads
+
+    def ping(self) -> bool:
+        """True when slurmdbd answers slurmrestd."""
+        pings = many(self._db("GET", "ping/").data, "pings")
+        return bool(pings) and all(p.get("responding") is True for p in pings)
+
+    def accounts(self) -> list[RestAccount]:
+        """Every account in the accounting database."""
+        return [
+            RestAccount(text(a, "name"), text(a, "description"), text(a, "organization"))
+            for a in many(self._db("GET", "accounts/").data, "accounts")
+        ]
+
+    def account(self, name: str) -> RestAccount | None:
+        """The account ``name``, or None when it does not exist."""
+        tail = f"account/{quote(validation.account_name(name), safe='')}"
+        found = many(self._db("GET", tail).data, "accounts")
+        if not found:
+            return None
+        a = found[0]
+        return RestAccount(text(a, "name"), text(a, "description"), text(a, "organization"))
+
+    def associations(
+        self, *, account: str | None = None, user: str | None = None
+    ) -> list[AssociationRecord]:
+        """This cluster's associations, optionally of one account and/or one user."""
+        return [association_record(a) for a in self.raw_associations(account=account, user=user)]
+
+    def raw_associations(
+        self, *, account: str | None = None, user: str | None = None
+    ) -> list[Mapping[str, Any]]:
+        """This cluster's associations as slurmrestd sends them (one request)."""
+        params = {"cluster": self.cluster}
+        if account is not None:
+            params["account"] = validation.account_name(account)
+        if user is not None:
+            params["user"] = validation.username(user)
+        return many(self._db("GET", "associations/", params=params).data, "associations")
+
+    def set_default_account(self, username: str, account: str) -> None:
+        """Make ``account`` the user's default account."""
+        user = {"name": validation.username(username), "default": {"account": account}}
+        validation.account_name(account, "default account")
+        self._db("POST", "users/", body={"users": [user]})
+
+    def active_jobs(self) -> list[tuple[str, str, str]]:
+        """(job ID, account, user) of every pending, running or suspended job (slurmctld)."""
+        answer = self.rest.request("GET", self.rest.path(SLURM, "jobs/"))
+        found = []
+        for job in many(answer.data, "jobs"):
+            states = job.get("job_state", [])
+            if isinstance(states, list) and ACTIVE_STATES & set(states):
+                job_id = job.get("job_id")
+                found.append((str(job_id), text(job, "account"), text(job, "user_name")))
+        return found
+
+    def qos_names(self) -> frozenset[str]:
+        """The names of every QoS."""
+        return frozenset(text(q, "name") for q in many(self._db("GET", "qos/").data, "qos"))
+
+    def tres_names(self) -> frozenset[str]:
+        """The TRES the accounting database knows, such as ``cpu`` and ``gres/gpu``."""
+        return frozenset(tres_name(t) for t in many(self._db("GET", "tres/").data, "TRES"))
+
+    def jobs(self, window: Window, accounts: Iterable[str]) -> list[JobRecord]:
+        """Job allocations of ``accounts`` eligible or running in ``window``, as sacct's.
+
+        One ``/jobs/`` read per window, the same selection and the same records as
+        ``SlurmClient.jobs`` (sacct ``--allocations`` with ``--starttime/--endtime``).
+        """
+        names = sorted({validation.account_name(name) for name in accounts})
+        if not names:
+            return []
+        params = {
+            "cluster": self.cluster,
+            "account": ",".join(names),
+            "start_time": str(int(window.start.timestamp())),
+            "end_time": str(int(window.end.timestamp())),
+        }
+        answer = self._db("GET", "jobs/", params=params)
+        return [job_record(job) for job in many(answer.data, "jobs")]
+
+    def clusters(self) -> frozenset[str]:
+        """The clusters registered in the accounting database."""
+        found = many(self._db("GET", "clusters/").data, "clusters")
+        return frozenset(text(c, "name") for c in found)
+
+    # ------------------------------------------------------------------ writes
+
+    def add_account(
+        self,
+        name: str,
+        *,
+        description: str,
+        organization: str,
+        parent: str,
+        fairshare: int | None = None,
+    ) -> bool:
+        """Create an account with its association under ``parent``; False if it existed.
+
+        ``/accounts_association/`` makes the account and a proper association in one call
+        (``/associations/`` with an empty user would leave a malformed one behind).
+        """
+        association: dict[str, Any] = {"parent": validation.account_name(parent, "parent")}
+        if fairshare is not None:
+            association["fairshare"] = validation.fairshare(fairshare)
+        body = {
+            "association_condition": {
+                "accounts": [validation.account_name(name)],
+                "clusters": [self.cluster],
+                "association": association,
+            },
+            "account": {
+                "description": validation.description(description, name),
+                "organization": validation.account_name(organization, "organization"),
+            },
+        }
+        return not self._db("POST", "accounts_association/", body=body).unchanged
+
+    def remove_account(self, name: str) -> bool:
+        """Delete an account and its associations; False when there was none.
+
+        Active jobs make it fail with ``Answer.JOBS_ACTIVE``, as on the command line.
+        """
+        tail = f"account/{quote(validation.account_name(name), safe='')}"
+        return not self._db("DELETE", tail).unchanged
+
+    def remove_account_associations(self, name: str) -> bool:
+        """Delete the account's associations on this cluster; False when there were none.
+
+        Users' associations go too, as with sacctmgr's ``delete account where name=A
+        cluster=C``; ``DELETE account/<name>`` would remove it on every cluster of slurmdbd.
+        """
+        params = {"account": validation.account_name(name), "cluster": self.cluster}
+        answer = self._db("DELETE", "associations/", params=params)
+        return not answer.unchanged and bool(answer.data.get("removed_associations"))
+
+    def set_account_limits(self, name: str, grp_tres_mins: Mapping[str, int]) -> None:
+        """Set the account association's GrpTRESMins to exactly these TRES minutes."""
+        limits = {"max": {"tres": {"group": {"minutes": tres_entries(grp_tres_mins)}}}}
+        self._update_account(name, limits)
+
+    def modify_account(
+        self,
+        name: str,
+        *,
+        fairshare: int | None = None,
+        qos: Iterable[str] | None = None,
+        default_qos: str | None = None,
+    ) -> None:
+        """Set the account association's fairshare, QoS list and/or default QoS."""
+        changes: dict[str, Any] = {}
+        if fairshare is not None:
+            changes["shares_raw"] = validation.fairshare(fairshare)
+        if qos is not None:
+            changes["qos"] = sorted({validation.qos_name(q) for q in qos})
+        if default_qos is not None:
+            changes["default"] = {"qos": validation.qos_name(default_qos, "default QoS")}
+        if changes:
+            self._update_account(name, changes)
+
+    def _update_account(self, name: str, changes: Mapping[str, Any]) -> None:
+        """Change the existing account association (never create one: see add_account)."""
+        self.update_association(name, "", "", changes)
+
+    def update_association(
+        self, account: str, user: str, partition: str, changes: Mapping[str, Any]
+    ) -> None:
+        """Change one existing association (``user`` '' for the account's own)."""
+        association = {
+            "account": validation.account_name(account),
+            "cluster": self.cluster,
+            "user": validation.username(user) if user else "",
+            **changes,
+        }
+        if partition:
+            association["partition"] = validation.partition_name(partition)
+        self._db("POST", "associations/", body={"associations": [association]})
+
+    def add_users(
+        self,
+        usernames: Iterable[str],
+        account: str | Iterable[str],
+        *,
+        partitions: Iterable[str] = (),
+        qos: str | None = None,
+        default_account: str | None = None,
+    ) -> bool:
+        """Give each user an association with the account(s); False when all had one.
+
+        One association per partition in ``partitions``; ``qos`` becomes their only and
+        default QoS; ``default_account`` the default of users new to SLURM.
+        """
+        users = sorted(validation.usernames(set(usernames)))
+        targets = [account] if isinstance(account, str) else list(account)
+        condition: dict[str, Any] = {
+            "accounts": list(dict.fromkeys(validation.account_name(a) for a in targets)),
+            "users": users,
+            "clusters": [self.cluster],
+        }
+        wanted = list(dict.fromkeys(validation.partition_name(p) for p in partitions))
+        if wanted:
+            condition["partitions"] = wanted
+        if qos is not None:
+            name = validation.qos_name(qos)
+            condition["association"] = {"qoslevel": [name], "defaultqos": name}
+        user: dict[str, Any] = {}
+        if default_account is not None:
+            user["defaultaccount"] = validation.account_name(default_account, "default account")
+        body = {"association_condition": condition, "user": user}
+        return not self._db("POST", "users_association/", body=body).unchanged
+
+    def remove_user_associations(self, username: str) -> bool:
+        """Remove every association of the user on this cluster; False when there was none."""
+        params = {"user": validation.username(username), "cluster": self.cluster}
+        answer = self._db("DELETE", "associations/", params=params)
+        return not answer.unchanged and bool(answer.data.get("removed_associations"))
+
+    def remove_user(self, username: str, account: str) -> bool:
+        """Remove the user's associations with ``account``; False when there was none."""
+        params = {
+            "account": validation.account_name(account),
+            "user": validation.username(username),
+            "cluster": self.cluster,
+        }
+        answer = self._db("DELETE", "association/", params=params)
+        return not answer.unchanged and bool(answer.data.get("removed_associations"))
+
+    def cancel_job(self, job_id: str) -> None:
+        """Cancel one job through slurmctld."""
+        path = self.rest.path(SLURM, f"job/{validation.job_id(job_id)}")
+        self.rest.request("DELETE", path)
