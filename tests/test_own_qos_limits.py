@@ -13,6 +13,7 @@ import pytest
 
 from tests.captures import VERSIONS, load
 from tests.conftest import COMPONENTS
+from tests.diagnosing import argvs
 from tests.fakes import TRES_OUTPUT, FakeRunner, QosFake
 from tests.test_backend_commands import SI, resource
 from tests.test_diagnose import CREATED, diagnose, failed
@@ -166,13 +167,13 @@ def qos_cluster(account_limits: str, qos_limits: str) -> Any:
 def test_diagnostic_compares_grp_tres_mins_on_the_qos_and_sets_it_there(tmp_path: Path) -> None:
     found = diagnose(qos_cluster("", CREATED.replace("cpu=120000", "cpu=5")), tmp_path, **ON_QOS)
     assert failed(found) == {"GrpTRESMins[cpu]": ("5", "120000")}
-    assert [list(s.argv) for s in found.steps] == [[*MODIFY_QOS, "GrpTRESMins=cpu=120000"]]
+    assert argvs(found.steps) == [[*MODIFY_QOS, "GrpTRESMins=cpu=120000"]]
 
 
 def test_diagnostic_clears_grp_tres_mins_left_on_the_account(tmp_path: Path) -> None:
     found = diagnose(qos_cluster("cpu=7,mem=8", CREATED), tmp_path, **ON_QOS)
     assert failed(found) == {"account GrpTRESMins": ("cpu=7,mem=8", "unset (on the QoS)")}
-    assert [list(s.argv) for s in found.steps] == [
+    assert argvs(found.steps) == [
         [*SI, "modify", "account", "where", "name=alloc-1", "set", "GrpTRESMins=cpu=-1,mem=-1"]
     ]
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import COMPONENTS
+from tests.diagnosing import argvs
 from tests.fakes import TRES_OUTPUT, FakeRunner, assoc_lines
 from tests.test_backend_commands import SI, resource
 from tests.test_diagnose import diagnose, failed
@@ -103,7 +104,7 @@ def diag(tmp_path: Path, qos: str, default: str, **flags: Any) -> Any:
 def test_diagnostic_expects_a_paused_allocation_on_the_paused_qos_only(tmp_path: Path) -> None:
     found = diag(tmp_path, "alloc-1,debug", "alloc-1", paused=True)
     assert failed(found) == {"qos": ("alloc-1", "blocked")}
-    assert [list(s.argv) for s in found.steps] == [[*MODIFY, "QOS=blocked", "DefaultQOS=blocked"]]
+    assert argvs(found.steps) == [[*MODIFY, "QOS=blocked", "DefaultQOS=blocked"]]
 
 
 def test_diagnostic_expects_an_active_allocation_back_on_its_own_qos(tmp_path: Path) -> None:
@@ -111,7 +112,7 @@ def test_diagnostic_expects_an_active_allocation_back_on_its_own_qos(tmp_path: P
     assert failed(found) == {
         "qos": ("blocked (default blocked)", "alloc-1,debug (default alloc-1)")
     }
-    assert [list(s.argv) for s in found.steps] == [
+    assert argvs(found.steps) == [
         [*MODIFY, "QOS=alloc-1,debug", "DefaultQOS=alloc-1"]
     ]
 
