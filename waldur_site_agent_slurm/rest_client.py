@@ -14,6 +14,7 @@ back (written as ``max.jobs.per.submitted``, but SLURM 24.11's answers leave it 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -81,6 +82,11 @@ def _count(value: str, what: str) -> dict[str, Any]:
     if number < 0:
         return {"set": True, "infinite": True, "number": 0}
     return {"set": True, "infinite": False, "number": validation.limit_value(number, what)}
+
+
+def _no_match(operation: Operation, reason: str) -> SlurmCommandError:
+    """A modify that matched nothing fails, as sacctmgr's does (never "already set")."""
+    return SlurmCommandError([operation.verb, *map(str, operation.args)], None, "", "", reason)
 
 
 class SlurmRestClient(AccountingClient):
@@ -292,9 +298,11 @@ class SlurmRestClient(AccountingClient):
         operation = Operation.of("modify_account", account, settings)
         rest = {k: v for k, v in settings.items() if k != "RawUsage"}
         if rest:
-            current = self.account_record(account, fresh=True)
+            # The cycle's snapshot when there is one (writes drop it), else one read: an
+            # update of an account that does not exist would make a malformed association.
+            current = self.account_record(account)
             if current is None:
-                raise SlurmConfigError(f"account {account} does not exist")
+                raise _no_match(operation, f"account {account} does not exist")
             self._changed().update_association(
                 account, "", "", self._association_changes(rest, current)
             )
@@ -393,6 +401,17 @@ class SlurmRestClient(AccountingClient):
         else:
             self._changed().remove_user(username, account)
 
+    def _user_rows(self, account: str, user: str) -> list[AssociationRecord]:
+        """The user's associations with ``account``, one per partition."""
+        if self._snapshot is None:
+            rows = self._verbs().associations(account=account, user=user)
+            return [r for r in rows if r.user == user]
+        state = self._snapshot.account(account)
+        if state is None or user not in state.users:
+            return []
+        record = state.users[user]
+        return [replace(record, partition=p) for p in sorted(state.partitions[user])]
+
     def modify_user(self, username: str, account: str | None, settings: dict[str, str]) -> str:
         """Set fields of a user's associations with ``account`` (or the user's default)."""
         user = validation.username(username)
@@ -404,8 +423,10 @@ class SlurmRestClient(AccountingClient):
         if rest:
             if account is None:
                 raise SlurmConfigError(f"{', '.join(rest)} is set per association: name one")
-            rows = self._verbs().associations(account=account, user=user)
-            for row in (r for r in rows if r.user == user):
+            rows = self._user_rows(validation.account_name(account), user)
+            if not rows:
+                raise _no_match(operation, f"{user} has no association with {account}")
+            for row in rows:
                 changes = self._association_changes(rest, row)
                 self._changed().update_association(row.account, user, row.partition, changes)
         logger.info("Executed: %s", self.describe(operation))

@@ -258,8 +258,14 @@ def api_version(value: object, supported: Sequence[str], field: str = "API versi
     if not isinstance(value, str) or not _API_VERSION_RE.fullmatch(value):
         raise InvalidValueError(field, value, "expected a data-parser version like v0.0.42")
     if value not in supported:
+        minor = int(value.rsplit(".", 1)[1])
+        older = (
+            " (a parser of SLURM 23.11 or older; SLURM 22.05 offers v0.0.38)" if minor < 40 else ""
+        )
         raise InvalidValueError(
-            field, value, f"not supported; supported: {', '.join(supported)} (SLURM 24.05+)"
+            field,
+            value,
+            f"not supported{older}; supported: {', '.join(supported)} (SLURM 24.05+)",
         )
     return value
 
