@@ -129,6 +129,9 @@ def real_env() -> dict[str, str]:
     return found
 
 
+USER = "slurmtest1"  # a test user of the real stack (scripts/real-slurm.sh)
+
+
 @contextmanager
 def real(n: int) -> Iterator[Site]:
     """N tagged allocations (one test user each) on the real 24.11 stack, removed after."""
@@ -137,8 +140,11 @@ def real(n: int) -> Iterator[Site]:
     tag = f"bench{uuid.uuid4().hex[:6]}"
     accounts = [f"{tag}{i:04d}" for i in range(n)]
 
-    def run(*argv: str) -> None:
-        subprocess.run([sacctmgr, "-i", *argv], capture_output=True, check=True, timeout=600)
+    def run(*argv: str, check: bool = True) -> str:
+        return subprocess.run(
+            [sacctmgr, "-i", "-n", "-P", *argv], capture_output=True, text=True, check=check,
+            timeout=600,
+        ).stdout  # fmt: skip
 
     with tempfile.TemporaryDirectory() as tmp:
         token = Path(tmp) / "token"
@@ -149,7 +155,7 @@ def real(n: int) -> Iterator[Site]:
             for chunk in range(0, n, 200):
                 names = ",".join(accounts[chunk : chunk + 200])
                 run("add", "account", names, f"parent={tag}", "organization=bench")
-                run("add", "user", "slurmtest1", f"account={names}")
+                run("add", "user", USER, f"account={names}")
             cli = {
                 "slurm_bin_path": env["REAL_SLURM_BIN"],
                 "cluster_name": env["REAL_SLURM_CLUSTER"],
@@ -158,9 +164,25 @@ def real(n: int) -> Iterator[Site]:
             url = env["REAL_SLURMRESTD_URL"]
             yield Site(cli, {"rest_api": rest_api(url, "v0.0.42", token)}, accounts)
         finally:
-            for chunk in range(0, n, 200):
-                run("delete", "account", ",".join(accounts[chunk : chunk + 200]))
-            run("delete", "account", tag)
+            remove(run, tag)
+
+
+def remove(run: Callable[..., str], tag: str) -> None:
+    """Remove every account named ``tag…``; the test user as well when it only had those.
+
+    A user new to SLURM got its first tagged account as its default, which SLURM does not
+    let go while the user has other associations.
+    """
+    mine = [a for a in run("show", "assoc", f"user={USER}", "format=account").split() if a]
+    if mine and all(a.startswith(tag) for a in mine):
+        run("delete", "user", USER, check=False)
+    for account in run("show", "account", "format=account").split():
+        if account.startswith(tag) and account != tag:
+            run("delete", "account", account, check=False)
+    run("delete", "account", tag, check=False)
+    left = [a for a in run("show", "account", "format=account").split() if a.startswith(tag)]
+    if left:
+        raise SystemExit(f"could not remove {len(left)} accounts named {tag}…: {left[:5]}")
 
 
 def main() -> None:
