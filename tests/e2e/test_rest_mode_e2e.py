@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,35 +37,43 @@ def restd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RestdEmulator]:
         yield server
 
 
-@pytest.fixture
-def rest_agent(
-    standin: StandIn, restd: RestdEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Agent:
-    """An agent in REST mode on empty emulator state with the site's QoS."""
+def empty_state(restd: RestdEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Start the emulator's SLURM over (this process's helpers on the same state)."""
     for key, value in restd.env.items():
         if key.endswith("_FILE"):
             Path(value).unlink(missing_ok=True)  # the emulator starts over without them
         monkeypatch.setenv(key, value)
     add_qos("slowdown", "blocked")
-    token = tmp_path / "slurmrestd.token"
+
+
+def rest_backend(restd: RestdEmulator, directory: Path) -> dict[str, Any]:
+    """backend_settings for REST mode on ``restd``, with no SLURM command on the path."""
+    token = directory / "slurmrestd.token"
     token.write_text("SLURM_JWT=emulated.jwt.token\n")
-    no_tools = tmp_path / "no-slurm-tools"
-    no_tools.mkdir()
-    config = agent_config(
-        tmp_path / "agent-config.yaml",
-        standin.api_url,
-        emulator_mode=False,
-        slurm_bin_path=str(no_tools),
-        execution_mode="rest",
-        rest_api={
+    no_tools = directory / "no-slurm-tools"
+    no_tools.mkdir(exist_ok=True)
+    return {
+        "emulator_mode": False,
+        "slurm_bin_path": str(no_tools),
+        "execution_mode": "rest",
+        "rest_api": {
             "url": restd.url,
             "api_version": restd.api_version,
             "username": "root",
             "token_file": str(token),
             "timeout": 10,
         },
-    )
-    return Agent(config, {})
+    }
+
+
+@pytest.fixture
+def rest_agent(
+    standin: StandIn, restd: RestdEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Agent:
+    """An agent in REST mode on empty emulator state with the site's QoS."""
+    empty_state(restd, monkeypatch)
+    settings = rest_backend(restd, tmp_path)
+    return Agent(agent_config(tmp_path / "agent-config.yaml", standin.api_url, **settings), {})
 
 
 def over_rest(run_messages: list[str]) -> bool:
