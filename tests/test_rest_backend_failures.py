@@ -61,9 +61,9 @@ class Slurmrestd:
                 return httpx.Response(304)
             self.accounts[name] = body["association_condition"]["association"]["parent"]
             return answer({})
-        if request.method == "DELETE" and tail.startswith("account/"):
-            self.accounts.pop(tail.removeprefix("account/"), None)
-            return answer({})
+        if request.method == "DELETE" and tail == "associations/":
+            removed = self.accounts.pop(request.url.params["account"], None)
+            return answer({"removed_associations": [] if removed is None else ["removed"]})
         raise AssertionError(f"unexpected {request.method} {path}")
 
     def reads(self) -> dict[str, dict[str, Any]]:
@@ -254,3 +254,31 @@ def test_a_raw_usage_reset_without_sacctmgr_says_what_it_needs(token: Path, tmp_
     client.commands = CommandRunner(bin_path=str(tmp_path))  # no sacctmgr there
     with pytest.raises(SlurmConfigError, match="RawUsage of alloc-1 needs sacctmgr on the agent"):
         client.modify_account("alloc-1", {"RawUsage": "0"})
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"GrpSubmitJobs": "none"},
+        {"Fairshare": "1e3"},
+        {"GrpTRESMins": "cpu=1;rm"},
+        {"QOS": "normal,bad qos"},
+        {"Parent": "../root"},
+        {"MaxWall": "10"},
+    ],
+)
+def test_a_bad_setting_is_refused_before_any_write(token: Path, settings: dict[str, str]) -> None:
+    server = Slurmrestd()
+    server.accounts["alloc-1"] = "root"
+    writes: list[str] = []
+
+    def record_writes(request: httpx.Request) -> httpx.Response | None:
+        if request.method != "GET":
+            writes.append(request.url.path)
+        return None
+
+    server.fail = record_writes
+    backend = rest_backend("http://slurmrestd:6820", token, httpx.MockTransport(server))
+    with pytest.raises(BackendError):
+        backend.client.modify_account("alloc-1", settings)
+    assert writes == []

@@ -1,4 +1,4 @@
-"""RestVerbs's verbs against real slurmrestd 24.11 answers (tests/data/slurm-24.11/rest)."""
+"""RestVerbs' requests against real slurmrestd 24.11 answers (tests/data/slurm-24.11/rest)."""
 
 from __future__ import annotations
 

@@ -23,7 +23,12 @@ from waldur_site_agent.backend.structures import ClientResource
 
 from waldur_site_agent_slurm.allocation import own_qos
 from waldur_site_agent_slurm.allocation.usage import Window
-from waldur_site_agent_slurm.errors import SlurmCommandError, SlurmConfigError, SlurmTimeoutError
+from waldur_site_agent_slurm.errors import (
+    InvalidValueError,
+    SlurmCommandError,
+    SlurmConfigError,
+    SlurmTimeoutError,
+)
 from waldur_site_agent_slurm.slurm import parser, validation
 from waldur_site_agent_slurm.slurm.accounting import (
     AccountingClient,
@@ -76,9 +81,17 @@ def _tres_list(current: Mapping[str, int], setting: str) -> list[dict[str, Any]]
     return tres_entries(wanted)
 
 
+def _integer(value: str, what: str) -> int:
+    """A whole number given in sacctmgr's form, before it goes into a JSON body."""
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidValueError(what, value, "expected a whole number") from None
+
+
 def _count(value: str, what: str) -> dict[str, Any]:
     """A job count as slurmrestd's ``{"set", "infinite", "number"}``; -1 lifts it."""
-    number = int(value)
+    number = _integer(value, what)
     if number < 0:
         return {"set": True, "infinite": True, "number": 0}
     return {"set": True, "infinite": False, "number": validation.limit_value(number, what)}
@@ -107,6 +120,7 @@ class SlurmRestClient(AccountingClient):
         self.commands: Runner = command_runner or CommandRunner()
         self.added_accounts: list[str] = []
         self._snapshot: AssociationSnapshot | None = None
+        self._defaults: dict[str, str] = {}
         self._submit_limits: dict[str, int | None] | None = None
         self._tres: frozenset[str] | None = None
 
@@ -148,6 +162,12 @@ class SlurmRestClient(AccountingClient):
         if self._snapshot is None:
             raw = self._verbs().raw_associations()
             self._snapshot = AssociationSnapshot(association_record(a) for a in raw)
+            # Each user's default account is the association slurmdbd marks as default.
+            self._defaults = {
+                str(a["user"]): str(a["account"])
+                for a in raw
+                if a.get("user") and a.get("is_default") is True
+            }
         return self._snapshot
 
     def submit_limits(self, *, fresh: bool = False) -> dict[str, int | None]:
@@ -183,11 +203,12 @@ class SlurmRestClient(AccountingClient):
         return self._tres
 
     def user_defaults(self, usernames: Iterable[str]) -> dict[str, str]:
-        """Default account of each existing user among ``usernames`` (one request)."""
+        """Default account of each user among ``usernames``, from the cycle's snapshot."""
         names = {validation.username(name) for name in usernames}
         if not names:
             return {}
-        return {u: a for u, a in self._verbs().user_defaults().items() if u in names}
+        self.snapshot()
+        return {u: a for u, a in self._defaults.items() if u in names}
 
     def jobs(self, window: Window, accounts: Iterable[str]) -> Iterator[JobRecord]:
         """Job allocations of ``accounts`` in ``window``: one ``/jobs/`` request."""
@@ -259,8 +280,8 @@ class SlurmRestClient(AccountingClient):
         return True
 
     def remove_account(self, name: str) -> None:
-        """Delete an account and its associations; a missing one is not an error."""
-        self._changed().remove_account(name)
+        """Delete the account's associations on this cluster; a missing one is not an error."""
+        self._changed().remove_account_associations(name)
 
     def _association_changes(
         self, settings: Mapping[str, str], current: AssociationRecord | None
@@ -280,7 +301,7 @@ class SlurmRestClient(AccountingClient):
             elif key.lower() == "parent":
                 changes["parent_account"] = validation.account_name(value, "parent account")
             elif key == "Fairshare":
-                changes["shares_raw"] = validation.fairshare(int(value))
+                changes["shares_raw"] = validation.fairshare(_integer(value, key))
             elif key in ("QOS", "QOS+"):
                 names = [validation.qos_name(q) for q in value.split(",") if q]
                 if key == "QOS+" and current is not None:
@@ -395,9 +416,9 @@ class SlurmRestClient(AccountingClient):
         logger.info("Executed: %s", self.describe(operation))
 
     def remove_user(self, username: str, account: str | None = None) -> None:
-        """Delete a user's associations with ``account``, or the whole user if None."""
+        """Delete a user's associations with ``account``, or all of them on this cluster."""
         if account is None:
-            self._changed().remove_whole_user(username)
+            self._changed().remove_user_associations(username)
         else:
             self._changed().remove_user(username, account)
 

@@ -1,4 +1,4 @@
-"""REST tier: RestVerbs against the real slurmrestd of the SLURM 24.11 stack.
+"""REST tier: RestVerbs and SlurmBackend in REST mode against the real slurmrestd of SLURM 24.11.
 
 scripts/real-slurm.sh starts slurmrestd (JWT auth) with the 24.11 stack; ``env 24.11``
 gives its URL and the command that makes a token. The tier needs root and that stack.

@@ -138,3 +138,36 @@ def test_the_diagnostic_fixes_a_missing_member_over_rest(
     fix(backends.rest(), diagnosis)
     assert set(backends.assoc_rows(names["slug"], LIMITS)) == {"", USERS[0]}
     assert failed(diagnose(backends.rest(), view)) == {}
+
+
+def test_a_default_account_is_moved_before_its_association_goes_over_rest(
+    backends: Backends, names: dict[str, str]
+) -> None:
+    res = resource(**names, limits={})
+    backend = backends.rest()
+    backend.create_resource_with_id(res, names["slug"])
+    client = backend.client
+    client.add_users([USERS[1]], [names["slug"], names["project_slug"]])
+    client.modify_user(USERS[1], None, {"DefaultAccount": names["slug"]})
+    assert client.user_defaults([USERS[1]]) == {USERS[1]: names["slug"]}
+
+    client.modify_user(USERS[1], None, {"DefaultAccount": names["project_slug"]})
+    client.remove_user(USERS[1], names["slug"])
+    out = backends.stack.run(
+        "sacctmgr", "-P", "-n", "list", "user", USERS[1], "format=DefaultAccount"
+    ).stdout
+    assert out.strip() == names["project_slug"]
+    assert set(backends.assoc_rows(names["slug"], LIMITS)) == {""}
+
+
+def test_pause_under_qos_enforcement_is_grp_submit_jobs_over_rest(
+    backends: Backends, names: dict[str, str]
+) -> None:
+    lever = {"qos_enforcement_enabled": True, "enforce_offering_qos": True}
+    backends.rest(**lever).create_resource_with_id(resource(**names, limits={}), names["slug"])
+    assert backends.rest(**lever).pause_resource(names["slug"])
+    assert backends.assoc_rows(names["slug"], "GrpSubmitJobs,QOS")[""] == ["0", "normal"]
+    metadata = backends.rest(**lever).get_resource_metadata(names["slug"])
+    assert metadata == {"qos": "normal", "grp_submit_jobs": 0}
+    assert backends.rest(**lever).restore_resource(names["slug"])
+    assert backends.assoc_rows(names["slug"], "GrpSubmitJobs,QOS")[""] == ["", "normal"]

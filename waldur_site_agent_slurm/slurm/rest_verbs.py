@@ -123,17 +123,6 @@ class RestVerbs:
             params["user"] = validation.username(user)
         return many(self._db("GET", "associations/", params=params).data, "associations")
 
-    def user_defaults(self) -> dict[str, str]:
-        """The default account of every user that has one (one request)."""
-        users = many(self._db("GET", "users/").data, "users")
-        found = {}
-        for user in users:
-            default = user.get("default")
-            account = text(default, "account") if isinstance(default, Mapping) else ""
-            if account:
-                found[text(user, "name")] = account
-        return found
-
     def set_default_account(self, username: str, account: str) -> None:
         """Make ``account`` the user's default account."""
         user = {"name": validation.username(username), "default": {"account": account}}
@@ -222,6 +211,16 @@ class RestVerbs:
         tail = f"account/{quote(validation.account_name(name), safe='')}"
         return not self._db("DELETE", tail).unchanged
 
+    def remove_account_associations(self, name: str) -> bool:
+        """Delete the account's associations on this cluster; False when there were none.
+
+        Users' associations go too, as with sacctmgr's ``delete account where name=A
+        cluster=C``; ``DELETE account/<name>`` would remove it on every cluster of slurmdbd.
+        """
+        params = {"account": validation.account_name(name), "cluster": self.cluster}
+        answer = self._db("DELETE", "associations/", params=params)
+        return not answer.unchanged and bool(answer.data.get("removed_associations"))
+
     def set_account_limits(self, name: str, grp_tres_mins: Mapping[str, int]) -> None:
         """Set the account association's GrpTRESMins to exactly these TRES minutes."""
         limits = {"max": {"tres": {"group": {"minutes": tres_entries(grp_tres_mins)}}}}
@@ -297,10 +296,11 @@ class RestVerbs:
         body = {"association_condition": condition, "user": user}
         return not self._db("POST", "users_association/", body=body).unchanged
 
-    def remove_whole_user(self, username: str) -> bool:
-        """Remove the user and every association it has; False when there was none."""
-        tail = f"user/{quote(validation.username(username), safe='')}"
-        return not self._db("DELETE", tail).unchanged
+    def remove_user_associations(self, username: str) -> bool:
+        """Remove every association of the user on this cluster; False when there was none."""
+        params = {"user": validation.username(username), "cluster": self.cluster}
+        answer = self._db("DELETE", "associations/", params=params)
+        return not answer.unchanged and bool(answer.data.get("removed_associations"))
 
     def remove_user(self, username: str, account: str) -> bool:
         """Remove the user's associations with ``account``; False when there was none."""
