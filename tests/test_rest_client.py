@@ -14,7 +14,7 @@ from waldur_site_agent_slurm.allocation.usage import Window
 from waldur_site_agent_slurm.errors import InvalidValueError, SlurmCommandError, SlurmError
 from waldur_site_agent_slurm.slurm.answers import Answer
 from waldur_site_agent_slurm.slurm.parser import JobRecord
-from waldur_site_agent_slurm.slurm.rest_parser import job_record
+from waldur_site_agent_slurm.slurm.rest_parser import association_tres, job_record
 from waldur_site_agent_slurm.slurm.rest_verbs import RestAccount, RestSettings, RestVerbs
 
 CLUSTER = "cluster2411"  # the cluster the answers were recorded on
@@ -101,9 +101,29 @@ def test_adding_an_existing_account_is_not_an_error(tmp_path: Path) -> None:
 
 
 def test_account_limits_are_sent_as_grp_tres_minutes(tmp_path: Path) -> None:
-    replay = Replay().replay("post_associations_update_limit")
+    replay = with_cluster("get_associations_hpc_rest1_after_assoc")
+    replay.replay("post_associations_update_limit")
     client(tmp_path, replay).set_account_limits("hpc_rest1", {"cpu": 2000})
-    assert json.loads(replay.sent[0].content) == request_body("post_associations_update_limit")
+    [sent] = json.loads(replay.sent[-1].content)["associations"]
+    [recorded] = request_body("post_associations_update_limit")["associations"]
+    assert sent["max"]["tres"]["group"]["minutes"] == recorded["max"]["tres"]["group"]["minutes"]
+    assert {k: v for k, v in sent.items() if k != "max"} == {
+        k: v for k, v in recorded.items() if k != "max"
+    }
+
+
+def test_a_fairshare_change_sends_the_held_tres_lists_again(tmp_path: Path) -> None:
+    # slurmrestd clears every TRES list an update leaves out: GrpTRESMins must go back.
+    replay = with_cluster("get_associations_hpc_rest1_after_update")
+    replay.replay("post_associations_update_limit")
+    client(tmp_path, replay).modify_account("hpc_rest1", fairshare=7)
+    [sent] = json.loads(replay.sent[-1].content)["associations"]
+    assert sent["shares_raw"] == 7
+    tres = sent["max"]["tres"]
+    assert tres["group"]["minutes"] == [{"type": "cpu", "name": "", "count": 2000}]
+    # No parent is recorded for it: its Max* lists go back as read too (all empty).
+    assert tres["total"] == tres["group"]["active"] == tres["minutes"]["total"] == []
+    assert tres["minutes"]["per"]["job"] == tres["per"]["job"] == tres["per"]["node"] == []
 
 
 def test_removing_an_account_with_running_jobs_says_jobs_are_active(tmp_path: Path) -> None:
@@ -218,3 +238,21 @@ def test_jobs_of_a_window_are_read_in_one_request(tmp_path: Path) -> None:
     jobs = client(tmp_path, replay).jobs(window, ["hpc_alloc2", "hpc_alloc1", "hpc_alloc2"])
     assert [j.job_id for j in jobs] == ["5"]
     assert len(replay.sent) == 1
+
+
+def test_an_update_sends_again_only_the_max_tres_lists_not_inherited() -> None:
+    account = {"max": {"tres": {"minutes": {"per": {"job": [{"type": "cpu", "count": 60}]}}}}}
+    user = {
+        "max": {
+            "tres": {
+                "group": {"minutes": [{"type": "cpu", "count": 5}]},
+                "minutes": {"per": {"job": [{"type": "cpu", "count": 60}]}},
+                "per": {"node": [{"type": "cpu", "count": 2}]},
+            }
+        }
+    }
+    held = association_tres(user, account)["max"]["tres"]
+    assert held["group"]["minutes"] == [{"type": "cpu", "count": 5}]
+    assert "minutes" not in held  # MaxTRESMins is the account's: sending it would pin it
+    assert held["per"] == {"node": [{"type": "cpu", "count": 2}]}
+    assert held["total"] == held["group"]["active"] == []

@@ -4,7 +4,9 @@ The same verbs, reads and caching as ``SlurmClient``: one associations read serv
 cycle until a write, one ``/jobs/`` read per usage window, settings keyed by SLURM's
 field names. Every value is validated before it goes into a URL or a JSON body
 (``RestVerbs``); every request has the configured timeout. The data-parser version is
-checked against the server's ``/openapi/v3`` before the first request.
+checked against the server's ``/openapi/v3`` before the first request. An association
+update sends the association's TRES lists again (slurmrestd clears one left out), from
+the cycle's associations read or one read of the account's.
 
 Two things slurmrestd cannot do run ``sacctmgr`` on the agent host (see the README's REST
 mode section): resetting an account's RawUsage (no call for it) and reading GrpSubmitJobs
@@ -14,7 +16,6 @@ back (written as ``max.jobs.per.submitted``, but SLURM 24.11's answers leave it 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -37,12 +38,18 @@ from waldur_site_agent_slurm.slurm.accounting import (
 )
 from waldur_site_agent_slurm.slurm.parser import AssociationRecord, JobRecord
 from waldur_site_agent_slurm.slurm.rest import RestSettings
-from waldur_site_agent_slurm.slurm.rest_parser import association_record, tres_entries
-from waldur_site_agent_slurm.slurm.rest_verbs import RestAccount, RestVerbs
+from waldur_site_agent_slurm.slurm.rest_parser import (
+    association_record,
+    association_tres,
+    tres_entries,
+)
+from waldur_site_agent_slurm.slurm.rest_verbs import RestAccount, RestVerbs, merge
 from waldur_site_agent_slurm.slurm.runner import CommandRunner, Runner
 
 __all__ = ["RestAccount", "RestSettings", "RestVerbs", "SlurmRestClient"]
 
+# An association as the update of it needs: its record and every TRES list it holds.
+_Current = tuple[AssociationRecord, dict[str, Any]]
 # SLURM's field names → where they sit in a slurmrestd association (TRES lists).
 _TRES_FIELDS = {
     "GrpTRESMins": ("max", "tres", "group", "minutes"),
@@ -60,14 +67,6 @@ def _nested(path: tuple[str, ...], value: object) -> dict[str, Any]:
     for key in reversed(path):
         result = {key: result}
     return dict(result)
-
-
-def _merge(into: dict[str, Any], changes: Mapping[str, Any]) -> None:
-    for key, value in changes.items():
-        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
-            _merge(into[key], value)
-        else:
-            into[key] = value
 
 
 def _tres_list(current: Mapping[str, int], setting: str) -> list[dict[str, Any]]:
@@ -120,6 +119,8 @@ class SlurmRestClient(AccountingClient):
         self.commands: Runner = command_runner or CommandRunner()
         self.added_accounts: list[str] = []
         self._snapshot: AssociationSnapshot | None = None
+        # The snapshot's associations as slurmrestd sent them, by account.
+        self._raw: dict[str, list[Mapping[str, Any]]] = {}
         self._defaults: dict[str, str] = {}
         self._submit_limits: dict[str, int | None] | None = None
         self._tres: frozenset[str] | None = None
@@ -139,6 +140,7 @@ class SlurmRestClient(AccountingClient):
     def _changed(self) -> RestVerbs:
         """The requests for a write: the cycle's cached reads are dropped."""
         self._snapshot = None
+        self._raw = {}
         self._submit_limits = None
         return self._verbs()
 
@@ -162,6 +164,8 @@ class SlurmRestClient(AccountingClient):
         if self._snapshot is None:
             raw = self._verbs().raw_associations()
             self._snapshot = AssociationSnapshot(association_record(a) for a in raw)
+            for a in raw:
+                self._raw.setdefault(str(a.get("account", "")), []).append(a)
             # Each user's default account is the association slurmdbd marks as default.
             self._defaults = {
                 str(a["user"]): str(a["account"])
@@ -275,7 +279,9 @@ class SlurmRestClient(AccountingClient):
             return False
         self.added_accounts.append(name)
         if grp_tres_mins:
-            self.api.set_account_limits(name, grp_tres_mins)
+            # A new association holds no TRES lists: there is none to send again.
+            limits = {"max": {"tres": {"group": {"minutes": tres_entries(grp_tres_mins)}}}}
+            self.api.update_association(name, "", "", limits, held={})
         logger.info("Executed: %s", self.describe(Operation.of("add_account", name, parent)))
         return True
 
@@ -295,9 +301,9 @@ class SlurmRestClient(AccountingClient):
                     "GrpTRES": current.grp_tres if current else {},
                     "MaxTRESMins": current.max_tres_mins if current else {},
                 }[key]
-                _merge(changes, _nested(_TRES_FIELDS[key], _tres_list(now, value)))
+                merge(changes, _nested(_TRES_FIELDS[key], _tres_list(now, value)))
             elif key == "GrpSubmitJobs":
-                _merge(changes, _nested(("max", "jobs", "per", "submitted"), _count(value, key)))
+                merge(changes, _nested(("max", "jobs", "per", "submitted"), _count(value, key)))
             elif key.lower() == "parent":
                 changes["parent_account"] = validation.account_name(value, "parent account")
             elif key == "Fairshare":
@@ -321,16 +327,35 @@ class SlurmRestClient(AccountingClient):
         if rest:
             # The cycle's snapshot when there is one (writes drop it), else one read: an
             # update of an account that does not exist would make a malformed association.
-            current = self.account_record(account)
-            if current is None:
+            found = self._account_now(account)
+            if found is None:
                 raise _no_match(operation, f"account {account} does not exist")
-            self._changed().update_association(
-                account, "", "", self._association_changes(rest, current)
-            )
+            current, held = found
+            changes = self._association_changes(rest, current)
+            self._changed().update_association(account, "", "", changes, held=held)
         if "RawUsage" in settings:
             self._reset_raw_usage(account, settings["RawUsage"])
         logger.info("Executed: %s", self.describe(operation))
         return self.describe(operation)
+
+    def _rows(self, account: str) -> list[Mapping[str, Any]]:
+        """The account's associations as slurmrestd sends them: the snapshot's, else read."""
+        if self._snapshot is not None:
+            return self._raw.get(account, [])
+        return self._verbs().raw_associations(account=account)
+
+    def _own_row(self, account: str) -> Mapping[str, Any] | None:
+        """The account's own association (no user)."""
+        return next((r for r in self._rows(account) if not r.get("user")), None)
+
+    def _account_now(self, account: str) -> _Current | None:
+        """The account's association and the TRES lists an update must send again."""
+        row = self._own_row(account)
+        if row is None:
+            return None
+        record = association_record(row)
+        parent = self._own_row(record.parent) if record.parent else None
+        return record, association_tres(row, parent)
 
     def _reset_raw_usage(self, account: str, value: str) -> None:
         """RawUsage=0 through sacctmgr: slurmrestd has no call for it."""
@@ -422,16 +447,15 @@ class SlurmRestClient(AccountingClient):
         else:
             self._changed().remove_user(username, account)
 
-    def _user_rows(self, account: str, user: str) -> list[AssociationRecord]:
-        """The user's associations with ``account``, one per partition."""
-        if self._snapshot is None:
-            rows = self._verbs().associations(account=account, user=user)
-            return [r for r in rows if r.user == user]
-        state = self._snapshot.account(account)
-        if state is None or user not in state.users:
-            return []
-        record = state.users[user]
-        return [replace(record, partition=p) for p in sorted(state.partitions[user])]
+    def _user_rows(self, account: str, user: str) -> list[_Current]:
+        """The user's associations with ``account`` (one per partition), with TRES lists."""
+        rows = self._rows(account)
+        own = next((r for r in rows if not r.get("user")), None)
+        return [
+            (association_record(r), association_tres(r, own))
+            for r in rows
+            if r.get("user") == user and r.get("account") == account
+        ]
 
     def modify_user(self, username: str, account: str | None, settings: dict[str, str]) -> str:
         """Set fields of a user's associations with ``account`` (or the user's default)."""
@@ -447,8 +471,10 @@ class SlurmRestClient(AccountingClient):
             rows = self._user_rows(validation.account_name(account), user)
             if not rows:
                 raise _no_match(operation, f"{user} has no association with {account}")
-            for row in rows:
+            for row, held in rows:
                 changes = self._association_changes(rest, row)
-                self._changed().update_association(row.account, user, row.partition, changes)
+                self._changed().update_association(
+                    row.account, user, row.partition, changes, held=held
+                )
         logger.info("Executed: %s", self.describe(operation))
         return self.describe(operation)

@@ -119,12 +119,6 @@ def test_membership_sync_applies_team_changes_and_pause(
     assert assoc_rows() == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an association update leaves out the TRES lists it does not change, and "
-    "slurmrestd (the real 24.11 one too) then clears them: the QoS change of a pause "
-    "drops the allocation's GrpTRESMins",
-)
 def test_a_pause_keeps_the_allocations_limits(
     standin: StandIn, rest_agent: Agent, created: dict
 ) -> None:

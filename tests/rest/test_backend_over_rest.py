@@ -171,3 +171,39 @@ def test_pause_under_qos_enforcement_is_grp_submit_jobs_over_rest(
     assert metadata == {"qos": "normal", "grp_submit_jobs": 0}
     assert backends.rest(**lever).restore_resource(names["slug"])
     assert backends.assoc_rows(names["slug"], "GrpSubmitJobs,QOS")[""] == ["", "normal"]
+
+
+def test_a_fairshare_change_and_a_pause_keep_the_limits_over_rest(
+    backends: Backends, names: dict[str, str], tmp_path: Path
+) -> None:
+    # slurmrestd clears every TRES list an association update leaves out.
+    backends.rest().create_resource_with_id(resource(**names), names["slug"])
+    before = backends.assoc_rows(names["slug"], "GrpTRESMins")
+    assert before == {"": ["cpu=100,gres/gpu=300,mem=600G"]}
+    periodic = {"periodic_limits": {"enabled": True, "state_dir": str(tmp_path)}}
+    done = backends.rest(**periodic).apply_periodic_settings(names["slug"], {"fairshare": 9})
+    assert done["success"] is True, done["error"]
+    assert backends.assoc_rows(names["slug"], "Fairshare")[""] == ["9"]
+    assert backends.assoc_rows(names["slug"], "GrpTRESMins") == before
+
+    lever = {"qos_enforcement_enabled": True, "enforce_offering_qos": True}
+    for settings in ({}, lever):
+        assert backends.rest(**settings).pause_resource(names["slug"])
+        assert backends.assoc_rows(names["slug"], "GrpTRESMins") == before
+        assert backends.rest(**settings).restore_resource(names["slug"])
+        assert backends.assoc_rows(names["slug"], "GrpTRESMins") == before
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="slurmrestd 24.11 makes the QoS list a user's association inherits its own when "
+    "the association is updated (here its MaxTRESMins); the account's pause then fails: "
+    "the user would lose access to its default QoS",
+)
+def test_a_pause_after_user_limits_over_rest(backends: Backends, names: dict[str, str]) -> None:
+    res = resource(**names, limits={})
+    backends.rest().create_resource_with_id(res, names["slug"])
+    backends.rest().add_users_to_resource(res, {USERS[0]})
+    backends.rest().set_resource_user_limits(names["slug"], USERS[0], {"cpu": 30})
+    assert backends.rest().pause_resource(names["slug"])
+    assert backends.assoc_rows(names["slug"], "QOS")[USERS[0]] == ["blocked"]

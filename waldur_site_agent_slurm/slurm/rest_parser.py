@@ -74,6 +74,51 @@ def _dig(item: Mapping[str, Any], *keys: str) -> object:
     return value
 
 
+# Every TRES list of an association: an update that leaves one out puts it back to what
+# the association inherits (nothing, for the Grp* lists), on SLURM 24.11's slurmrestd as
+# on the emulator's. Its other fields (job counts, QoS, parent) stay as they are.
+GROUP_TRES_LISTS: tuple[tuple[str, ...], ...] = (
+    ("max", "tres", "total"),  # GrpTRES
+    ("max", "tres", "group", "minutes"),  # GrpTRESMins
+    ("max", "tres", "group", "active"),  # GrpTRESRunMins
+)
+# The Max* lists, which an association inherits from its parent unless it sets its own.
+MAX_TRES_LISTS: tuple[tuple[str, ...], ...] = (
+    ("max", "tres", "minutes", "total"),  # MaxTRESRunMins
+    ("max", "tres", "minutes", "per", "job"),  # MaxTRESMins
+    ("max", "tres", "per", "job"),  # MaxTRES
+    ("max", "tres", "per", "node"),  # MaxTRESPerNode
+)
+
+
+def _entries(item: Mapping[str, Any], path: tuple[str, ...]) -> list[dict[str, Any]]:
+    found = _dig(item, *path)
+    _tres_counts(found)  # a malformed list is a parse error, never sent back
+    entries = found if isinstance(found, list) else []
+    return [{k: e[k] for k in ("type", "name", "count") if k in e} for e in entries]
+
+
+def association_tres(
+    item: Mapping[str, Any], parent: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The TRES lists of one association an update must send again, nested as sent.
+
+    Every Grp* list; a Max* list only when it differs from the ``parent``'s (the account
+    of a user's association, the parent account of an account's): slurmrestd reads back
+    inherited values too, and sending one again would pin it on this association.
+    """
+    held: dict[str, Any] = {}
+    for path in (*GROUP_TRES_LISTS, *MAX_TRES_LISTS):
+        entries = _entries(item, path)
+        if path in MAX_TRES_LISTS and parent is not None and entries == _entries(parent, path):
+            continue
+        node = held
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = entries
+    return held
+
+
 def association_record(item: Mapping[str, Any]) -> AssociationRecord:
     """One ``/associations/`` entry as the record ``sacctmgr show assoc`` gives."""
     qos = item.get("qos", [])

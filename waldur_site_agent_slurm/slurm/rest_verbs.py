@@ -17,6 +17,7 @@ from urllib.parse import quote
 import httpx
 
 from waldur_site_agent_slurm.allocation.usage import Window
+from waldur_site_agent_slurm.errors import SlurmCommandError
 from waldur_site_agent_slurm.slurm import validation
 from waldur_site_agent_slurm.slurm.parser import AssociationRecord, JobRecord
 from waldur_site_agent_slurm.slurm.rest import (
@@ -28,6 +29,7 @@ from waldur_site_agent_slurm.slurm.rest import (
 )
 from waldur_site_agent_slurm.slurm.rest_parser import (
     association_record,
+    association_tres,
     job_record,
     many,
     text,
@@ -35,10 +37,22 @@ from waldur_site_agent_slurm.slurm.rest_parser import (
     tres_name,
 )
 
-__all__ = ["RestAccount", "RestSettings", "RestVerbs"]
+__all__ = ["RestAccount", "RestSettings", "RestVerbs", "merge"]
 
 # The job states of a job that still runs or may run (squeue's pending/running/suspended).
 ACTIVE_STATES = frozenset({"PENDING", "RUNNING", "SUSPENDED", "CONFIGURING", "COMPLETING"})
+
+
+def merge(into: dict[str, Any], changes: Mapping[str, Any]) -> None:
+    """Merge nested ``changes`` into ``into``; a list (a TRES list) replaces the old one."""
+    for key, value in changes.items():
+        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
+            merge(into[key], value)
+        elif isinstance(value, Mapping):
+            into[key] = {}
+            merge(into[key], value)
+        else:
+            into[key] = value
 
 
 @dataclass(frozen=True)
@@ -247,18 +261,54 @@ class RestVerbs:
 
     def _update_account(self, name: str, changes: Mapping[str, Any]) -> None:
         """Change the existing account association (never create one: see add_account)."""
-        self.update_association(name, "", "", changes)
+        held = self.held_tres(name, "", "")
+        if held is None:
+            argv = ["modify account", validation.account_name(name)]
+            raise SlurmCommandError(argv, None, "", "", f"account {name} does not exist")
+        self.update_association(name, "", "", changes, held=held)
+
+    def held_tres(self, account: str, user: str, partition: str) -> dict[str, Any] | None:
+        """The TRES lists an update of one association must send again, or None (no such).
+
+        One read of the account's associations, and one of its parent's for an account's
+        own: ``association_tres`` leaves out what the association inherits.
+        """
+        rows = self.raw_associations(account=account)
+        own = next((r for r in rows if not text(r, "user")), None)
+        for row in rows:
+            key = (text(row, "account"), text(row, "user"), text(row, "partition"))
+            if key != (account, user, partition):
+                continue
+            parent = own
+            if not user:
+                above = text(row, "parent_account")
+                found = self.raw_associations(account=above) if above else []
+                parent = next((r for r in found if not text(r, "user")), None)
+            return association_tres(row, parent)
+        return None
 
     def update_association(
-        self, account: str, user: str, partition: str, changes: Mapping[str, Any]
+        self,
+        account: str,
+        user: str,
+        partition: str,
+        changes: Mapping[str, Any],
+        *,
+        held: Mapping[str, Any],
     ) -> None:
-        """Change one existing association (``user`` '' for the account's own)."""
-        association = {
+        """Change one existing association (``user`` '' for the account's own).
+
+        slurmrestd clears every TRES list an update leaves out, so the association's
+        lists as last read (``held``, from ``association_tres``) are sent again with
+        ``changes`` merged in: a fairshare change or a pause keeps GrpTRESMins.
+        """
+        association: dict[str, Any] = {
             "account": validation.account_name(account),
             "cluster": self.cluster,
             "user": validation.username(user) if user else "",
-            **changes,
         }
+        merge(association, held)
+        merge(association, changes)
         if partition:
             association["partition"] = validation.partition_name(partition)
         self._db("POST", "associations/", body={"associations": [association]})

@@ -86,12 +86,6 @@ def test_a_limit_change_sets_the_named_tres_and_keeps_the_others(
     assert record is not None and record.grp_tres_mins == {"cpu": 300, "gres/gpu": 60}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an association update leaves out the TRES lists it does not change, and "
-    "slurmrestd (the real 24.11 one too) then clears them: a fairshare change drops "
-    "GrpTRESMins",
-)
 def test_a_fairshare_change_keeps_the_limits(client: SlurmRestClient, account: str) -> None:
     make_account(client, account, cpu=600)
     client.modify_account(account, {"Fairshare": "9"})
