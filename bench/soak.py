@@ -31,6 +31,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -83,6 +84,7 @@ FAULTS = (
     "state_dir_readonly",
 )
 CONVERGE_TIMEOUT = 240  # seconds after the last fault
+SUBSCRIBED = "Started unified STOMP connection for queue"  # event_process consumes
 
 
 def log(text: str) -> None:
@@ -149,7 +151,7 @@ class Slurm:
     def associations(self, tag: str) -> list[list[str]]:
         out = self.run(
             "sacctmgr", "-P", "-n", "show", "assoc", f"cluster={self.cluster}",
-            "format=Account,User,ParentName,GrpTRESMins,QOS,DefaultQOS",
+            "format=Account,User,ParentName,GrpTRESMins,QOS,DefaultQOS,Fairshare",
         )  # fmt: skip
         if out.returncode != 0:
             raise RuntimeError(out.stderr)
@@ -279,11 +281,28 @@ class Events:
         self.watcher = threading.Thread(target=self._watch, daemon=True)
 
     def start(self) -> None:
-        with self.lock:
-            self.agent = start_agent("event_process", self.config)
-            self.started = time.monotonic()
-        if not self.watcher.is_alive():
-            self.watcher.start()
+        """Start it and wait until it consumes the queue.
+
+        The framework (1.0.7) subscribes once, at start-up: when Waldur fails that
+        start (a 5xx on registering the agent's identity or queue), the process stays up
+        and never consumes a message. A site's supervisor must restart it then; the soak
+        does, and counts it (``event_process_unsubscribed_restarts``).
+        """
+        while True:
+            with self.lock:
+                self.agent = start_agent("event_process", self.config)
+                self.started = time.monotonic()
+                agent = self.agent
+            if not self.watcher.is_alive():
+                self.watcher.start()
+            try:
+                agent.wait_for_log(SUBSCRIBED, timeout=90)
+                return
+            except (TimeoutError, RuntimeError):
+                log("event_process did not subscribe to its queue: restarting it")
+                self.figures.operations["event_process_unsubscribed_restarts"] += 1
+                agent.kill()
+                self._save(agent)
 
     def _watch(self) -> None:
         while not self.stop_watch.wait(0.5):
@@ -299,6 +318,13 @@ class Events:
         with self.log.open("a") as f:
             f.write(run.output)
         self.figures.errors(error_lines(run.output), self.started, time.monotonic())
+
+    def text(self) -> str:
+        """Everything every event_process printed so far, in order."""
+        saved = self.log.read_text() if self.log.exists() else ""
+        with self.lock:
+            agent = self.agent
+        return saved + (agent.snapshot().output if agent is not None else "")
 
     def kill_and_restart(self) -> None:
         with self.lock:
@@ -543,7 +569,7 @@ class World:
             if len(own) != 1:
                 found.append(f"{name}: {len(own)} accounts, not 1")
                 continue
-            _, _, got_parent, tres, qos, _ = own[0]
+            _, _, got_parent, tres, qos, _, _ = own[0]
             if got_parent != parent:
                 found.append(f"{name}: parent {got_parent}, not {parent}")
             want = {TRES[k]: v * FACTORS[k] for k, v in res["limits"].items()}
@@ -568,7 +594,7 @@ class World:
             elif order["state"] == "erred" and not order["error_message"]:
                 found.append(f"order {order['uuid'][:8]} erred without a reason")
         found += self.check_usage(dump)
-        found += self.check_resets(dump)
+        found += self.check_messages({r[0]: r[6] for r in rows if not r[1]})
         return found
 
     def check_usage(self, dump: dict[str, Any]) -> list[str]:
@@ -609,25 +635,53 @@ class World:
                     found.append(f"{res['backend_id']} {key}: posted {got[key]} without jobs")
         return found
 
-    def check_resets(self, dump: dict[str, Any]) -> list[str]:
-        """RawUsage reset at most once per allocation and period, once if it was reported."""
+    def check_messages(self, fairshares: dict[str, str]) -> list[str]:
+        """Every message consumed; SLURM holds the last applied one; RawUsage reset once.
+
+        The event consumer's log is the record: ``Received a message`` (the body),
+        ``Periodic settings for ACCOUNT (PERIOD): …``, ``Executed: … set RawUsage=0`` and
+        ``Successfully applied periodic settings``, in the order they happened.
+        """
+        from tests.broker import queue_depth
+
+        found = []
+        left = queue_depth()
+        if left:
+            found.append(f"{left} periodic messages never consumed")
+        received: dict[str, str] = {}  # account → Fairshare of the message being applied
+        applied: dict[str, str] = {}  # account → Fairshare of the last message applied
+        period: dict[str, str] = {}  # account → period of the message being applied
         resets: Counter[tuple[str, str]] = Counter()
-        reported: set[tuple[str, str]] = set()
-        for result in dump["command_results"]:
-            body = result["body"]
-            period = body.get("period")
-            reset = body.get("raw_usage_reset") or {}
-            key = (body.get("resource_uuid", ""), str(period))
-            resets[key] += sum("RawUsage=0" in c for c in body.get("commands_executed", []))
-            if reset.get("performed"):
-                reported.add(key)
-        self.checked["periodic reports"] = len(dump["command_results"])
-        self.checked["RawUsage resets"] = sum(resets.values())
-        found = [
-            f"RawUsage of {k[0][:8]} reset {n} times in {k[1]}" for k, n in resets.items() if n > 1
-        ]
-        found += [f"RawUsage of {k[0][:8]} reported reset in {k[1]} but never ran" for k in reported
-                  if not resets[k]]  # fmt: skip
+        done: set[tuple[str, str]] = set()
+        for line in self.events.text().splitlines():
+            if not line.startswith("{"):
+                continue
+            try:
+                event = str(json.loads(line).get("event", ""))
+            except ValueError:
+                continue
+            if got := re.match(
+                r"Received a message .*'backend_id': '([^']+)'.*'fairshare': (\d+)", event
+            ):
+                received[got[1]] = got[2]
+            elif got := re.match(r"Periodic settings for (\S+) \((\S+)\): ", event):
+                period[got[1]] = got[2]
+            elif got := re.match(r"Executed: sacctmgr .* name=(\S+) .*set RawUsage=0$", event):
+                resets[(got[1], period.get(got[1], "?"))] += 1
+            elif got := re.match(
+                r"Successfully applied periodic settings for resource (\S+)", event
+            ):
+                applied[got[1]] = received.get(got[1], "?")
+                done.add((got[1], period.get(got[1], "?")))
+        for account, share in sorted(applied.items()):
+            if account in fairshares and fairshares[account] != share:
+                found.append(f"{account}: Fairshare {fairshares[account]}, last applied {share}")
+        for key, count in sorted(resets.items()):
+            if count != 1:
+                found.append(f"{key[0]}: RawUsage reset {count} times in {key[1]}")
+        found += [f"{a}: no RawUsage reset in {p}" for a, p in sorted(done - set(resets))]
+        self.checked["periodic messages applied (accounts)"] = len(applied)
+        self.checked["RawUsage resets (account, period)"] = len(resets)
         return found
 
 
@@ -639,13 +693,25 @@ def secrets_in_logs(logs: Path, secrets: list[str]) -> list[str]:
     return found
 
 
-def wait_jobs(slurm: Slurm, timeout: float = 120) -> None:
+def wait_jobs(slurm: Slurm, tag: str, timeout: float = 120) -> int:
+    """Let the soak's running jobs end; cancel its pending ones (they never ran, so no
+    usage: a QoS changed under them, e.g. InvalidQOS after a pause). Returns how many."""
     deadline = time.monotonic() + timeout
+    cancelled = 0
     while time.monotonic() < deadline:
-        out = slurm.run("squeue", "-h", "-o", "%A")
-        if out.returncode == 0 and not out.stdout.strip():
-            return
+        out = slurm.run("squeue", "-h", "-o", "%A|%a|%T")
+        if out.returncode != 0:
+            time.sleep(1)
+            continue
+        ours = [r.split("|") for r in out.stdout.split() if r.split("|")[1][1:].startswith(tag)]
+        if not ours:
+            return cancelled
+        pending = [job for job, _, state in ours if state == "PENDING"]
+        if pending and len(pending) == len(ours):
+            slurm.run("scancel", *pending)
+            cancelled += len(pending)
         time.sleep(1)
+    return cancelled
 
 
 def schedule(rng: random.Random, duration: float) -> list[tuple[float, str, float]]:
@@ -673,6 +739,10 @@ def main() -> int:  # noqa: PLR0912, PLR0915 - one linear story
     parser.add_argument(
         "--keep", action="store_true", help="leave the own SLURM and broker running"
     )
+    parser.add_argument(
+        "--converge-timeout", type=float, default=CONVERGE_TIMEOUT,
+        help="seconds after the last fault the agent has to converge",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -711,7 +781,7 @@ def main() -> int:  # noqa: PLR0912, PLR0915 - one linear story
         path.chmod(0o755)
     scenario = load_scenario(policy_scenario(work / "scenario.yaml", DEMO_USERS))
     figures = Figures()
-    status = 1
+    status, cancelled = 1, 0
     with StandIn(scenario) as standin:
         config = event_config(
             work / "agent.yaml", standin.api_url,
@@ -758,10 +828,10 @@ def main() -> int:  # noqa: PLR0912, PLR0915 - one linear story
                 cycler.stop.set()
             for cycler in cyclers.values():
                 cycler.join()
-            wait_jobs(slurm)
+            cancelled = wait_jobs(slurm, tag)
             divergences: list[str] = []
             converged = None
-            while time.monotonic() - last_fault < CONVERGE_TIMEOUT:
+            while time.monotonic() - last_fault < args.converge_timeout:
                 for mode in CYCLE_MODES:
                     cyclers[mode].once()
                 time.sleep(2)  # the event consumer's last reports
@@ -775,6 +845,10 @@ def main() -> int:  # noqa: PLR0912, PLR0915 - one linear story
             for cycler in cyclers.values():
                 cycler.stop.set()
                 cycler.kill()
+        lost = sum(
+            "Failed to report command result" in line or "Error reporting command result" in line
+            for line in (logs / "event_process.log").read_text().splitlines()
+        )
         secrets = [TOKEN, Path(read_broker_env()["RMQ_ADMIN_PASSWORD_FILE"]).read_text()]
         divergences += secrets_in_logs(logs, secrets)
         results = {
@@ -793,7 +867,9 @@ def main() -> int:  # noqa: PLR0912, PLR0915 - one linear story
             "agent_cycles": dict(figures.cycles),
             "peak_rss_mb": {k: round(v / 1024, 1) for k, v in figures.peak_rss_kb.items()},
             "error_lines_by_active_fault": dict(figures.errors_by_fault),
+            "command_results_lost_to_waldur_errors": lost,
             "jobs_submitted": len(world.jobs),
+            "jobs_never_started_cancelled": cancelled,
             "checked": dict(world.checked),
             "orders": dict(Counter(o["state"] for o in standin.state.orders())),
             "logs": str(logs),
