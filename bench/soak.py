@@ -867,6 +867,10 @@ def main() -> int:  # noqa: PLR0912, PLR0915 - one linear story
             "agent_cycles": dict(figures.cycles),
             "peak_rss_mb": {k: round(v / 1024, 1) for k, v in figures.peak_rss_kb.items()},
             "error_lines_by_active_fault": dict(figures.errors_by_fault),
+            "error_lines_per_fault": {
+                kind: round(figures.errors_by_fault[kind] / count, 1)
+                for kind, count in figures.faults.items()
+            },
             "command_results_lost_to_waldur_errors": lost,
             "jobs_submitted": len(world.jobs),
             "jobs_never_started_cancelled": cancelled,
