@@ -231,7 +231,7 @@ def test_parse_tres_converts_memory_suffixes_to_megabytes(text: str, megabytes: 
 
 @pytest.mark.parametrize(
     ("text", "megabytes"),
-    [  # what sacctmgr 24.11 printed for GrpTRESMins=mem=<MB> (the soak found the first)
+    [  # what sacctmgr 22.05 and 24.11 print for GrpTRESMins=mem=<MB> (the soak found the first)
         ("mem=7.50T", 7864320),
         ("mem=12.50T", 13107200),
         ("mem=1.50T", 1572864),
