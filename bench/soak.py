@@ -278,6 +278,7 @@ class Events:
         self.started = 0.0
         self.stop_watch = threading.Event()
         self.lock = threading.Lock()
+        self.restarting = threading.Lock()  # one restart at a time: never two consumers
         self.watcher = threading.Thread(target=self._watch, daemon=True)
 
     def start(self) -> None:
@@ -327,12 +328,13 @@ class Events:
         return saved + (agent.snapshot().output if agent is not None else "")
 
     def kill_and_restart(self) -> None:
-        with self.lock:
-            old = self.agent
-        if old is not None:
-            old.kill()
-            self._save(old)
-        self.start()
+        with self.restarting:
+            with self.lock:
+                old = self.agent
+            if old is not None:
+                old.kill()
+                self._save(old)
+            self.start()
 
     def stop(self) -> None:
         self.stop_watch.set()
