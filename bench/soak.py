@@ -85,6 +85,12 @@ FAULTS = (
 )
 CONVERGE_TIMEOUT = 240  # seconds after the last fault
 SUBSCRIBED = "Started unified STOMP connection for queue"  # event_process consumes
+SUBSCRIBE_FAILURES = (  # the framework's words when the subscription at start-up failed
+    "Failed to register identity",
+    "Unable to register unified event queue",
+    "Failed to start unified STOMP connection",
+)
+START_TIMEOUT = 600  # seconds for event_process's start-up cycles and subscription
 
 
 def log(text: str) -> None:
@@ -296,14 +302,28 @@ class Events:
                 agent = self.agent
             if not self.watcher.is_alive():
                 self.watcher.start()
-            try:
-                agent.wait_for_log(SUBSCRIBED, timeout=90)
+            if self._subscribes(agent):
                 return
-            except (TimeoutError, RuntimeError):
-                log("event_process did not subscribe to its queue: restarting it")
-                self.figures.operations["event_process_unsubscribed_restarts"] += 1
-                agent.kill()
-                self._save(agent)
+            log("event_process did not subscribe to its queue: restarting it")
+            self.figures.operations["event_process_unsubscribed_restarts"] += 1
+            agent.kill()
+            self._save(agent)
+
+    @staticmethod
+    def _subscribes(agent: AgentProcess) -> bool:
+        """True once it consumes; False when it failed to subscribe or exited.
+
+        Its start-up cycles (every order and allocation) come first and take a while.
+        """
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline and agent.process.poll() is None:
+            events = [str(r.get("event", "")) for r in agent.snapshot().records]
+            if any(SUBSCRIBED in e for e in events):
+                return True
+            if any(e.startswith(SUBSCRIBE_FAILURES) for e in events):
+                return False
+            time.sleep(0.5)
+        return False
 
     def _watch(self) -> None:
         while not self.stop_watch.wait(0.5):
