@@ -36,7 +36,10 @@
 # AMQP 35700, STOMP 35701, Web-STOMP 35702 (path /ws), management HTTP API 35703,
 # Erlang distribution 35704, epmd 35705, CLI tools 35710-35720. `env` prints them.
 # Logs: $RMQ_BASE/log/waldur-slurm-test@localhost.log and startup.log; PID file:
-# $RMQ_BASE/run/rabbitmq.pid. The only host changes are the Debian package (installed
+# $RMQ_BASE/run/rabbitmq.pid. RMQ_INSTANCE=NAME runs a second, independent broker (one
+# a run may restart, as the soak does: bench/soak.py): node waldur-slurm-test-NAME,
+# RMQ_BASE .../rabbitmq-NAME and every port 100 above (AMQP 35800 ... CLI 35810-35820).
+# The only host changes are the Debian package (installed
 # without starting its service) and its `rabbitmq` system user.
 
 set -euo pipefail
@@ -47,22 +50,27 @@ QUEUE="${RMQ_QUEUE:-consumer_d0e1f2a3b4c54d6e8f9a0b1c2d3e4f50}"
 ADMIN_USER="${RMQ_ADMIN_USER:-admin}"
 DEFAULT_TOKEN=demo-offering-token
 
+INSTANCE=${RMQ_INSTANCE:-}
+[[ -z $INSTANCE || $INSTANCE =~ ^[a-z][a-z0-9]{0,9}$ ]] \
+  || { echo "RMQ_INSTANCE: 1-10 lower-case letters and digits, not '$INSTANCE'" >&2; exit 2; }
+PORT_BASE=$((35700 + ${INSTANCE:+100} + 0))
+
 HOST=127.0.0.1
-AMQP_PORT=35700
-STOMP_PORT=35701
-WS_PORT=35702
+AMQP_PORT=$PORT_BASE
+STOMP_PORT=$((PORT_BASE + 1))
+WS_PORT=$((PORT_BASE + 2))
 WS_PATH=/ws
-MGMT_PORT=35703
-DIST_PORT=35704
-EPMD_PORT=35705
-CTL_PORT_MIN=35710   # rabbitmqctl's own distribution listener
-CTL_PORT_MAX=35720
+MGMT_PORT=$((PORT_BASE + 3))
+DIST_PORT=$((PORT_BASE + 4))
+EPMD_PORT=$((PORT_BASE + 5))
+CTL_PORT_MIN=$((PORT_BASE + 10))   # rabbitmqctl's own distribution listener
+CTL_PORT_MAX=$((PORT_BASE + 20))
 PLUGINS=(rabbitmq_management rabbitmq_stomp rabbitmq_web_stomp)
 PACKAGES=(rabbitmq-server)
 
 # A node name of its own: `localhost` always resolves, whatever the host name is.
-NODENAME=waldur-slurm-test@localhost
-BASE=${RMQ_BASE:-/var/lib/waldur-slurm-test/rabbitmq}
+NODENAME=waldur-slurm-test${INSTANCE:+-$INSTANCE}@localhost
+BASE=${RMQ_BASE:-/var/lib/waldur-slurm-test/rabbitmq${INSTANCE:+-$INSTANCE}}
 CONF_DIR=$BASE/etc
 SECRET_DIR=$BASE/secrets             # root-only
 ADMIN_PASS_FILE=$SECRET_DIR/admin-password

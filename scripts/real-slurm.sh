@@ -17,6 +17,11 @@
 #   status  print each daemon's state; exit 0 only if all run and the node is usable.
 #   env     print `export` lines describing the cluster, for the tests.
 #
+# REAL_SLURM_INSTANCE=NAME runs a second, independent stack of the same version (one a
+# run may kill daemons of, as the soak does: bench/soak.py): its own directory
+# VERSION-NAME, cluster NAMEVERSION without the dot (e.g. soak2411) and ports 100 above
+# the default stack's. Without it, the default stack.
+#
 # Everything lives under /var/lib/waldur-slurm-test/VERSION (REAL_SLURM_BASE overrides
 # /var/lib/waldur-slurm-test): root/ is the chroot, bin/ holds host-side wrappers of the
 # SLURM commands (a `slurm_bin_path`). Each stack has its own munge key and socket,
@@ -49,6 +54,14 @@ case "$VERSION" in
     exit 2
     ;;
 esac
+INSTANCE=${REAL_SLURM_INSTANCE:-}
+if [[ -n $INSTANCE ]]; then
+  [[ $INSTANCE =~ ^[a-z][a-z0-9]{0,9}$ ]] \
+    || { echo "REAL_SLURM_INSTANCE: 1-10 lower-case letters and digits, not '$INSTANCE'" >&2; exit 2; }
+  CLUSTER=$INSTANCE${VERSION/./}
+  CTLD_PORT=$((CTLD_PORT + 100)) SLURMD_PORT=$((SLURMD_PORT + 100)) DBD_PORT=$((DBD_PORT + 100))
+  [[ -z ${RESTD_PORT:-} ]] || RESTD_PORT=$((RESTD_PORT + 100))
+fi
 
 NODE="$(hostname -s)"
 PARTITION=debug
@@ -60,7 +73,7 @@ MIRROR=${REAL_SLURM_MIRROR:-http://deb.debian.org/debian}
 SECURITY_MIRROR=${REAL_SLURM_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 
 STACKS=${REAL_SLURM_BASE:-/var/lib/waldur-slurm-test}
-BASE=$STACKS/$VERSION
+BASE=$STACKS/$VERSION${INSTANCE:+-$INSTANCE}
 ROOT=$BASE/root       # the chroot
 BIN_DIR=$BASE/bin     # host-side wrappers: the slurm_bin_path of this stack
 LIBS=$ROOT/usr/lib/x86_64-linux-gnu

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +11,9 @@ from waldur_api_client.models.resource import Resource
 from waldur_site_agent.backend.exceptions import BackendError, BackendNotReadyError
 
 from tests.conftest import make_backend
-from tests.fakes import FakeRunner, assoc_lines
+from tests.fakes import TRES_OUTPUT, FakeRunner, assoc_lines
 from waldur_site_agent_slurm.config import load_settings
-from waldur_site_agent_slurm.errors import SlurmConfigError
+from waldur_site_agent_slurm.errors import SlurmConfigError, SlurmTimeoutError
 
 SI = ["sacctmgr", "--immediate"]
 
@@ -515,3 +516,34 @@ def test_negative_limits_are_refused_before_any_account_is_added(runner: FakeRun
     with pytest.raises(BackendError, match="cpu"):
         backend.create_resource_with_id(resource(limits={"cpu": -5}), "alloc-1")
     assert runner.writes == []
+
+
+# ---- a hanging SLURM costs a cycle one command_timeout, not one per allocation ------------
+
+
+class HangingAssocRunner(FakeRunner):
+    """The cluster-wide ``show assoc`` times out, as when slurmdbd hangs."""
+
+    def run(self, argv: Sequence[str], *, mutating: bool, accept_nothing: bool = False) -> Any:
+        if "show" in argv and "assoc" in argv and "where" in argv and "cluster=c1" in argv:
+            self.calls.append(list(argv))
+            raise SlurmTimeoutError(argv, None, "", "", "Timed out after 120s")
+        return super().run(argv, mutating=mutating, accept_nothing=accept_nothing)
+
+
+def test_a_timed_out_bulk_read_is_not_run_again_for_each_allocation_of_the_cycle() -> None:
+    runner = HangingAssocRunner(outputs={"list tres": TRES_OUTPUT})
+    backend = make_backend(runner, cluster_name="c1")
+    pulled = [
+        backend.pull_resource(resource(backend_id=name, slug=name))
+        for name in ("alloc-1", "alloc-2", "alloc-3")
+    ]
+    assert pulled == [None, None, None]  # each skipped this cycle, as the first one
+    assert len(runner.calls) == 1, runner.calls  # one wait for the hanging read, not three
+    with pytest.raises(SlurmTimeoutError, match="Timed out after 120s"):
+        backend.client.get_resource("alloc-2")  # the same error, named, for every caller
+    assert len(runner.calls) == 1
+
+    # The next cycle builds a new backend, and with it a new client: it reads again.
+    make_backend(runner, cluster_name="c1").pull_resource(resource())
+    assert len(runner.calls) == 2

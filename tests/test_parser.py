@@ -229,12 +229,33 @@ def test_parse_tres_converts_memory_suffixes_to_megabytes(text: str, megabytes: 
     assert parser.parse_tres(text) == {"mem": megabytes}
 
 
+@pytest.mark.parametrize(
+    ("text", "megabytes"),
+    [  # what sacctmgr 22.05 and 24.11 print for GrpTRESMins=mem=<MB> (the soak found the first)
+        ("mem=7.50T", 7864320),
+        ("mem=12.50T", 13107200),
+        ("mem=1.50T", 1572864),
+        ("mem=1.50G", 1536),
+    ],
+)
+def test_parse_tres_reads_memory_shown_with_two_decimals(text: str, megabytes: int) -> None:
+    assert parser.parse_tres(f"cpu=234,gres/gpu=180,{text}") == {
+        "cpu": 234, "gres/gpu": 180, "mem": megabytes,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("text", ["mem=1.5M", "mem=0.01G", "mem=1.50K"])
+def test_parse_tres_refuses_memory_that_is_not_a_whole_number_of_megabytes(text: str) -> None:
+    with pytest.raises(SlurmParseError, match="not a whole number of MB"):
+        parser.parse_tres(text)
+
+
 def test_parse_tres_accepts_kilobytes_divisible_by_1024() -> None:
     assert parser.parse_tres("mem=2048K") == {"mem": 2}
 
 
 def test_parse_tres_rejects_kilobytes_below_a_whole_megabyte() -> None:
-    with pytest.raises(SlurmParseError, match="below 1 MB"):
+    with pytest.raises(SlurmParseError, match="not a whole number of MB"):
         parser.parse_tres("mem=1000K")
 
 
@@ -250,7 +271,9 @@ def test_parse_tres_empty_string_is_empty_dict() -> None:
         "cpu=",  # no value
         "cpu=x",  # not a number
         "cpu=-1",  # negative
-        "mem=1.5G",  # fraction
+        "cpu=1.5",  # a fraction without a unit
+        "mem=1.505T",  # more than the two decimals sacctmgr prints
+        "mem=1.G",  # no decimals after the point
         "mem=1X",  # unknown unit
         "mem=1g",  # units are upper case
         "cpu=1,,mem=2",  # empty entry

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import COMPONENTS
 from tests.real.conftest import assoc_rows, stack
 from tests.test_backend_commands import resource
 from tests.test_limits_prepaid_targets import PREPAID, TARGETS, prepaid_resource
@@ -40,3 +41,14 @@ def test_target_components_limit_every_target(names: dict[str, str]) -> None:
     backend(TARGETS).create_resource_with_id(res, account)
     assert grp_tres_mins(account) == "billing=1200,cpu=600,gres/gpu=120"
     assert backend(TARGETS).get_resource_limits(account) == {"compute": 10, "gpu": 2}
+
+
+def test_a_memory_limit_sacctmgr_shows_with_decimals_reads_back_exactly(
+    names: dict[str, str],
+) -> None:
+    """128 GB-hours × 61440 is 7864320 MB, which sacctmgr shows as ``mem=7.50T``."""
+    account = names["slug"]
+    limits = {"cpu": 1, "mem": 128, "gpu": 2}
+    backend(COMPONENTS).create_resource_with_id(resource(limits=limits, **names), account)
+    assert grp_tres_mins(account) == "cpu=60000,gres/gpu=120,mem=7.50T"
+    assert backend(COMPONENTS).get_resource_limits(account) == limits

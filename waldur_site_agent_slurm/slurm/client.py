@@ -16,6 +16,7 @@ from waldur_site_agent.backend.structures import ClientResource
 
 from waldur_site_agent_slurm.allocation import own_qos
 from waldur_site_agent_slurm.allocation.usage import Window
+from waldur_site_agent_slurm.errors import SlurmTimeoutError
 from waldur_site_agent_slurm.slurm import parser, validation
 from waldur_site_agent_slurm.slurm.accounting import (
     ROOT_ACCOUNT,
@@ -65,6 +66,8 @@ class SlurmClient(AccountingClient):
         self.cluster_name = cluster_name
         self.active_jobs_from_sacct = active_jobs_from_sacct
         self._snapshot: AssociationSnapshot | None = None
+        # The bulk read that timed out on this client, raised again without waiting.
+        self._snapshot_timeout: SlurmTimeoutError | None = None
         self._submit_limits: dict[str, int | None] | None = None
         self._tres: frozenset[str] | None = None
         # Accounts this client added, oldest first, so a failed create can be undone.
@@ -119,10 +122,23 @@ class SlurmClient(AccountingClient):
     # ---- bulk reads --------------------------------------------------------------------
 
     def snapshot(self) -> AssociationSnapshot:
-        """All associations (of the configured cluster), read once until the next write."""
+        """All associations (of the configured cluster), read once until the next write.
+
+        When the read timed out (SLURM hangs), this client raises the same error again
+        at once: a cycle asks for the snapshot once per allocation, and would otherwise
+        wait ``command_timeout`` for each. The next cycle's client reads again.
+        """
+        if self._snapshot_timeout is not None:
+            raise self._snapshot_timeout.with_traceback(None)
         if self._snapshot is None:
             where = ["where", *self._cluster()] if self.cluster_name else []
-            lines = self._read("show", "assoc", *where, "format=" + ",".join(parser.ASSOC_FIELDS))
+            try:
+                lines = self._read(
+                    "show", "assoc", *where, "format=" + ",".join(parser.ASSOC_FIELDS)
+                )
+            except SlurmTimeoutError as err:
+                self._snapshot_timeout = err
+                raise
             self._snapshot = AssociationSnapshot(parser.parse_associations(lines))
         return self._snapshot
 

@@ -34,7 +34,9 @@ SUBMIT_FIELDS = ("Account", "User", "GrpSubmitJobs")
 
 # Memory in TRES strings is in MB, printed with the largest binary unit dividing it.
 _MEM_UNITS = {"K": None, "M": 1, "G": 1024, "T": 1024**2, "P": 1024**3}
-_TRES_VALUE_RE = re.compile(r"(\d+)([KMGTP]?)")
+# sacctmgr shows memory in the largest unit that keeps it exact to two decimals:
+# 7864320 MB is ``7.50T``, 12288000 MB stays ``12000G``. A fraction needs a unit.
+_TRES_VALUE_RE = re.compile(r"(\d+)(?:\.(\d{1,2}))?([KMGTP]?)")
 _NO_TIME = {"Unknown", "None", ""}
 _TIME_LENGTH = len("2026-01-31T22:00:00")  # what sacct prints with --parsable2
 
@@ -109,19 +111,21 @@ def _tres_items(text: str) -> tuple[tuple[str, int], ...]:
     for item in text.split(","):
         name, sep, raw = item.partition("=")
         match = _TRES_VALUE_RE.fullmatch(raw)
-        if not sep or not name or match is None:
+        if not sep or not name or match is None or (match.group(2) and not match.group(3)):
             raise SlurmParseError(f"Bad TRES entry {item!r} in {text!r}")
-        number, unit = int(match.group(1)), match.group(2)
-        if unit:
-            factor = _MEM_UNITS[unit]
-            if factor is None:
-                if number % 1024:
-                    raise SlurmParseError(f"Memory below 1 MB in {item!r}")
-                number //= 1024
-            else:
-                number *= factor
-        result[name] = number
+        whole, fraction, unit = match.groups()
+        result[name] = _megabytes(whole, fraction, unit, item) if unit else int(whole)
     return tuple(result.items())
+
+
+def _megabytes(whole: str, fraction: str | None, unit: str, item: str) -> int:
+    """``7.50`` and ``T`` → 7864320: a memory amount in whole MB, exactly, or an error."""
+    hundredths = int(whole) * 100 + int((fraction or "").ljust(2, "0"))
+    factor = _MEM_UNITS[unit]
+    kilobytes_x100 = hundredths * (1 if factor is None else factor * 1024)
+    if kilobytes_x100 % (100 * 1024):
+        raise SlurmParseError(f"Memory {item!r} is not a whole number of MB")
+    return kilobytes_x100 // (100 * 1024)
 
 
 def format_tres(values: dict[str, int]) -> str:
