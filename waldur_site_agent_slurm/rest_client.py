@@ -41,6 +41,7 @@ from waldur_site_agent_slurm.slurm.rest import RestSettings
 from waldur_site_agent_slurm.slurm.rest_parser import (
     association_record,
     association_tres,
+    text,
     tres_entries,
 )
 from waldur_site_agent_slurm.slurm.rest_verbs import RestAccount, RestVerbs, merge
@@ -332,11 +333,38 @@ class SlurmRestClient(AccountingClient):
                 raise _no_match(operation, f"account {account} does not exist")
             current, held = found
             changes = self._association_changes(rest, current)
-            self._changed().update_association(account, "", "", changes, held=held)
+            updates = [*self._followers(account, changes), (account, "", "", changes, held)]
+            self._changed().update_associations(updates)
         if "RawUsage" in settings:
             self._reset_raw_usage(account, settings["RawUsage"])
         logger.info("Executed: %s", self.describe(operation))
         return self.describe(operation)
+
+    def _followers(
+        self, account: str, changes: Mapping[str, Any]
+    ) -> list[tuple[str, str, str, Mapping[str, Any], Mapping[str, Any]]]:
+        """A QoS change of an account, also for its users' associations that follow it.
+
+        On the command line a user's association inherits the account's QoS until it is set
+        on the user. slurmrestd 24.11 pins the inherited QoS list on a user's association
+        whenever it updates that association (its limits, say), and then refuses an account
+        QoS change those users' default QoS would not be in. So each user association of
+        the account holding the account's present QoS list gets the change too, in the same
+        request; one given a QoS of its own (another list) keeps it.
+        """
+        levels = {key: changes[key] for key in ("qos", "default") if key in changes}
+        if not levels:
+            return []
+        rows = self._rows(account)
+        own = next((r for r in rows if not r.get("user")), None)
+        if own is None:
+            return []
+        present = sorted(own.get("qos") or [])
+        return [
+            (account, text(row, "user"), text(row, "partition"), levels, association_tres(row, own))
+            for row in rows
+            if row.get("user") and sorted(row.get("qos") or []) == present
+        ]
 
     def _rows(self, account: str) -> list[Mapping[str, Any]]:
         """The account's associations as slurmrestd sends them: the snapshot's, else read."""

@@ -7,6 +7,7 @@ SLURM tier, made over slurmrestd and checked through sacctmgr/sacct.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 from tests.diagnosing import diagnose, failed, fix, view_of
 from tests.rest.conftest import USERS, Backends
 from tests.test_backend_commands import resource
+from waldur_site_agent_slurm.backend import SlurmBackend
 
 pytestmark = pytest.mark.rest
 
@@ -194,16 +196,29 @@ def test_a_fairshare_change_and_a_pause_keep_the_limits_over_rest(
         assert backends.assoc_rows(names["slug"], "GrpTRESMins") == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="slurmrestd 24.11 makes the QoS list a user's association inherits its own when "
-    "the association is updated (here its MaxTRESMins); the account's pause then fails: "
-    "the user would lose access to its default QoS",
-)
-def test_a_pause_after_user_limits_over_rest(backends: Backends, names: dict[str, str]) -> None:
+@pytest.mark.parametrize("mode", ["cli", "rest"])
+def test_a_pause_and_restore_after_user_limits_in_both_modes(
+    backends: Backends, names: dict[str, str], mode: str
+) -> None:
+    # slurmrestd 24.11 pins the QoS list a user's association inherits on the association
+    # when it updates it (here its MaxTRESMins); the account's QoS change then takes the
+    # users holding the account's list along, so both modes end as sacctmgr's inheritance.
+    backend: Callable[[], SlurmBackend] = getattr(backends, mode)
     res = resource(**names, limits={})
-    backends.rest().create_resource_with_id(res, names["slug"])
-    backends.rest().add_users_to_resource(res, {USERS[0]})
-    backends.rest().set_resource_user_limits(names["slug"], USERS[0], {"cpu": 30})
-    assert backends.rest().pause_resource(names["slug"])
-    assert backends.assoc_rows(names["slug"], "QOS")[USERS[0]] == ["blocked"]
+    backend().create_resource_with_id(res, names["slug"])
+    backend().add_users_to_resource(res, {USERS[0], USERS[1]})
+    backend().set_resource_user_limits(names["slug"], USERS[0], {"cpu": 30})
+    assert backend().pause_resource(names["slug"])
+    rows = backends.assoc_rows(names["slug"], "QOS,DefaultQOS,MaxTRESMins")
+    assert rows == {
+        "": ["blocked", "blocked", ""],
+        USERS[0]: ["blocked", "blocked", "cpu=30"],
+        USERS[1]: ["blocked", "blocked", ""],
+    }
+    assert backend().restore_resource(names["slug"])
+    rows = backends.assoc_rows(names["slug"], "QOS,DefaultQOS,MaxTRESMins")
+    assert rows == {
+        "": ["normal", "normal", ""],
+        USERS[0]: ["normal", "normal", "cpu=30"],
+        USERS[1]: ["normal", "normal", ""],
+    }

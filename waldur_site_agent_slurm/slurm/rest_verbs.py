@@ -302,16 +302,28 @@ class RestVerbs:
         lists as last read (``held``, from ``association_tres``) are sent again with
         ``changes`` merged in: a fairshare change or a pause keeps GrpTRESMins.
         """
-        association: dict[str, Any] = {
-            "account": validation.account_name(account),
-            "cluster": self.cluster,
-            "user": validation.username(user) if user else "",
-        }
-        merge(association, held)
-        merge(association, changes)
-        if partition:
-            association["partition"] = validation.partition_name(partition)
-        self._db("POST", "associations/", body={"associations": [association]})
+        self.update_associations([(account, user, partition, changes, held)])
+
+    def update_associations(
+        self, updates: Iterable[tuple[str, str, str, Mapping[str, Any], Mapping[str, Any]]]
+    ) -> None:
+        """Change several existing associations in one request, as ``update_association``.
+
+        Each update is ``(account, user, partition, changes, held)``.
+        """
+        associations = []
+        for account, user, partition, changes, held in updates:
+            association: dict[str, Any] = {
+                "account": validation.account_name(account),
+                "cluster": self.cluster,
+                "user": validation.username(user) if user else "",
+            }
+            merge(association, held)
+            merge(association, changes)
+            if partition:
+                association["partition"] = validation.partition_name(partition)
+            associations.append(association)
+        self._db("POST", "associations/", body={"associations": associations})
 
     def add_users(
         self,
