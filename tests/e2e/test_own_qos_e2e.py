@@ -18,10 +18,11 @@ import yaml
 
 from tests.e2e.conftest import FLOOD, Agent, agent_config, demo_scenario
 from tests.e2e.test_diagnose import diagnose
-from tests.real.conftest import (  # noqa: F401 - real_slurm is a fixture
+from tests.real.conftest import (  # noqa: F401 - real_slurm and boost are fixtures
     DEMO_USERS,
     USERS,
     assoc_rows,
+    boost,
     real_settings,
     real_slurm,
     remove_accounts,
@@ -125,6 +126,7 @@ def test_orders_create_pause_restore_and_terminate_an_allocation_qos(
     assert account not in qos_names(account)
 
 
+@pytest.mark.usefixtures("boost")
 def test_membership_sync_swaps_a_paused_allocation_off_its_own_qos_and_back(
     standin: StandIn, tmp_path: Path, own_tag: str
 ) -> None:

@@ -142,6 +142,13 @@ def run(
     )
 
 
+@pytest.fixture
+def boost() -> str:
+    """A QoS tests grant beside an allocation's own (created once, shared, never removed)."""
+    run("sacctmgr", "-i", "add", "qos", "boost", check=False)
+    return "boost"
+
+
 ASSOC_FIELDS = "Account,User,ParentName,GrpTRESMins,MaxTRESMins,QOS,DefaultQOS"
 
 

@@ -30,13 +30,6 @@ ENFORCED = {"qos_enforcement_enabled": True, "enforce_offering_qos": True}
 LEVER = "User,QOS,DefaultQOS,GrpSubmitJobs"
 
 
-@pytest.fixture
-def boost() -> str:
-    """The QoS enforced resources grant (created once, shared, never removed)."""
-    run("sacctmgr", "-i", "add", "qos", "boost", check=False)
-    return "boost"
-
-
 def account_lever(account: str) -> list[str]:
     """(QOS, DefaultQOS, GrpSubmitJobs) of the account's own association."""
     return next(row[1:] for row in assoc_rows(account, LEVER) if not row[0])

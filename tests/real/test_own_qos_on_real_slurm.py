@@ -158,10 +158,10 @@ def test_diagnostic_finds_a_changed_qos_and_a_detached_account_and_fix_restores_
 
 
 def test_pause_by_swapping_refuses_sbatch_and_restore_brings_back_the_own_qos(
-    own: dict[str, str],
+    own: dict[str, str], boost: str
 ) -> None:
     slug = own["slug"]
-    swap = {"qos_management": {"enabled": True, "additional_qos": ["boost"]}}
+    swap = {"qos_management": {"enabled": True, "additional_qos": [boost]}}
     res = resource(**own, limits={})
     backend = real_backend(**swap)
     backend.create_resource_with_id(res, slug)
