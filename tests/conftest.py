@@ -52,12 +52,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--slurm-version-only",
         metavar="VERSION",
-        help="run only the tests parametrised by this real SLURM version ([slurm-VERSION])",
+        help="run only the tests parametrised by this real SLURM version ([slurm-VERSION]), "
+        "less those of the broker",
     )
     parser.addoption(
         "--slurm-version-except",
         metavar="VERSION",
-        help="run every test except those parametrised by this real SLURM version",
+        help="run every test except those parametrised by this real SLURM version "
+        "(the broker's are kept)",
     )
 
 
@@ -69,6 +71,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
 
     def version(item: pytest.Item) -> str | None:
+        # The broker's tests share its one queue: they stay together, in the other process.
+        if item.get_closest_marker("broker") is not None:
+            return None
         callspec = getattr(item, "callspec", None)
         return None if callspec is None else callspec.params.get("real_slurm")
 
