@@ -51,7 +51,8 @@ class Agent:
         assert result.returncode == 0, result.output[-3000:]
         if expect_ok:
             errors = result.messages("error")
-            assert not errors, errors
+            # The run's last log lines with the errors: what the agent did just before.
+            assert not errors, (errors, result.output[-6000:])
         return result
 
 
