@@ -14,6 +14,7 @@ from tests.conftest import make_backend
 from tests.fakes import TRES_OUTPUT, FakeRunner, assoc_lines
 from tests.test_backend_commands import resource
 from waldur_site_agent_slurm.backend import SlurmBackend
+from waldur_site_agent_slurm.errors import SlurmCommandError
 
 SI = ["sacctmgr", "--immediate"]
 ALLOC = "alloc-1|||proj-1|1||||normal|normal"
@@ -314,6 +315,25 @@ def test_enforced_lever_already_in_place_writes_nothing(
     backend = backend_for(runner, **ENFORCED)
     getattr(backend, action)("alloc-1")
     assert runner.writes == []
+
+
+def test_a_lever_another_process_set_meanwhile_is_success(runner: FakeRunner) -> None:
+    # membership_sync read no limit, event_process then paused the account: sacctmgr
+    # answers "Nothing modified" (exit 1), and a fresh read finds the account paused.
+    answer(runner, ALLOC, submit="alloc-1||0\n")
+    runner.failures_once = {
+        SUBMIT_READ: (0, "alloc-1||\n", ""),
+        "GrpSubmitJobs=0": (1, " Nothing modified\n", ""),
+    }
+    assert backend_for(runner, **ENFORCED).pause_resource("alloc-1")
+    assert len([c for c in runner.calls if SUBMIT_READ in c]) == 2
+
+
+def test_nothing_modified_with_the_lever_still_off_is_an_error(runner: FakeRunner) -> None:
+    answer(runner, ALLOC, submit="alloc-1||\n")
+    runner.failures = {"GrpSubmitJobs=0": (1, " Nothing modified\n", "")}
+    with pytest.raises(SlurmCommandError, match="no association matched"):
+        backend_for(runner, **ENFORCED).pause_resource("alloc-1")
 
 
 def test_enforced_metadata_reports_qos_and_the_lever(runner: FakeRunner) -> None:

@@ -30,6 +30,7 @@ from waldur_site_agent_slurm.allocation.usage import (
     build_report,
 )
 from waldur_site_agent_slurm.config import SlurmSettings
+from waldur_site_agent_slurm.errors import SlurmCommandError
 from waldur_site_agent_slurm.periodic import emulator_api
 from waldur_site_agent_slurm.periodic.clock import Clock, make_clock
 from waldur_site_agent_slurm.periodic.periods import Period, parse_period, period_of
@@ -58,6 +59,7 @@ from waldur_site_agent_slurm.periodic.state import (
 )
 from waldur_site_agent_slurm.slurm import validation
 from waldur_site_agent_slurm.slurm.accounting import AccountingClient
+from waldur_site_agent_slurm.slurm.answers import Answer
 from waldur_site_agent_slurm.slurm.parser import AssociationRecord
 
 # The limit that ``qos_management.apply_limits_to_qos`` keeps on the allocation's QoS.
@@ -130,7 +132,25 @@ class PeriodicService:
             target.actual(record),
             target.why,
         )
-        self.client.modify_account(record.account, fields)
+        try:
+            self.client.modify_account(record.account, fields)
+        except SlurmCommandError as err:
+            # "Nothing modified": the account may already be on the level (another agent
+            # process, such as event_process beside membership_sync, set it after this one
+            # read it). Success when a fresh read says so; the error otherwise.
+            if err.answer is not Answer.NO_MATCH or not self._on_level(record.account, target):
+                raise
+            logger.info("%s of %s was already %s", target.setting, record.account, target.expected)
+
+    def _on_level(self, account: str, target: qos.LevelTarget) -> bool:
+        """Whether a fresh read finds the account already on ``target``."""
+        record = self.client.account_record(account, fresh=True)
+        if record is None:
+            return False
+        if target.lever:
+            now = self.client.submit_limits(fresh=True).get(account)
+            target = replace(target, submit_now=now)
+        return not target.fields(record)
 
     def enforce_flags(self, resource_id: str, requested: QosLevel, *, lever: bool = False) -> bool:
         """Apply the level Waldur's flags ask for, never below the thresholds' level.
