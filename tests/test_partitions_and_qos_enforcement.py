@@ -329,11 +329,21 @@ def test_a_lever_another_process_set_meanwhile_is_success(runner: FakeRunner) ->
     assert len([c for c in runner.calls if SUBMIT_READ in c]) == 2
 
 
-def test_nothing_modified_with_the_lever_still_off_is_an_error(runner: FakeRunner) -> None:
+def test_nothing_modified_with_the_lever_still_off_is_written_once_more(
+    runner: FakeRunner,
+) -> None:
+    answer(runner, ALLOC, submit="alloc-1||\n")
+    runner.failures_once = {"GrpSubmitJobs=0": (1, " Nothing modified\n", "")}
+    assert backend_for(runner, **ENFORCED).pause_resource("alloc-1")
+    assert [w[-1] for w in runner.writes] == ["GrpSubmitJobs=0", "GrpSubmitJobs=0"]
+
+
+def test_nothing_modified_twice_with_the_lever_still_off_is_an_error(runner: FakeRunner) -> None:
     answer(runner, ALLOC, submit="alloc-1||\n")
     runner.failures = {"GrpSubmitJobs=0": (1, " Nothing modified\n", "")}
     with pytest.raises(SlurmCommandError, match="no association matched"):
         backend_for(runner, **ENFORCED).pause_resource("alloc-1")
+    assert len(runner.writes) == 2
 
 
 def test_enforced_metadata_reports_qos_and_the_lever(runner: FakeRunner) -> None:

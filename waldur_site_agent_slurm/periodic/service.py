@@ -135,22 +135,34 @@ class PeriodicService:
         try:
             self.client.modify_account(record.account, fields)
         except SlurmCommandError as err:
-            # "Nothing modified": the account may already be on the level (another agent
-            # process, such as event_process beside membership_sync, set it after this one
-            # read it). Success when a fresh read says so; the error otherwise.
-            if err.answer is not Answer.NO_MATCH or not self._on_level(record.account, target):
+            # "Nothing modified" although the account was there: another agent process
+            # (event_process beside membership_sync) may have set the level after this one
+            # read it. A fresh read decides: on the level is success; off it, the fields
+            # it still needs are written once more, and a second refusal is the error.
+            if err.answer is not Answer.NO_MATCH:
                 raise
-            logger.info("%s of %s was already %s", target.setting, record.account, target.expected)
+            still = self._fields_now(record.account, target)
+            if still is None:
+                raise
+            if not still:
+                logger.info(
+                    "%s of %s was already %s", target.setting, record.account, target.expected
+                )
+                return
+            logger.warning(
+                "SLURM modified nothing on %s; writing %s once more", record.account, still
+            )
+            self.client.modify_account(record.account, still)
 
-    def _on_level(self, account: str, target: qos.LevelTarget) -> bool:
-        """Whether a fresh read finds the account already on ``target``."""
+    def _fields_now(self, account: str, target: qos.LevelTarget) -> dict[str, str] | None:
+        """The fields a fresh read says the account still needs for ``target`` (None: gone)."""
         record = self.client.account_record(account, fresh=True)
         if record is None:
-            return False
+            return None
         if target.lever:
             now = self.client.submit_limits(fresh=True).get(account)
             target = replace(target, submit_now=now)
-        return not target.fields(record)
+        return target.fields(record)
 
     def enforce_flags(self, resource_id: str, requested: QosLevel, *, lever: bool = False) -> bool:
         """Apply the level Waldur's flags ask for, never below the thresholds' level.
