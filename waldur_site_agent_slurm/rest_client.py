@@ -97,6 +97,11 @@ def _count(value: str, what: str) -> dict[str, Any]:
     return {"set": True, "infinite": False, "number": validation.limit_value(number, what)}
 
 
+def _own(rows: Iterable[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The account's own association among an account's rows (the one with no user)."""
+    return next((r for r in rows if not r.get("user")), None)
+
+
 def _no_match(operation: Operation, reason: str) -> SlurmCommandError:
     """A modify that matched nothing fails, as sacctmgr's does (never "already set")."""
     return SlurmCommandError([operation.verb, *map(str, operation.args)], None, "", "", reason)
@@ -328,12 +333,13 @@ class SlurmRestClient(AccountingClient):
         if rest:
             # The cycle's snapshot when there is one (writes drop it), else one read: an
             # update of an account that does not exist would make a malformed association.
-            found = self._account_now(account)
+            rows = self._rows(account)
+            found = self._account_now(rows)
             if found is None:
                 raise _no_match(operation, f"account {account} does not exist")
             current, held = found
             changes = self._association_changes(rest, current)
-            updates = [*self._followers(account, changes), (account, "", "", changes, held)]
+            updates = [*self._followers(rows, changes), (account, "", "", changes, held)]
             self._changed().update_associations(updates)
         if "RawUsage" in settings:
             self._reset_raw_usage(account, settings["RawUsage"])
@@ -341,7 +347,7 @@ class SlurmRestClient(AccountingClient):
         return self.describe(operation)
 
     def _followers(
-        self, account: str, changes: Mapping[str, Any]
+        self, rows: list[Mapping[str, Any]], changes: Mapping[str, Any]
     ) -> list[tuple[str, str, str, Mapping[str, Any], Mapping[str, Any]]]:
         """A QoS change of an account, also for its users' associations that follow it.
 
@@ -353,15 +359,18 @@ class SlurmRestClient(AccountingClient):
         request; one given a QoS of its own (another list) keeps it.
         """
         levels = {key: changes[key] for key in ("qos", "default") if key in changes}
-        if not levels:
-            return []
-        rows = self._rows(account)
-        own = next((r for r in rows if not r.get("user")), None)
-        if own is None:
+        own = _own(rows)
+        if not levels or own is None:
             return []
         present = sorted(own.get("qos") or [])
         return [
-            (account, text(row, "user"), text(row, "partition"), levels, association_tres(row, own))
+            (
+                text(row, "account"),
+                text(row, "user"),
+                text(row, "partition"),
+                levels,
+                association_tres(row, own),
+            )
             for row in rows
             if row.get("user") and sorted(row.get("qos") or []) == present
         ]
@@ -372,17 +381,16 @@ class SlurmRestClient(AccountingClient):
             return self._raw.get(account, [])
         return self._verbs().raw_associations(account=account)
 
-    def _own_row(self, account: str) -> Mapping[str, Any] | None:
-        """The account's own association (no user)."""
-        return next((r for r in self._rows(account) if not r.get("user")), None)
+    def _account_now(self, rows: list[Mapping[str, Any]]) -> _Current | None:
+        """The account's association in its ``rows`` and the TRES lists an update resends.
 
-    def _account_now(self, account: str) -> _Current | None:
-        """The account's association and the TRES lists an update must send again."""
-        row = self._own_row(account)
+        The parent account's association is read for the Max* lists the account inherits.
+        """
+        row = _own(rows)
         if row is None:
             return None
         record = association_record(row)
-        parent = self._own_row(record.parent) if record.parent else None
+        parent = _own(self._rows(record.parent)) if record.parent else None
         return record, association_tres(row, parent)
 
     def _reset_raw_usage(self, account: str, value: str) -> None:
@@ -478,7 +486,7 @@ class SlurmRestClient(AccountingClient):
     def _user_rows(self, account: str, user: str) -> list[_Current]:
         """The user's associations with ``account`` (one per partition), with TRES lists."""
         rows = self._rows(account)
-        own = next((r for r in rows if not r.get("user")), None)
+        own = _own(rows)
         return [
             (association_record(r), association_tres(r, own))
             for r in rows
