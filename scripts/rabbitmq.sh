@@ -38,7 +38,8 @@
 # Logs: $RMQ_BASE/log/waldur-slurm-test@localhost.log and startup.log; PID file:
 # $RMQ_BASE/run/rabbitmq.pid. RMQ_INSTANCE=NAME runs a second, independent broker (one
 # a run may restart, as the soak does: bench/soak.py): node waldur-slurm-test-NAME,
-# RMQ_BASE .../rabbitmq-NAME and every port 100 above (AMQP 35800 ... CLI 35810-35820).
+# RMQ_BASE .../rabbitmq-NAME and every port 100 above (AMQP 35800 ... CLI 35810-35820);
+# RMQ_PORT_BASE moves the first port (the others follow), for two instances at once.
 # The only host changes are the Debian package (installed
 # without starting its service) and its `rabbitmq` system user.
 
@@ -53,7 +54,9 @@ DEFAULT_TOKEN=demo-offering-token
 INSTANCE=${RMQ_INSTANCE:-}
 [[ -z $INSTANCE || $INSTANCE =~ ^[a-z][a-z0-9]{0,9}$ ]] \
   || { echo "RMQ_INSTANCE: 1-10 lower-case letters and digits, not '$INSTANCE'" >&2; exit 2; }
-PORT_BASE=$((35700 + ${INSTANCE:+100} + 0))
+PORT_BASE=${RMQ_PORT_BASE:-$((35700 + ${INSTANCE:+100} + 0))}
+[[ $PORT_BASE =~ ^[1-9][0-9]{3,4}$ && $PORT_BASE -le 65500 ]] \
+  || { echo "RMQ_PORT_BASE: a port number from 1000 to 65500, not '$PORT_BASE'" >&2; exit 2; }
 
 HOST=127.0.0.1
 AMQP_PORT=$PORT_BASE

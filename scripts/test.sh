@@ -18,8 +18,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SLURM_VERSIONS=(22.05 24.11)
-# Run in a pytest process of its own, beside the others (see "== pytest" below).
+# Run in a pytest process of its own, beside the others (see "== pytest" below), with a
+# broker of its own for its broker tests (the default one's queue serves the others).
 SLOW_VERSION=22.05
+SLOW_BROKER=(env RMQ_INSTANCE=v2205 RMQ_PORT_BASE=35900)
 
 # shellcheck source=scripts/venv.sh
 . scripts/venv.sh
@@ -69,6 +71,7 @@ if [ "$(id -u)" = 0 ]; then
     echo "== real SLURMs up in $((SECONDS - start)) s"
     echo "== starting RabbitMQ for the broker tier (scripts/rabbitmq.sh up)"
     bash scripts/rabbitmq.sh up
+    "${SLOW_BROKER[@]}" bash scripts/rabbitmq.sh up
     echo "== starting OpenLDAP for the LDAP tier (scripts/slapd.sh up)"
     bash scripts/slapd.sh up
     host_before=$(bash scripts/host-fingerprint.sh "${fingerprint_args[@]}")
@@ -82,10 +85,11 @@ echo "== ruff and mypy"
 
 # Two pytest processes at once: the SLURM 22.05 tests (its accounting writes take about a
 # second each, so they mostly wait) beside all the others. Each version's stack still sees
-# one test at a time. The 22.05 half's output follows the other's.
+# one test at a time; each process's broker tests have a broker of their own. The 22.05
+# half's output follows the other's.
 slow_log=$(mktemp)
 echo "== pytest: the SLURM $SLOW_VERSION tests (log: $slow_log) beside all others"
-.venv/bin/python -m pytest --slurm-version-only "$SLOW_VERSION" "$@" >"$slow_log" 2>&1 &
+"${SLOW_BROKER[@]}" .venv/bin/python -m pytest --slurm-version-only "$SLOW_VERSION" "$@" >"$slow_log" 2>&1 &
 slow_pid=$!
 status=0
 .venv/bin/python -m pytest --slurm-version-except "$SLOW_VERSION" "$@" || status=$?
@@ -103,6 +107,7 @@ fi
 [ "$status" = 0 ] && status=$slow_status
 
 if [ "$(id -u)" = 0 ]; then
+    "${SLOW_BROKER[@]}" bash scripts/rabbitmq.sh down >/dev/null
     echo "== checking that the host's SLURM, /etc/slurm and munge are untouched"
     host_after=$(bash scripts/host-fingerprint.sh "${fingerprint_args[@]}")
     if [ "$host_before" != "$host_after" ]; then

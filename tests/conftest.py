@@ -52,14 +52,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--slurm-version-only",
         metavar="VERSION",
-        help="run only the tests parametrised by this real SLURM version ([slurm-VERSION]), "
-        "less those of the broker",
+        help="run only the tests parametrised by this real SLURM version ([slurm-VERSION])",
     )
     parser.addoption(
         "--slurm-version-except",
         metavar="VERSION",
-        help="run every test except those parametrised by this real SLURM version "
-        "(the broker's are kept)",
+        help="run every test except those parametrised by this real SLURM version",
     )
 
 
@@ -71,9 +69,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
 
     def version(item: pytest.Item) -> str | None:
-        # The broker's tests share its one queue: they stay together, in the other process.
-        if item.get_closest_marker("broker") is not None:
-            return None
+        # A version's tests stay in one process, the broker's too: a test stopping that
+        # version's slurmdbd must never overlap another test on it. Two processes each
+        # running broker tests need a broker each (scripts/test.sh starts a second one).
         callspec = getattr(item, "callspec", None)
         return None if callspec is None else callspec.params.get("real_slurm")
 
