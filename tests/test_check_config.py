@@ -74,8 +74,7 @@ def test_every_problem_is_listed_with_its_key_path_not_only_the_first(tmp_path: 
     assert result.returncode == 1
     lines = result.stdout.splitlines()
     expected = [
-        "offerings[0].backend_settings.command_timeout: Input should be greater than 0 "
-        "(given: -3)",
+        "offerings[0].backend_settings.command_timeout: Input should be greater than 0 (given: -3)",
         "offerings[0].backend_components.cpu.measured_unit: Field required",
         "offerings[0].backend_components.cpu.accounting_type: Field required",
         "offerings[0].backend_components.cpu.label: Field required",

@@ -112,9 +112,7 @@ def test_diagnostic_expects_an_active_allocation_back_on_its_own_qos(tmp_path: P
     assert failed(found) == {
         "qos": ("blocked (default blocked)", "alloc-1,debug (default alloc-1)")
     }
-    assert argvs(found.steps) == [
-        [*MODIFY, "QOS=alloc-1,debug", "DefaultQOS=alloc-1"]
-    ]
+    assert argvs(found.steps) == [[*MODIFY, "QOS=alloc-1,debug", "DefaultQOS=alloc-1"]]
 
 
 def test_diagnostic_of_an_allocation_on_its_level_is_ok(tmp_path: Path) -> None:
