@@ -8,9 +8,16 @@ checked against the server's ``/openapi/v3`` before the first request. An associ
 update sends the association's TRES lists again (slurmrestd clears one left out), from
 the cycle's associations read or one read of the account's.
 
-Two things slurmrestd cannot do run ``sacctmgr`` on the agent host (see the README's REST
-mode section): resetting an account's RawUsage (no call for it) and reading GrpSubmitJobs
-back (written as ``max.jobs.per.submitted``, but SLURM 24.11's answers leave it out).
+A QoS per allocation (``qos_management``) goes through ``/slurmdb/<v>/qos/`` (read, POST,
+DELETE; ``rest_qos`` says what an update keeps). A QoS read is kept for the QoS write that
+follows it in the cycle: ``add_qos`` posts only for a QoS known to be missing (a POST would
+update an existing one, where ``sacctmgr add qos`` leaves it as it is), ``modify_qos``
+sends the QoS's flags and preemption mode again (an update left without them clears them).
+
+Three things slurmrestd cannot do run ``sacctmgr`` on the agent host (see the README's REST
+mode section): resetting an account's or a QoS's RawUsage (no call for it) and reading
+GrpSubmitJobs back (written as ``max.jobs.per.submitted``, but SLURM 24.11's answers leave
+it out).
 """
 
 from __future__ import annotations
@@ -25,12 +32,11 @@ from waldur_site_agent.backend.structures import ClientResource
 from waldur_site_agent_slurm.allocation import own_qos
 from waldur_site_agent_slurm.allocation.usage import Window
 from waldur_site_agent_slurm.errors import (
-    InvalidValueError,
     SlurmCommandError,
     SlurmConfigError,
     SlurmTimeoutError,
 )
-from waldur_site_agent_slurm.slurm import parser, validation
+from waldur_site_agent_slurm.slurm import parser, rest_qos, validation
 from waldur_site_agent_slurm.slurm.accounting import (
     AccountingClient,
     AssociationSnapshot,
@@ -41,6 +47,7 @@ from waldur_site_agent_slurm.slurm.rest import RestSettings
 from waldur_site_agent_slurm.slurm.rest_parser import (
     association_record,
     association_tres,
+    qos_record,
     text,
     tres_entries,
 )
@@ -60,7 +67,6 @@ _TRES_FIELDS = {
 # (url, version) pairs whose server offered the version: /openapi/v3 is megabytes, and a
 # backend (with its client) is built every cycle, so it is read once per process.
 _OFFERED: set[tuple[str, str]] = set()
-_NO_QOS = "the REST mode does not manage QoS options (qos_management): use execution_mode: cli"
 
 
 def _nested(path: tuple[str, ...], value: object) -> dict[str, Any]:
@@ -79,22 +85,6 @@ def _tres_list(current: Mapping[str, int], setting: str) -> list[dict[str, Any]]
         else:
             wanted[tres] = value
     return tres_entries(wanted)
-
-
-def _integer(value: str, what: str) -> int:
-    """A whole number given in sacctmgr's form, before it goes into a JSON body."""
-    try:
-        return int(value)
-    except ValueError:
-        raise InvalidValueError(what, value, "expected a whole number") from None
-
-
-def _count(value: str, what: str) -> dict[str, Any]:
-    """A job count as slurmrestd's ``{"set", "infinite", "number"}``; -1 lifts it."""
-    number = _integer(value, what)
-    if number < 0:
-        return {"set": True, "infinite": True, "number": 0}
-    return {"set": True, "infinite": False, "number": validation.limit_value(number, what)}
 
 
 def _own(rows: Iterable[Mapping[str, Any]]) -> Mapping[str, Any] | None:
@@ -130,6 +120,8 @@ class SlurmRestClient(AccountingClient):
         self._defaults: dict[str, str] = {}
         self._submit_limits: dict[str, int | None] | None = None
         self._tres: frozenset[str] | None = None
+        # Each QoS as last read (None: it did not exist), until a write to it.
+        self._qos: dict[str, Mapping[str, Any] | None] = {}
 
     def close(self) -> None:
         """Close the HTTP client's connections."""
@@ -245,13 +237,23 @@ class SlurmRestClient(AccountingClient):
         return self._verbs().qos_names()
 
     def qos_records(self) -> dict[str, own_qos.QosRecord]:
-        """Not in REST mode (``qos_management`` is refused at start-up)."""
-        raise SlurmConfigError(_NO_QOS)
+        """The options of every QoS, by name (one request)."""
+        rows = {text(row, "name"): row for row in self._verbs().all_qos()}
+        self._qos.update(rows)
+        return {name: qos_record(row) for name, row in rows.items()}
 
     def qos_record(self, name: str) -> own_qos.QosRecord | None:
-        """Not in REST mode (``qos_management`` is refused at start-up)."""
-        del name
-        raise SlurmConfigError(_NO_QOS)
+        """The options of one QoS (one request); None when it does not exist."""
+        qos = validation.qos_name(name)
+        row = self._verbs().qos(qos)
+        self._qos[qos] = row
+        return None if row is None else qos_record(row)
+
+    def _qos_now(self, name: str) -> Mapping[str, Any] | None:
+        """The QoS as last read in this cycle, else as one read finds it."""
+        if name not in self._qos:
+            self._qos[name] = self._verbs().qos(name)
+        return self._qos[name]
 
     def active_jobs(self, account: str, username: str) -> list[str]:
         """Ids of one user's pending, running and suspended jobs in ``account``."""
@@ -275,11 +277,32 @@ class SlurmRestClient(AccountingClient):
         *,
         qos: Mapping[str, str] | None = None,
     ) -> bool:
-        """Create an account under ``parent``, then its limits; False when it existed."""
-        if qos:
-            raise SlurmConfigError(_NO_QOS)
+        """Create an account under ``parent`` with its QoS, then its limits; False if it existed.
+
+        ``qos`` (``QOS+``, ``DefaultQOS``) goes on the new association in the same request:
+        ``QOS+`` as the parent's QoS list and the names after it, the list sacctmgr's
+        ``add account … QOS+=`` gives (slurmrestd takes no ``+name``).
+        """
+        levels: list[str] | None = None
+        default = None
+        for key, value in (qos or {}).items():
+            names = [validation.qos_name(q) for q in value.split(",") if q]
+            if key == "QOS+":
+                above = _own(self._rows(validation.account_name(parent, "parent account")))
+                levels = [*(str(q) for q in (above or {}).get("qos") or []), *names]
+            elif key == "QOS":
+                levels = names
+            elif key == "DefaultQOS":
+                default = validation.qos_name(value, "default QoS")
+            else:
+                raise SlurmConfigError(f"{key} cannot be set on a new account through slurmrestd")
         created = self._changed().add_account(
-            name, description=description, organization=organization, parent=parent
+            name,
+            description=description,
+            organization=organization,
+            parent=parent,
+            qos=levels,
+            default_qos=default,
         )
         if not created:
             return False
@@ -309,11 +332,12 @@ class SlurmRestClient(AccountingClient):
                 }[key]
                 merge(changes, _nested(_TRES_FIELDS[key], _tres_list(now, value)))
             elif key == "GrpSubmitJobs":
-                merge(changes, _nested(("max", "jobs", "per", "submitted"), _count(value, key)))
+                submitted = rest_qos.count(value, key)
+                merge(changes, _nested(("max", "jobs", "per", "submitted"), submitted))
             elif key.lower() == "parent":
                 changes["parent_account"] = validation.account_name(value, "parent account")
             elif key == "Fairshare":
-                changes["shares_raw"] = validation.fairshare(_integer(value, key))
+                changes["shares_raw"] = validation.fairshare(rest_qos.integer(value, key))
             elif key in ("QOS", "QOS+"):
                 names = [validation.qos_name(q) for q in value.split(",") if q]
                 if key == "QOS+" and current is not None:
@@ -425,19 +449,70 @@ class SlurmRestClient(AccountingClient):
         return result.stdout.splitlines()
 
     def add_qos(self, name: str, settings: Mapping[str, str]) -> bool:
-        """Not in REST mode (``qos_management`` is refused at start-up)."""
-        del name, settings
-        raise SlurmConfigError(_NO_QOS)
+        """Create a QoS with its options in one request; False when it already existed.
+
+        An existing QoS is left as it is, as ``sacctmgr add qos`` leaves it: the QoS is
+        read first unless this cycle's read found it missing.
+        """
+        qos = validation.qos_name(name)
+        fragment = rest_qos.changes(settings)
+        if self._qos_now(qos) is not None:
+            return False
+        self._verbs().post_qos(rest_qos.entry(qos, fragment, None))
+        self._qos.pop(qos, None)
+        logger.info("Executed: %s", self.describe(Operation.of("add_qos", qos, settings)))
+        return True
 
     def modify_qos(self, name: str, settings: Mapping[str, str]) -> str:
-        """Not in REST mode (``qos_management`` is refused at start-up)."""
-        del name, settings
-        raise SlurmConfigError(_NO_QOS)
+        """Set options of an existing QoS in one request; return what was done.
+
+        A QoS that does not exist is an error, never created (a POST would create it).
+        ``RawUsage=0`` resets its usage through sacctmgr, as for an account.
+        """
+        qos = validation.qos_name(name)
+        operation = Operation.of("modify_qos", qos, settings)
+        rest = {k: v for k, v in settings.items() if k != "RawUsage"}
+        fragment = rest_qos.changes(rest)
+        if rest:
+            current = self._qos_now(qos)
+            if current is None:
+                raise _no_match(operation, f"QoS {qos} does not exist")
+            self._verbs().post_qos(rest_qos.entry(qos, fragment, current))
+            self._qos.pop(qos, None)
+        if "RawUsage" in settings:
+            self.reset_qos_usage(qos, settings["RawUsage"])
+        logger.info("Executed: %s", self.describe(operation))
+        return self.describe(operation)
+
+    def reset_qos_usage(self, name: str, value: str = "0") -> str:
+        """A QoS's RawUsage=0 through sacctmgr (slurmrestd has no call for it); the command."""
+        qos = validation.qos_name(name)
+        if value != "0":
+            raise SlurmConfigError(f"RawUsage can only be reset to 0, not {value!r}")
+        argv = ["sacctmgr", "--immediate", "modify", "qos", qos]
+        argv += [f"cluster={self.cluster_name}", "set", "RawUsage=0"]
+        self._sacctmgr(argv, f"resetting the RawUsage of QoS {qos}", mutating=True)
+        return self.commands.display(argv)
 
     def remove_qos(self, name: str) -> None:
-        """Not in REST mode (``qos_management`` is refused at start-up)."""
-        del name
-        raise SlurmConfigError(_NO_QOS)
+        """Delete a QoS; a missing one is not an error.
+
+        Refused while an association has it as default QoS, as sacctmgr refuses (slurmrestd
+        would delete it and leave that association's default unknown).
+        """
+        qos = validation.qos_name(name)
+        users = self._verbs().qos_defaults(qos)
+        if users:
+            raise SlurmCommandError(
+                ["remove_qos", qos],
+                None,
+                "",
+                "",
+                f"QoS {qos} is the default QoS of {', '.join(users)}; not deleted",
+            )
+        self._changed().remove_qos(qos)
+        self._qos.pop(qos, None)
+        logger.info("Executed: slurmrestd %s: remove qos %s", self.version, qos)
 
     def _cancel(self, account: str, username: str | None) -> None:
         account = validation.account_name(account)
