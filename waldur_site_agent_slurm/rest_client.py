@@ -9,10 +9,7 @@ update sends the association's TRES lists again (slurmrestd clears one left out)
 the cycle's associations read or one read of the account's.
 
 A QoS per allocation (``qos_management``) goes through ``/slurmdb/<v>/qos/`` (read, POST,
-DELETE; ``rest_qos`` says what an update keeps). A QoS read is kept for the QoS write that
-follows it in the cycle: ``add_qos`` posts only for a QoS known to be missing (a POST would
-update an existing one, where ``sacctmgr add qos`` leaves it as it is), ``modify_qos``
-sends the QoS's flags and preemption mode again (an update left without them clears them).
+DELETE), made by ``rest_qos.RestQos``, which also says what an update keeps.
 
 Three things slurmrestd cannot do run ``sacctmgr`` on the agent host (see the README's REST
 mode section): resetting an account's or a QoS's RawUsage (no call for it) and reading
@@ -47,7 +44,6 @@ from waldur_site_agent_slurm.slurm.rest import RestSettings
 from waldur_site_agent_slurm.slurm.rest_parser import (
     association_record,
     association_tres,
-    qos_record,
     text,
     tres_entries,
 )
@@ -120,8 +116,7 @@ class SlurmRestClient(AccountingClient):
         self._defaults: dict[str, str] = {}
         self._submit_limits: dict[str, int | None] | None = None
         self._tres: frozenset[str] | None = None
-        # Each QoS as last read (None: it did not exist), until a write to it.
-        self._qos: dict[str, Mapping[str, Any] | None] = {}
+        self.qos = rest_qos.RestQos(self._verbs)
 
     def close(self) -> None:
         """Close the HTTP client's connections."""
@@ -238,22 +233,11 @@ class SlurmRestClient(AccountingClient):
 
     def qos_records(self) -> dict[str, own_qos.QosRecord]:
         """The options of every QoS, by name (one request)."""
-        rows = {text(row, "name"): row for row in self._verbs().all_qos()}
-        self._qos.update(rows)
-        return {name: qos_record(row) for name, row in rows.items()}
+        return self.qos.records()
 
     def qos_record(self, name: str) -> own_qos.QosRecord | None:
         """The options of one QoS (one request); None when it does not exist."""
-        qos = validation.qos_name(name)
-        row = self._verbs().qos(qos)
-        self._qos[qos] = row
-        return None if row is None else qos_record(row)
-
-    def _qos_now(self, name: str) -> Mapping[str, Any] | None:
-        """The QoS as last read in this cycle, else as one read finds it."""
-        if name not in self._qos:
-            self._qos[name] = self._verbs().qos(name)
-        return self._qos[name]
+        return self.qos.record(name)
 
     def active_jobs(self, account: str, username: str) -> list[str]:
         """Ids of one user's pending, running and suspended jobs in ``account``."""
@@ -279,23 +263,15 @@ class SlurmRestClient(AccountingClient):
     ) -> bool:
         """Create an account under ``parent`` with its QoS, then its limits; False if it existed.
 
-        ``qos`` (``QOS+``, ``DefaultQOS``) goes on the new association in the same request:
-        ``QOS+`` as the parent's QoS list and the names after it, the list sacctmgr's
-        ``add account … QOS+=`` gives (slurmrestd takes no ``+name``).
+        ``qos`` (``QOS+``, ``DefaultQOS``) goes on the new association in the same request
+        (``rest_qos.new_account_levels``).
         """
-        levels: list[str] | None = None
-        default = None
-        for key, value in (qos or {}).items():
-            names = [validation.qos_name(q) for q in value.split(",") if q]
-            if key == "QOS+":
-                above = _own(self._rows(validation.account_name(parent, "parent account")))
-                levels = [*(str(q) for q in (above or {}).get("qos") or []), *names]
-            elif key == "QOS":
-                levels = names
-            elif key == "DefaultQOS":
-                default = validation.qos_name(value, "default QoS")
-            else:
-                raise SlurmConfigError(f"{key} cannot be set on a new account through slurmrestd")
+
+        def above() -> list[str]:
+            row = _own(self._rows(validation.account_name(parent, "parent account")))
+            return [str(q) for q in (row or {}).get("qos") or []]
+
+        levels, default = rest_qos.new_account_levels(qos or {}, above)
         created = self._changed().add_account(
             name,
             description=description,
@@ -366,7 +342,8 @@ class SlurmRestClient(AccountingClient):
             updates = [*self._followers(rows, changes), (account, "", "", changes, held)]
             self._changed().update_associations(updates)
         if "RawUsage" in settings:
-            self._reset_raw_usage(account, settings["RawUsage"])
+            target = ["account", "where", f"name={account}"]
+            self._reset_raw_usage(target, settings["RawUsage"], account)
         logger.info("Executed: %s", self.describe(operation))
         return self.describe(operation)
 
@@ -417,23 +394,18 @@ class SlurmRestClient(AccountingClient):
         parent = _own(self._rows(record.parent)) if record.parent else None
         return record, association_tres(row, parent)
 
-    def _reset_raw_usage(self, account: str, value: str) -> None:
-        """RawUsage=0 through sacctmgr: slurmrestd has no call for it."""
+    def _reset_raw_usage(self, target: list[str], value: str, what: str) -> str:
+        """RawUsage=0 of ``target`` (``account where name=A``, ``qos Q``) through sacctmgr.
+
+        slurmrestd has no call for it. Returns the command line.
+        """
         if value != "0":
             raise SlurmConfigError(f"RawUsage can only be reset to 0, not {value!r}")
         self._snapshot = None
-        argv = [
-            "sacctmgr",
-            "--immediate",
-            "modify",
-            "account",
-            "where",
-            f"name={account}",
-            f"cluster={self.cluster_name}",
-            "set",
-            "RawUsage=0",
-        ]
-        self._sacctmgr(argv, f"resetting the RawUsage of {account}", mutating=True)
+        argv = ["sacctmgr", "--immediate", "modify", *target, f"cluster={self.cluster_name}"]
+        argv += ["set", "RawUsage=0"]
+        self._sacctmgr(argv, f"resetting the RawUsage of {what}", mutating=True)
+        return self.commands.display(argv)
 
     def _sacctmgr(self, argv: list[str], what: str, *, mutating: bool) -> list[str]:
         """Run one of the sacctmgr commands REST mode needs; a missing sacctmgr says so."""
@@ -449,19 +421,11 @@ class SlurmRestClient(AccountingClient):
         return result.stdout.splitlines()
 
     def add_qos(self, name: str, settings: Mapping[str, str]) -> bool:
-        """Create a QoS with its options in one request; False when it already existed.
-
-        An existing QoS is left as it is, as ``sacctmgr add qos`` leaves it: the QoS is
-        read first unless this cycle's read found it missing.
-        """
-        qos = validation.qos_name(name)
-        fragment = rest_qos.changes(settings)
-        if self._qos_now(qos) is not None:
-            return False
-        self._verbs().post_qos(rest_qos.entry(qos, fragment, None))
-        self._qos.pop(qos, None)
-        logger.info("Executed: %s", self.describe(Operation.of("add_qos", qos, settings)))
-        return True
+        """Create a QoS with its options in one request; False when it already existed."""
+        created = self.qos.add(name, settings)
+        if created:
+            logger.info("Executed: %s", self.describe(Operation.of("add_qos", name, settings)))
+        return created
 
     def modify_qos(self, name: str, settings: Mapping[str, str]) -> str:
         """Set options of an existing QoS in one request; return what was done.
@@ -472,47 +436,24 @@ class SlurmRestClient(AccountingClient):
         qos = validation.qos_name(name)
         operation = Operation.of("modify_qos", qos, settings)
         rest = {k: v for k, v in settings.items() if k != "RawUsage"}
-        fragment = rest_qos.changes(rest)
-        if rest:
-            current = self._qos_now(qos)
-            if current is None:
-                raise _no_match(operation, f"QoS {qos} does not exist")
-            self._verbs().post_qos(rest_qos.entry(qos, fragment, current))
-            self._qos.pop(qos, None)
+        rest_qos.changes(rest)  # every value checked before any request
+        if rest and not self.qos.modify(qos, rest):
+            raise _no_match(operation, f"QoS {qos} does not exist")
         if "RawUsage" in settings:
             self.reset_qos_usage(qos, settings["RawUsage"])
         logger.info("Executed: %s", self.describe(operation))
         return self.describe(operation)
 
     def reset_qos_usage(self, name: str, value: str = "0") -> str:
-        """A QoS's RawUsage=0 through sacctmgr (slurmrestd has no call for it); the command."""
+        """A QoS's RawUsage=0 through sacctmgr, as an account's; the command line."""
         qos = validation.qos_name(name)
-        if value != "0":
-            raise SlurmConfigError(f"RawUsage can only be reset to 0, not {value!r}")
-        argv = ["sacctmgr", "--immediate", "modify", "qos", qos]
-        argv += [f"cluster={self.cluster_name}", "set", "RawUsage=0"]
-        self._sacctmgr(argv, f"resetting the RawUsage of QoS {qos}", mutating=True)
-        return self.commands.display(argv)
+        return self._reset_raw_usage(["qos", qos], value, f"QoS {qos}")
 
     def remove_qos(self, name: str) -> None:
-        """Delete a QoS; a missing one is not an error.
-
-        Refused while an association has it as default QoS, as sacctmgr refuses (slurmrestd
-        would delete it and leave that association's default unknown).
-        """
-        qos = validation.qos_name(name)
-        users = self._verbs().qos_defaults(qos)
-        if users:
-            raise SlurmCommandError(
-                ["remove_qos", qos],
-                None,
-                "",
-                "",
-                f"QoS {qos} is the default QoS of {', '.join(users)}; not deleted",
-            )
-        self._changed().remove_qos(qos)
-        self._qos.pop(qos, None)
-        logger.info("Executed: slurmrestd %s: remove qos %s", self.version, qos)
+        """Delete a QoS (a missing one is fine); refused while it is a default QoS."""
+        self.qos.remove(name)
+        self._changed()  # the QoS left the associations' QoS lists
+        logger.info("Executed: slurmrestd %s: remove qos %s", self.version, name)
 
     def _cancel(self, account: str, username: str | None) -> None:
         account = validation.account_name(account)

@@ -1,4 +1,4 @@
-"""A QoS's options in sacctmgr's ``Key=value`` form → slurmrestd's QoS object (REST mode).
+"""The allocation's QoS over slurmrestd (REST mode): sacctmgr's options → slurmrestd's QoS.
 
 ``changes`` checks every value before any request, as on the command line, and nests it
 where slurmrestd 24.11 keeps it (``rest_parser.QOS_PATHS``); ``entry`` makes the object
@@ -17,13 +17,15 @@ the real server:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from waldur_site_agent_slurm.allocation import own_qos
-from waldur_site_agent_slurm.errors import InvalidValueError, SlurmConfigError
+from waldur_site_agent_slurm.allocation.own_qos import QosRecord
+from waldur_site_agent_slurm.errors import InvalidValueError, SlurmCommandError, SlurmConfigError
 from waldur_site_agent_slurm.slurm import parser, validation
-from waldur_site_agent_slurm.slurm.rest_parser import QOS_FLAGS, QOS_PATHS
+from waldur_site_agent_slurm.slurm.rest_parser import QOS_FLAGS, QOS_PATHS, qos_record, text
+from waldur_site_agent_slurm.slurm.rest_verbs import RestVerbs
 
 _TRES_KEYS = ("GrpTRES", "GrpTRESMins", "MinTRESPerJob")
 _COUNT_KEYS = ("MaxJobs", "MaxSubmit")
@@ -130,3 +132,95 @@ def entry(
             body["preempt"] = {"mode": list(mode)}
     body.update(fragment)
     return body
+
+
+def new_account_levels(
+    qos: Mapping[str, str], parent_levels: Callable[[], list[str]]
+) -> tuple[list[str] | None, str | None]:
+    """The QoS list and default QoS of a new account from ``QOS+``/``QOS``/``DefaultQOS``.
+
+    ``QOS+=a,b`` is the parent's list followed by a and b, the list sacctmgr's ``add
+    account … QOS+=a,b`` gives: slurmrestd refuses a ``+name``.
+    """
+    levels: list[str] | None = None
+    default = None
+    for key, value in qos.items():
+        names = [validation.qos_name(q) for q in value.split(",") if q]
+        if key == "QOS+":
+            levels = [*parent_levels(), *names]
+        elif key == "QOS":
+            levels = names
+        elif key == "DefaultQOS":
+            default = validation.qos_name(value, "default QoS")
+        else:
+            raise SlurmConfigError(f"{key} cannot be set on a new account through slurmrestd")
+    return levels, default
+
+
+class RestQos:
+    """``SlurmRestClient``'s QoS verbs: each QoS as last read, kept for the write after it.
+
+    ``add`` posts only for a QoS a read found missing (a POST would update an existing
+    one, where ``sacctmgr add qos`` leaves it as it is); ``modify`` sends the read QoS's
+    flags and preemption mode again, without reading it a second time.
+    """
+
+    def __init__(self, verbs: Callable[[], RestVerbs]) -> None:
+        """``verbs`` gives the requests once the server's version is checked."""
+        self.verbs = verbs
+        self._read: dict[str, Mapping[str, Any] | None] = {}
+
+    def records(self) -> dict[str, QosRecord]:
+        """The options of every QoS, by name (one request)."""
+        rows = {text(row, "name"): row for row in self.verbs().all_qos()}
+        self._read.update(rows)
+        return {name: qos_record(row) for name, row in rows.items()}
+
+    def record(self, name: str) -> QosRecord | None:
+        """The options of one QoS (one request); None when it does not exist."""
+        qos = validation.qos_name(name)
+        row = self._read[qos] = self.verbs().qos(qos)
+        return None if row is None else qos_record(row)
+
+    def _now(self, name: str) -> Mapping[str, Any] | None:
+        if name not in self._read:
+            self._read[name] = self.verbs().qos(name)
+        return self._read[name]
+
+    def add(self, name: str, settings: Mapping[str, str]) -> bool:
+        """Create a QoS with its options in one request; False when it already existed."""
+        qos = validation.qos_name(name)
+        fragment = changes(settings)
+        if self._now(qos) is not None:
+            return False
+        self.verbs().post_qos(entry(qos, fragment, None))
+        self._read.pop(qos, None)
+        return True
+
+    def modify(self, name: str, settings: Mapping[str, str]) -> bool:
+        """Set options of an existing QoS in one request; False when there is no such QoS.
+
+        A POST for a QoS that does not exist would create it: none is sent.
+        """
+        qos = validation.qos_name(name)
+        fragment = changes(settings)
+        current = self._now(qos)
+        if current is None:
+            return False
+        self.verbs().post_qos(entry(qos, fragment, current))
+        self._read.pop(qos, None)
+        return True
+
+    def remove(self, name: str) -> None:
+        """Delete a QoS (a missing one is fine), refused while it is a default QoS.
+
+        slurmrestd would delete it and leave those associations' default unknown, where
+        sacctmgr refuses.
+        """
+        qos = validation.qos_name(name)
+        users = self.verbs().qos_defaults(qos)
+        if users:
+            reason = f"QoS {qos} is the default QoS of {', '.join(users)}; not deleted"
+            raise SlurmCommandError(["remove_qos", qos], None, "", "", reason)
+        self.verbs().remove_qos(qos)
+        self._read.pop(qos, None)
