@@ -65,8 +65,9 @@ def methods(replay: Replay) -> list[str]:
     return [r.method for r in replay.sent if r.url.path != "/openapi/v3"]
 
 
-def test_a_qos_reads_as_the_record_sacctmgr_gives() -> None:
-    [qos] = body("get_qos_hpc_own1")["qos"]
+@pytest.mark.parametrize("suffix", ["", "_v0040", "_v0041"])
+def test_a_qos_reads_as_the_record_sacctmgr_gives(suffix: str) -> None:
+    [qos] = body(f"get_qos_hpc_own1{suffix}")["qos"]
     assert qos_record(qos) == own_qos.QosRecord(
         name="hpc_own1",
         flags=frozenset({"DenyOnLimit", "NoDecay"}),
