@@ -314,6 +314,20 @@ def test_qos_management_in_rest_mode_loads() -> None:
     assert (settings.execution_mode, settings.managed_qos is not None) == ("rest", True)
 
 
+@pytest.mark.parametrize("version", ["v0.0.40", "v0.0.41"])
+def test_limits_on_the_qos_with_a_data_parser_without_them_is_refused(version: str) -> None:
+    rest = {
+        "execution_mode": "rest",
+        "rest_api": {"url": "http://127.0.0.1:6820", "api_version": version},
+        "cluster_name": "hpc",
+        "qos_management": {"enabled": True, "skip_qos_swap": True, "apply_limits_to_qos": True},
+    }
+    with pytest.raises(SlurmConfigError, match=f"data parser {version}"):
+        load_settings(rest, {})
+    rest["qos_management"]["apply_limits_to_qos"] = False  # type: ignore[index]
+    assert load_settings(rest, {}).managed_qos is not None
+
+
 @pytest.mark.parametrize(
     "settings",
     [

@@ -38,21 +38,21 @@ def body(name: str) -> Any:
     return json.loads(capture(name).body)
 
 
-def served(replay: Replay) -> Replay:
+def served(replay: Replay, version: str = "v0.0.42") -> Replay:
     """``replay`` with the server's version list (read before the first request)."""
-    paths = {"paths": {f"{DB}ping/": {}, "/slurm/v0.0.42/ping/": {}}}
+    paths = {"paths": {f"/slurmdb/{version}/ping/": {}, f"/slurm/{version}/ping/": {}}}
     return replay.on("GET", "/openapi/v3", lambda _r: httpx.Response(200, json=paths))
 
 
 def rest_client(
-    tmp_path: Path, replay: Replay, runner: FakeRunner | None = None
+    tmp_path: Path, replay: Replay, runner: FakeRunner | None = None, version: str = "v0.0.42"
 ) -> SlurmRestClient:
     token = tmp_path / "token"
     token.write_text("a.b.c")
     settings = RestSettings(
-        url="http://127.0.0.1:7820", api_version="v0.0.42", username="root", token_file=token
+        url="http://127.0.0.1:7820", api_version=version, username="root", token_file=token
     )
-    transport = served(replay).transport()
+    transport = served(replay, version).transport()
     return SlurmRestClient(settings, "test2411", transport=transport, command_runner=runner)
 
 
@@ -65,8 +65,14 @@ def methods(replay: Replay) -> list[str]:
     return [r.method for r in replay.sent if r.url.path != "/openapi/v3"]
 
 
-@pytest.mark.parametrize("suffix", ["", "_v0040", "_v0041"])
-def test_a_qos_reads_as_the_record_sacctmgr_gives(suffix: str) -> None:
+@pytest.mark.parametrize(
+    ("suffix", "grp_tres_mins"),
+    # Data parsers v0.0.40 and v0.0.41 have no GrpTRESMins on a QoS.
+    [("", {"cpu": 600}), ("_v0040", {}), ("_v0041", {})],
+)
+def test_a_qos_reads_as_the_record_sacctmgr_gives(
+    suffix: str, grp_tres_mins: dict[str, int]
+) -> None:
     [qos] = body(f"get_qos_hpc_own1{suffix}")["qos"]
     assert qos_record(qos) == own_qos.QosRecord(
         name="hpc_own1",
@@ -76,7 +82,7 @@ def test_a_qos_reads_as_the_record_sacctmgr_gives(suffix: str) -> None:
         max_submit=6,
         max_wall=90,
         min_tres_per_job={"cpu": 1},
-        grp_tres_mins={"cpu": 600},
+        grp_tres_mins=grp_tres_mins,
     )
 
 
@@ -118,6 +124,19 @@ def test_an_update_sends_the_flags_and_preemption_mode_again(tmp_path: Path) -> 
     [after] = body("get_qos_hpc_own1_after_update")["qos"]
     assert (after["flags"], after["preempt"]["mode"]) == (["DENY_LIMIT", "NO_DECAY"], ["REQUEUE"])
     assert (qos_record(after).max_jobs, qos_record(after).grp_tres_mins) == (3, {"cpu": 900})
+
+
+def test_an_option_the_data_parser_ignores_fails_the_update(tmp_path: Path) -> None:
+    # v0.0.41 answers GrpTRESMins on a QoS with 200 and "Ignoring unknown field".
+    qos = {"qos": [{"name": "hpc_own3", "flags": []}], "errors": []}
+    replay = Replay().on(
+        "GET", "/slurmdb/v0.0.41/qos/hpc_own3", lambda _r: httpx.Response(200, json=qos)
+    )
+    replay.replay("post_qos_v0041_grp_tres_mins_ignored")
+    client = rest_client(tmp_path, replay, version="v0.0.41")
+    with pytest.raises(SlurmCommandError, match='Ignoring unknown field "total"'):
+        client.modify_qos("hpc_own3", {"GrpTRESMins": "cpu=600"})
+    assert posted(replay) == [request_body("post_qos_v0041_grp_tres_mins_ignored")]
 
 
 def test_an_update_of_a_missing_qos_fails_and_creates_nothing(tmp_path: Path) -> None:

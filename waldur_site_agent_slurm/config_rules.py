@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 POLICIES = ("common", "individual", "none")
 EXECUTION_MODES = ("cli", "rest")
 SETTINGS = "backend_settings"
+# slurmrestd data parsers whose QoS has no GrpTRESMins (limits.max.tres.minutes.total):
+# SLURM 24.11 answers a write of it with "Ignoring unknown field" and stores nothing.
+QOS_WITHOUT_LIMITS = ("v0.0.40", "v0.0.41")
 
 
 def unknown_keys(model: BaseModel, path: str = SETTINGS) -> list[str]:
@@ -98,6 +101,14 @@ def check_conflicts(schema: SlurmBackendSettingsSchema) -> None:
             "backend_settings.qos_management.enabled without skip_qos_swap restores each "
             "allocation to its own QoS, so backend_settings.qos_default would never be used: "
             "remove qos_default or turn off qos_management.enabled"
+        )
+    version = schema.rest_api.api_version if schema.rest_api is not None else None
+    if mode == "rest" and management.apply_limits_to_qos and version in QOS_WITHOUT_LIMITS:
+        raise SlurmConfigError(
+            "backend_settings.qos_management.apply_limits_to_qos keeps GrpTRESMins on the "
+            f"allocation's QoS, which slurmrestd's data parser {version} "
+            "(backend_settings.rest_api.api_version) does not have: SLURM ignores it with a "
+            "warning. Set rest_api.api_version to v0.0.42 or later, or execution_mode: cli"
         )
     if management.apply_limits_to_qos and not (management.enabled and management.skip_qos_swap):
         missing = [

@@ -408,8 +408,21 @@ class RestVerbs:
         return not answer.unchanged and bool(answer.data.get("removed_associations"))
 
     def post_qos(self, entry: Mapping[str, Any]) -> None:
-        """Create or update one QoS (``rest_qos.entry`` made and checked ``entry``)."""
-        self._db("POST", "qos/", body={"qos": [entry]})
+        """Create or update one QoS (``rest_qos.entry`` made and checked ``entry``).
+
+        A field the data parser does not know is dropped with a warning and a 200 (v0.0.40
+        and v0.0.41 have no GrpTRESMins on a QoS): that is an error here, as nothing of
+        what was asked may be left unset silently.
+        """
+        answer = self._db("POST", "qos/", body={"qos": [entry]})
+        ignored = [
+            str(w.get("description", ""))
+            for w in answer.data.get("warnings") or []
+            if isinstance(w, Mapping) and "Ignoring unknown field" in str(w.get("description"))
+        ]
+        if ignored:
+            argv = ["POST", self.rest.path(SLURMDB, "qos/")]
+            raise SlurmCommandError(argv, None, "", "; ".join(ignored), "slurmrestd " + ignored[0])
 
     def remove_qos(self, name: str) -> bool:
         """Delete a QoS; False when there was none.
