@@ -18,7 +18,6 @@ from waldur_site_agent.common.plugin_schemas import (
 )
 
 from tests.conftest import COMPONENTS
-from waldur_site_agent_slurm import __version__
 from waldur_site_agent_slurm.backend import SlurmBackend
 from waldur_site_agent_slurm.config import load_settings
 from waldur_site_agent_slurm.errors import SlurmConfigError
@@ -304,29 +303,29 @@ def test_offering_dependent_qos_enforcement_keeps_the_qos_levels() -> None:
     assert settings.qos_paused == "hold"
 
 
-@pytest.mark.parametrize(
-    ("settings", "feature"),
-    [
-        (
-            {
-                "execution_mode": "rest",
-                "rest_api": {"url": "http://127.0.0.1:6820"},
-                "cluster_name": "hpc",
-                "qos_management": {"enabled": True, "skip_qos_swap": True},
-            },
-            "qos_management.enabled with execution_mode: rest",
-        ),
-    ],
-)
-def test_features_of_later_releases_stop_start_up_saying_what_to_do(
-    settings: dict[str, Any], feature: str
-) -> None:
-    with pytest.raises(SlurmConfigError) as err:
-        SlurmBackend(settings, {k: dict(v) for k, v in COMPONENTS.items()})
-    text = str(err.value)
-    assert text.startswith(f"Not available in waldur-site-agent-slurm {__version__}: ")
-    assert feature in text
-    assert "keep waldur-site-agent-slurm 1.0.7 for this offering" in text
+def test_qos_management_in_rest_mode_loads() -> None:
+    rest = {
+        "execution_mode": "rest",
+        "rest_api": {"url": "http://127.0.0.1:6820", "username": "root", "token_env": "T"},
+        "cluster_name": "hpc",
+        "qos_management": {"enabled": True, "skip_qos_swap": True, "apply_limits_to_qos": True},
+    }
+    settings = load_settings(rest, {})
+    assert (settings.execution_mode, settings.managed_qos is not None) == ("rest", True)
+
+
+@pytest.mark.parametrize("version", ["v0.0.40", "v0.0.41"])
+def test_limits_on_the_qos_with_a_data_parser_without_them_is_refused(version: str) -> None:
+    rest = {
+        "execution_mode": "rest",
+        "rest_api": {"url": "http://127.0.0.1:6820", "api_version": version},
+        "cluster_name": "hpc",
+        "qos_management": {"enabled": True, "skip_qos_swap": True, "apply_limits_to_qos": True},
+    }
+    with pytest.raises(SlurmConfigError, match=f"data parser {version}"):
+        load_settings(rest, {})
+    rest["qos_management"]["apply_limits_to_qos"] = False  # type: ignore[index]
+    assert load_settings(rest, {}).managed_qos is not None
 
 
 @pytest.mark.parametrize(

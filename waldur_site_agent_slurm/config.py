@@ -557,7 +557,6 @@ def load_settings(raw: dict[str, Any], components: dict[str, dict[str, Any]]) ->
     if schema.timezone is not None:
         _as_config(validation.zone, schema.timezone, "backend_settings.timezone")
     root_account = account(schema.root_account, "root_account") or default_account or "root"
-    config_rules.check_available(schema)
     directories = schema.project_directory
     return SlurmSettings(
         default_account=default_account,

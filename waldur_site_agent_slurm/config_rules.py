@@ -2,8 +2,7 @@
 
 The schemas in ``config`` check each value; the rules here look at the whole block:
 which keys nothing reads (named in one warning, never an error, so older
-configurations keep loading), which combinations contradict each other, and which
-features of waldur-site-agent-slurm 1.0.7 this release does not provide yet. A
+configurations keep loading) and which combinations contradict each other. A
 configuration is refused before the backend runs any command.
 """
 
@@ -15,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 from waldur_site_agent.common.structures import BackendComponent
 
-from waldur_site_agent_slurm import __version__
 from waldur_site_agent_slurm.errors import SlurmConfigError
 
 if TYPE_CHECKING:
@@ -24,6 +22,9 @@ if TYPE_CHECKING:
 POLICIES = ("common", "individual", "none")
 EXECUTION_MODES = ("cli", "rest")
 SETTINGS = "backend_settings"
+# slurmrestd data parsers whose QoS has no GrpTRESMins (limits.max.tres.minutes.total):
+# SLURM 24.11 answers a write of it with "Ignoring unknown field" and stores nothing.
+QOS_WITHOUT_LIMITS = ("v0.0.40", "v0.0.41")
 
 
 def unknown_keys(model: BaseModel, path: str = SETTINGS) -> list[str]:
@@ -101,6 +102,14 @@ def check_conflicts(schema: SlurmBackendSettingsSchema) -> None:
             "allocation to its own QoS, so backend_settings.qos_default would never be used: "
             "remove qos_default or turn off qos_management.enabled"
         )
+    version = schema.rest_api.api_version if schema.rest_api is not None else None
+    if mode == "rest" and management.apply_limits_to_qos and version in QOS_WITHOUT_LIMITS:
+        raise SlurmConfigError(
+            "backend_settings.qos_management.apply_limits_to_qos keeps GrpTRESMins on the "
+            f"allocation's QoS, which slurmrestd's data parser {version} "
+            "(backend_settings.rest_api.api_version) does not have: SLURM ignores it with a "
+            "warning. Set rest_api.api_version to v0.0.42 or later, or execution_mode: cli"
+        )
     if management.apply_limits_to_qos and not (management.enabled and management.skip_qos_swap):
         missing = [
             f"{SETTINGS}.qos_management.{key}: true"
@@ -114,27 +123,6 @@ def check_conflicts(schema: SlurmBackendSettingsSchema) -> None:
             + ": set "
             + ("them" if len(missing) > 1 else "it")
             + " or remove apply_limits_to_qos"
-        )
-
-
-def check_available(schema: SlurmBackendSettingsSchema) -> None:
-    """Refuse a valid configuration that turns on a feature this release does not have.
-
-    Running on without it would do something else to SLURM than the site asked for.
-    """
-    features = []
-    management = schema.qos_management
-    if _value(schema.execution_mode) == "rest" and management is not None and management.enabled:
-        features.append(
-            "qos_management.enabled with execution_mode: rest (a QoS per allocation over "
-            "slurmrestd); set execution_mode: cli or qos_management.enabled: false"
-        )
-    if features:
-        raise SlurmConfigError(
-            f"Not available in waldur-site-agent-slurm {__version__}: "
-            + "; ".join(f"{SETTINGS}.{feature}" for feature in features)
-            + ". Until a release provides it, keep waldur-site-agent-slurm 1.0.7 "
-            "for this offering"
         )
 
 

@@ -8,9 +8,13 @@ checked against the server's ``/openapi/v3`` before the first request. An associ
 update sends the association's TRES lists again (slurmrestd clears one left out), from
 the cycle's associations read or one read of the account's.
 
-Two things slurmrestd cannot do run ``sacctmgr`` on the agent host (see the README's REST
-mode section): resetting an account's RawUsage (no call for it) and reading GrpSubmitJobs
-back (written as ``max.jobs.per.submitted``, but SLURM 24.11's answers leave it out).
+A QoS per allocation (``qos_management``) goes through ``/slurmdb/<v>/qos/`` (read, POST,
+DELETE), made by ``rest_qos.RestQos``, which also says what an update keeps.
+
+Three things slurmrestd cannot do run ``sacctmgr`` on the agent host (see the README's REST
+mode section): resetting an account's or a QoS's RawUsage (no call for it) and reading
+GrpSubmitJobs back (written as ``max.jobs.per.submitted``, but SLURM 24.11's answers leave
+it out).
 """
 
 from __future__ import annotations
@@ -25,12 +29,11 @@ from waldur_site_agent.backend.structures import ClientResource
 from waldur_site_agent_slurm.allocation import own_qos
 from waldur_site_agent_slurm.allocation.usage import Window
 from waldur_site_agent_slurm.errors import (
-    InvalidValueError,
     SlurmCommandError,
     SlurmConfigError,
     SlurmTimeoutError,
 )
-from waldur_site_agent_slurm.slurm import parser, validation
+from waldur_site_agent_slurm.slurm import parser, rest_qos, validation
 from waldur_site_agent_slurm.slurm.accounting import (
     AccountingClient,
     AssociationSnapshot,
@@ -60,7 +63,6 @@ _TRES_FIELDS = {
 # (url, version) pairs whose server offered the version: /openapi/v3 is megabytes, and a
 # backend (with its client) is built every cycle, so it is read once per process.
 _OFFERED: set[tuple[str, str]] = set()
-_NO_QOS = "the REST mode does not manage QoS options (qos_management): use execution_mode: cli"
 
 
 def _nested(path: tuple[str, ...], value: object) -> dict[str, Any]:
@@ -79,22 +81,6 @@ def _tres_list(current: Mapping[str, int], setting: str) -> list[dict[str, Any]]
         else:
             wanted[tres] = value
     return tres_entries(wanted)
-
-
-def _integer(value: str, what: str) -> int:
-    """A whole number given in sacctmgr's form, before it goes into a JSON body."""
-    try:
-        return int(value)
-    except ValueError:
-        raise InvalidValueError(what, value, "expected a whole number") from None
-
-
-def _count(value: str, what: str) -> dict[str, Any]:
-    """A job count as slurmrestd's ``{"set", "infinite", "number"}``; -1 lifts it."""
-    number = _integer(value, what)
-    if number < 0:
-        return {"set": True, "infinite": True, "number": 0}
-    return {"set": True, "infinite": False, "number": validation.limit_value(number, what)}
 
 
 def _own(rows: Iterable[Mapping[str, Any]]) -> Mapping[str, Any] | None:
@@ -130,6 +116,7 @@ class SlurmRestClient(AccountingClient):
         self._defaults: dict[str, str] = {}
         self._submit_limits: dict[str, int | None] | None = None
         self._tres: frozenset[str] | None = None
+        self.qos = rest_qos.RestQos(self._verbs)
 
     def close(self) -> None:
         """Close the HTTP client's connections."""
@@ -245,13 +232,12 @@ class SlurmRestClient(AccountingClient):
         return self._verbs().qos_names()
 
     def qos_records(self) -> dict[str, own_qos.QosRecord]:
-        """Not in REST mode (``qos_management`` is refused at start-up)."""
-        raise SlurmConfigError(_NO_QOS)
+        """The options of every QoS, by name (one request)."""
+        return self.qos.records()
 
     def qos_record(self, name: str) -> own_qos.QosRecord | None:
-        """Not in REST mode (``qos_management`` is refused at start-up)."""
-        del name
-        raise SlurmConfigError(_NO_QOS)
+        """The options of one QoS (one request); None when it does not exist."""
+        return self.qos.record(name)
 
     def active_jobs(self, account: str, username: str) -> list[str]:
         """Ids of one user's pending, running and suspended jobs in ``account``."""
@@ -275,11 +261,24 @@ class SlurmRestClient(AccountingClient):
         *,
         qos: Mapping[str, str] | None = None,
     ) -> bool:
-        """Create an account under ``parent``, then its limits; False when it existed."""
-        if qos:
-            raise SlurmConfigError(_NO_QOS)
+        """Create an account under ``parent`` with its QoS, then its limits; False if it existed.
+
+        ``qos`` (``QOS+``, ``DefaultQOS``) goes on the new association in the same request
+        (``rest_qos.new_account_levels``).
+        """
+
+        def above() -> list[str]:
+            row = _own(self._rows(validation.account_name(parent, "parent account")))
+            return [str(q) for q in (row or {}).get("qos") or []]
+
+        levels, default = rest_qos.new_account_levels(qos or {}, above)
         created = self._changed().add_account(
-            name, description=description, organization=organization, parent=parent
+            name,
+            description=description,
+            organization=organization,
+            parent=parent,
+            qos=levels,
+            default_qos=default,
         )
         if not created:
             return False
@@ -309,11 +308,12 @@ class SlurmRestClient(AccountingClient):
                 }[key]
                 merge(changes, _nested(_TRES_FIELDS[key], _tres_list(now, value)))
             elif key == "GrpSubmitJobs":
-                merge(changes, _nested(("max", "jobs", "per", "submitted"), _count(value, key)))
+                submitted = rest_qos.count(value, key)
+                merge(changes, _nested(("max", "jobs", "per", "submitted"), submitted))
             elif key.lower() == "parent":
                 changes["parent_account"] = validation.account_name(value, "parent account")
             elif key == "Fairshare":
-                changes["shares_raw"] = validation.fairshare(_integer(value, key))
+                changes["shares_raw"] = validation.fairshare(rest_qos.integer(value, key))
             elif key in ("QOS", "QOS+"):
                 names = [validation.qos_name(q) for q in value.split(",") if q]
                 if key == "QOS+" and current is not None:
@@ -342,7 +342,8 @@ class SlurmRestClient(AccountingClient):
             updates = [*self._followers(rows, changes), (account, "", "", changes, held)]
             self._changed().update_associations(updates)
         if "RawUsage" in settings:
-            self._reset_raw_usage(account, settings["RawUsage"])
+            target = ["account", "where", f"name={account}"]
+            self._reset_raw_usage(target, settings["RawUsage"], account)
         logger.info("Executed: %s", self.describe(operation))
         return self.describe(operation)
 
@@ -393,23 +394,18 @@ class SlurmRestClient(AccountingClient):
         parent = _own(self._rows(record.parent)) if record.parent else None
         return record, association_tres(row, parent)
 
-    def _reset_raw_usage(self, account: str, value: str) -> None:
-        """RawUsage=0 through sacctmgr: slurmrestd has no call for it."""
+    def _reset_raw_usage(self, target: list[str], value: str, what: str) -> str:
+        """RawUsage=0 of ``target`` (``account where name=A``, ``qos Q``) through sacctmgr.
+
+        slurmrestd has no call for it. Returns the command line.
+        """
         if value != "0":
             raise SlurmConfigError(f"RawUsage can only be reset to 0, not {value!r}")
         self._snapshot = None
-        argv = [
-            "sacctmgr",
-            "--immediate",
-            "modify",
-            "account",
-            "where",
-            f"name={account}",
-            f"cluster={self.cluster_name}",
-            "set",
-            "RawUsage=0",
-        ]
-        self._sacctmgr(argv, f"resetting the RawUsage of {account}", mutating=True)
+        argv = ["sacctmgr", "--immediate", "modify", *target, f"cluster={self.cluster_name}"]
+        argv += ["set", "RawUsage=0"]
+        self._sacctmgr(argv, f"resetting the RawUsage of {what}", mutating=True)
+        return self.commands.display(argv)
 
     def _sacctmgr(self, argv: list[str], what: str, *, mutating: bool) -> list[str]:
         """Run one of the sacctmgr commands REST mode needs; a missing sacctmgr says so."""
@@ -425,19 +421,39 @@ class SlurmRestClient(AccountingClient):
         return result.stdout.splitlines()
 
     def add_qos(self, name: str, settings: Mapping[str, str]) -> bool:
-        """Not in REST mode (``qos_management`` is refused at start-up)."""
-        del name, settings
-        raise SlurmConfigError(_NO_QOS)
+        """Create a QoS with its options in one request; False when it already existed."""
+        created = self.qos.add(name, settings)
+        if created:
+            logger.info("Executed: %s", self.describe(Operation.of("add_qos", name, settings)))
+        return created
 
     def modify_qos(self, name: str, settings: Mapping[str, str]) -> str:
-        """Not in REST mode (``qos_management`` is refused at start-up)."""
-        del name, settings
-        raise SlurmConfigError(_NO_QOS)
+        """Set options of an existing QoS in one request; return what was done.
+
+        A QoS that does not exist is an error, never created (a POST would create it).
+        ``RawUsage=0`` resets its usage through sacctmgr, as for an account.
+        """
+        qos = validation.qos_name(name)
+        operation = Operation.of("modify_qos", qos, settings)
+        rest = {k: v for k, v in settings.items() if k != "RawUsage"}
+        rest_qos.changes(rest)  # every value checked before any request
+        if rest and not self.qos.modify(qos, rest):
+            raise _no_match(operation, f"QoS {qos} does not exist")
+        if "RawUsage" in settings:
+            self.reset_qos_usage(qos, settings["RawUsage"])
+        logger.info("Executed: %s", self.describe(operation))
+        return self.describe(operation)
+
+    def reset_qos_usage(self, name: str, value: str = "0") -> str:
+        """A QoS's RawUsage=0 through sacctmgr, as an account's; the command line."""
+        qos = validation.qos_name(name)
+        return self._reset_raw_usage(["qos", qos], value, f"QoS {qos}")
 
     def remove_qos(self, name: str) -> None:
-        """Not in REST mode (``qos_management`` is refused at start-up)."""
-        del name
-        raise SlurmConfigError(_NO_QOS)
+        """Delete a QoS (a missing one is fine); refused while it is a default QoS."""
+        self.qos.remove(name)
+        self._changed()  # the QoS left the associations' QoS lists
+        logger.info("Executed: slurmrestd %s: remove qos %s", self.version, name)
 
     def _cancel(self, account: str, username: str | None) -> None:
         account = validation.account_name(account)

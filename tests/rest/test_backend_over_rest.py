@@ -88,13 +88,13 @@ def test_pause_refuses_new_jobs_and_restore_allows_them_over_rest(
     assert submitted(backends, names["slug"], accepted=True)
 
 
-def submitted(backends: Backends, account: str, *, accepted: bool) -> bool:
+def submitted(backends: Backends, account: str, *, accepted: bool, user: str = USERS[0]) -> bool:
     """sbatch until slurmctld, which hears of the QoS a moment later, answers as expected."""
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         proc = backends.stack.run(
             "sbatch", "--parsable", "-A", account, "--output=/dev/null", "--wrap", "true",
-            user=USERS[0],
+            user=user,
         )  # fmt: skip
         if (proc.returncode == 0) == accepted:
             return True

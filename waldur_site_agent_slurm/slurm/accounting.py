@@ -213,6 +213,10 @@ class AccountingClient(BaseClient):
         """Delete a QoS; a missing one is not an error."""
 
     @abstractmethod
+    def reset_qos_usage(self, name: str) -> str:
+        """Set a QoS's RawUsage to 0 on the cluster; return the change as made."""
+
+    @abstractmethod
     def cancel_user_jobs(self, username: str, account: str) -> None:
         """Cancel one user's pending and running jobs in ``account``."""
 

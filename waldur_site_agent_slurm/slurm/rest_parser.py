@@ -2,7 +2,8 @@
 
 The only place that reads slurmrestd's answer shapes (data parsers v0.0.40-v0.0.43):
 associations become ``AssociationRecord``, jobs ``JobRecord`` exactly as
-``sacct --allocations --noconvert`` in UTC gives them, TRES lists ``{"cpu": 60, …}``.
+``sacct --allocations --noconvert`` in UTC gives them, QoS ``own_qos.QosRecord`` as
+``sacctmgr show qos`` gives them, TRES lists ``{"cpu": 60, …}``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from waldur_site_agent_slurm.allocation.own_qos import QosRecord
 from waldur_site_agent_slurm.errors import SlurmParseError
 from waldur_site_agent_slurm.slurm import validation
 from waldur_site_agent_slurm.slurm.parser import AssociationRecord, JobRecord
@@ -137,6 +139,64 @@ def association_record(item: Mapping[str, Any]) -> AssociationRecord:
         grp_tres=_tres_counts(_dig(item, "max", "tres", "total")),
         qos=tuple(str(q) for q in qos),
         default_qos=text(default, "qos") if isinstance(default, Mapping) else "",
+    )
+
+
+# sacctmgr's QoS flag names → slurmrestd's (v0.0.40-v0.0.43 alike).
+QOS_FLAGS = {
+    "DenyOnLimit": "DENY_LIMIT",
+    "EnforceUsageThreshold": "ENFORCE_USAGE_THRESHOLD",
+    "NoDecay": "NO_DECAY",
+    "NoReserve": "NO_RESERVE",
+    "OverPartQOS": "OVERRIDE_PARTITION_QOS",
+    "PartitionMaxNodes": "PARTITION_MAXIMUM_NODE",
+    "PartitionMinNodes": "PARTITION_MINIMUM_NODE",
+    "PartitionTimeLimit": "PARTITION_TIME_LIMIT",
+    "RequiresReservation": "REQUIRED_RESERVATION",
+    "UsageFactorSafe": "USAGE_FACTOR_SAFE",
+    "Relative": "RELATIVE",
+}
+_FLAG_NAMES = {rest: name for name, rest in QOS_FLAGS.items()}
+# Where a QoS's options sit in slurmrestd's QoS object. On a QoS, sacctmgr's MaxJobs and
+# MaxSubmit are per user (MaxJobsPerUser, MaxSubmitJobsPerUser), MaxWall is per job in
+# minutes and MinTRESPerJob is ``min.tres.per.job``.
+QOS_PATHS: dict[str, tuple[str, ...]] = {
+    "GrpTRES": ("limits", "max", "tres", "total"),
+    "GrpTRESMins": ("limits", "max", "tres", "minutes", "total"),
+    "MaxJobs": ("limits", "max", "jobs", "active_jobs", "per", "user"),
+    "MaxSubmit": ("limits", "max", "jobs", "per", "user"),
+    "MaxWall": ("limits", "max", "wall_clock", "per", "job"),
+    "MinTRESPerJob": ("limits", "min", "tres", "per", "job"),
+}
+
+
+def qos_record(item: Mapping[str, Any]) -> QosRecord:
+    """One ``/qos/`` entry as the record ``sacctmgr show qos format=<QOS_FIELDS>`` gives.
+
+    Flags in sacctmgr's spelling (one slurmrestd does not name is kept as it is: the
+    emulator stores what it was sent); an unset count or time is None.
+    """
+    flags = item.get("flags", [])
+    if not isinstance(flags, list):
+        raise SlurmParseError(f"slurmrestd's QoS flags are not a list: {flags!r}")
+
+    def count(key: str) -> int | None:
+        value = _dig(item, *QOS_PATHS[key])
+        if value == []:  # not in the answer
+            return None
+        if isinstance(value, Mapping) and (not value.get("set") or value.get("infinite")):
+            return None
+        return _number(value, f"QoS {key}")
+
+    return QosRecord(
+        name=text(item, "name"),
+        flags=frozenset(_FLAG_NAMES.get(str(f), str(f)) for f in flags),
+        grp_tres=_tres_counts(_dig(item, *QOS_PATHS["GrpTRES"])),
+        max_jobs=count("MaxJobs"),
+        max_submit=count("MaxSubmit"),
+        max_wall=count("MaxWall"),
+        min_tres_per_job=_tres_counts(_dig(item, *QOS_PATHS["MinTRESPerJob"])),
+        grp_tres_mins=_tres_counts(_dig(item, *QOS_PATHS["GrpTRESMins"])),
     )
 
 

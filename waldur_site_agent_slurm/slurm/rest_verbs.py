@@ -156,7 +156,32 @@ class RestVerbs:
 
     def qos_names(self) -> frozenset[str]:
         """The names of every QoS."""
-        return frozenset(text(q, "name") for q in many(self._db("GET", "qos/").data, "qos"))
+        return frozenset(text(q, "name") for q in self.all_qos())
+
+    def all_qos(self) -> list[Mapping[str, Any]]:
+        """Every QoS as slurmrestd sends it (one request)."""
+        return many(self._db("GET", "qos/").data, "qos")
+
+    def qos(self, name: str) -> Mapping[str, Any] | None:
+        """One QoS as slurmrestd sends it; None when it does not exist (an empty list)."""
+        tail = f"qos/{quote(validation.qos_name(name), safe='')}"
+        found = [q for q in many(self._db("GET", tail).data, "qos") if q.get("name") == name]
+        return found[0] if found else None
+
+    def qos_defaults(self, name: str) -> list[str]:
+        """``cluster/account[/user]`` of every association (all clusters) defaulting to a QoS.
+
+        slurmrestd 24.11 ignores the ``default_qos`` and ``qos`` filters of this read, so
+        every association is read.
+        """
+        qos = validation.qos_name(name)
+        found = []
+        for row in many(self._db("GET", "associations/").data, "associations"):
+            default = row.get("default")
+            if isinstance(default, Mapping) and default.get("qos") == qos:
+                parts = [text(row, "cluster"), text(row, "account"), text(row, "user")]
+                found.append("/".join(p for p in parts if p))
+        return found
 
     def tres_names(self) -> frozenset[str]:
         """The TRES the accounting database knows, such as ``cpu`` and ``gres/gpu``."""
@@ -195,15 +220,23 @@ class RestVerbs:
         organization: str,
         parent: str,
         fairshare: int | None = None,
+        qos: Iterable[str] | None = None,
+        default_qos: str | None = None,
     ) -> bool:
         """Create an account with its association under ``parent``; False if it existed.
 
         ``/accounts_association/`` makes the account and a proper association in one call
         (``/associations/`` with an empty user would leave a malformed one behind).
+        ``qos`` is the association's whole QoS list (slurmrestd refuses sacctmgr's
+        ``+name``), ``default_qos`` its default QoS.
         """
         association: dict[str, Any] = {"parent": validation.account_name(parent, "parent")}
         if fairshare is not None:
             association["fairshare"] = validation.fairshare(fairshare)
+        if qos is not None:
+            association["qoslevel"] = list(dict.fromkeys(validation.qos_name(q) for q in qos))
+        if default_qos is not None:
+            association["defaultqos"] = validation.qos_name(default_qos, "default QoS")
         body = {
             "association_condition": {
                 "accounts": [validation.account_name(name)],
@@ -373,6 +406,36 @@ class RestVerbs:
         }
         answer = self._db("DELETE", "association/", params=params)
         return not answer.unchanged and bool(answer.data.get("removed_associations"))
+
+    def post_qos(self, entry: Mapping[str, Any]) -> None:
+        """Create or update one QoS (``rest_qos.entry`` made and checked ``entry``).
+
+        A field the data parser does not know is dropped with a warning and a 200 (v0.0.40
+        and v0.0.41 have no GrpTRESMins on a QoS): that is an error here, as nothing of
+        what was asked may be left unset silently.
+        """
+        answer = self._db("POST", "qos/", body={"qos": [entry]})
+        ignored = [
+            str(w.get("description", ""))
+            for w in answer.data.get("warnings") or []
+            if isinstance(w, Mapping) and "Ignoring unknown field" in str(w.get("description"))
+        ]
+        if ignored:
+            argv = ["POST", self.rest.path(SLURMDB, "qos/")]
+            raise SlurmCommandError(argv, None, "", "; ".join(ignored), "slurmrestd " + ignored[0])
+
+    def remove_qos(self, name: str) -> bool:
+        """Delete a QoS; False when there was none.
+
+        slurmrestd 24.11 deletes a QoS that is some association's default too (which then
+        shows ``UNKN-<id>``), where sacctmgr refuses: the client checks ``qos_defaults``
+        first. A missing QoS is a 200 with a "found nothing" warning (the emulator: 304).
+        """
+        tail = f"qos/{quote(validation.qos_name(name), safe='')}"
+        answer = self._db("DELETE", tail)
+        warnings = answer.data.get("warnings") or []
+        said = " ".join(str(w.get("description", "")) for w in warnings if isinstance(w, Mapping))
+        return not answer.unchanged and "found nothing" not in said
 
     def cancel_job(self, job_id: str) -> None:
         """Cancel one job through slurmctld."""

@@ -14,6 +14,7 @@ import pytest
 from tests.emulator.conftest import seed_job
 from tests.emulator.rest.conftest import rest_settings, token_file
 from tests.emulator.test_users_on_emulator import active_job, job_states
+from waldur_site_agent_slurm.allocation import own_qos
 from waldur_site_agent_slurm.allocation.usage import Window
 from waldur_site_agent_slurm.devtools.restd import API_VERSIONS, RestdEmulator
 from waldur_site_agent_slurm.errors import SlurmConfigError
@@ -118,3 +119,30 @@ def test_a_users_running_job_is_cancelled(client: SlurmRestClient, account: str)
     assert client.active_jobs(account, "bob") == []
     states = job_states(account)
     assert states[bobs].startswith("CANCELLED") and states[alices] == "RUNNING"
+
+
+def test_an_allocation_qos_is_created_attached_corrected_and_removed(
+    client: SlurmRestClient, account: str
+) -> None:
+    # The emulator keeps flags an update leaves out and stores flags as sent; the real
+    # slurmrestd clears them (tests/rest/test_own_qos_over_rest.py), so they are sent again.
+    # It ignores the QoS of a new account on /accounts_association/ (the real one sets
+    # them): the account is attached as a re-run attaches an adopted one.
+    options = own_qos.QosOptions(
+        flags=("DenyOnLimit", "NoDecay"), grp_tres={"cpu": 4}, max_jobs=1, max_wall=90
+    )
+    assert client.qos_record(account) is None
+    assert client.add_qos(account, options.settings()) is True
+    assert not client.add_qos(account, options.settings())
+    made = client.qos_record(account)
+    assert made is not None and own_qos.differences(options, made) == {}
+    assert client.add_account(account, "own QoS", "resttest", "root")
+    client.modify_account(account, {"QOS+": account, "DefaultQOS": account})
+    record = client.account_record(account, fresh=True)
+    assert record is not None and account in record.qos and record.default_qos == account
+    client.modify_qos(account, {"MaxJobs": "3"})
+    changed = client.qos_record(account)
+    assert changed is not None and (changed.max_jobs, changed.flags) == (3, made.flags)
+    client.remove_account(account)
+    client.remove_qos(account)
+    assert client.qos_record(account) is None
