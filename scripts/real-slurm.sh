@@ -20,7 +20,8 @@
 # REAL_SLURM_INSTANCE=NAME runs a second, independent stack of the same version (one a
 # run may kill daemons of, as the soak does: bench/soak.py): its own directory
 # VERSION-NAME, cluster NAMEVERSION without the dot (e.g. soak2411) and ports 100 above
-# the default stack's. Without it, the default stack.
+# the default stack's (REAL_SLURM_PORT_OFFSET=N: N above, when another instance holds
+# those). Without it, the default stack.
 #
 # Everything lives under /var/lib/waldur-slurm-test/VERSION (REAL_SLURM_BASE overrides
 # /var/lib/waldur-slurm-test): root/ is the chroot, bin/ holds host-side wrappers of the
@@ -59,8 +60,12 @@ if [[ -n $INSTANCE ]]; then
   [[ $INSTANCE =~ ^[a-z][a-z0-9]{0,9}$ ]] \
     || { echo "REAL_SLURM_INSTANCE: 1-10 lower-case letters and digits, not '$INSTANCE'" >&2; exit 2; }
   CLUSTER=$INSTANCE${VERSION/./}
-  CTLD_PORT=$((CTLD_PORT + 100)) SLURMD_PORT=$((SLURMD_PORT + 100)) DBD_PORT=$((DBD_PORT + 100))
-  [[ -z ${RESTD_PORT:-} ]] || RESTD_PORT=$((RESTD_PORT + 100))
+  OFFSET=${REAL_SLURM_PORT_OFFSET:-100}
+  [[ $OFFSET =~ ^[1-9][0-9]{0,2}0$ ]] \
+    || { echo "REAL_SLURM_PORT_OFFSET: a multiple of 10 from 10 to 9990, not '$OFFSET'" >&2; exit 2; }
+  CTLD_PORT=$((CTLD_PORT + OFFSET)) SLURMD_PORT=$((SLURMD_PORT + OFFSET))
+  DBD_PORT=$((DBD_PORT + OFFSET))
+  [[ -z ${RESTD_PORT:-} ]] || RESTD_PORT=$((RESTD_PORT + OFFSET))
 fi
 
 NODE="$(hostname -s)"

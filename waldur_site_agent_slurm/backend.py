@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
@@ -112,6 +113,9 @@ class SlurmBackend(BaseBackend):
         self.partition_enforcement_enabled = self.settings.enforce_offering_partitions
         # Accounts of the resources this cycle pulls: the cycle's one sacct covers them.
         self._cycle_accounts: frozenset[str] = frozenset()
+        # Accounts this cycle's pull found in SLURM (see _unless_removed_since_read).
+        self._read_accounts: frozenset[str] = frozenset()
+        self._removed_accounts: set[str] = set()
         # POSIX groups per project in LDAP (backend_settings.ldap), None when not configured.
         self.project_groups: ProjectGroups | None = (
             ProjectGroups(self.settings.ldap) if self.settings.ldap else None
@@ -513,7 +517,8 @@ class SlurmBackend(BaseBackend):
             return
         tres_limits, _ = self._collect_resource_limits(waldur_resource)
         paid = limits.prepaid_tres(self.settings.components)
-        self._apply_grp_tres_mins(account, {t: v for t, v in tres_limits.items() if t in paid})
+        with self._unless_removed_since_read(account, "syncing prepaid limits"):
+            self._apply_grp_tres_mins(account, {t: v for t, v in tres_limits.items() if t in paid})
 
     def get_resource_limits(self, resource_backend_id: str) -> dict[str, int]:
         """The allocation's GrpTRESMins in whole Waldur units (prepaid: per month of one)."""
@@ -627,13 +632,78 @@ class SlurmBackend(BaseBackend):
         )
         tree.move_project(self.client, project, customer)
 
+    # ---- an account removed while a cycle works on it ----------------------------------
+
+    def _removed_since_read(self, account: str) -> bool:
+        """Whether an account this cycle's pull found in SLURM is gone now.
+
+        A terminate order (or an admin) removed it after the read. Never true for an
+        account this backend added (an order's own create) nor for one the cycle did not
+        read: a missing account stays an error there.
+        """
+        if account not in self._read_accounts or account in self.client.added_accounts:
+            return False
+        if account in self._removed_accounts:
+            return True
+        try:
+            removed = self.client.account_record(account, fresh=True) is None
+        except SlurmError:
+            return False  # SLURM cannot say: the original error stands
+        if removed:
+            self._removed_accounts.add(account)
+        return removed
+
+    @contextmanager
+    def _unless_removed_since_read(self, account: str, what: str) -> Iterator[None]:
+        """Run the block; failing because the account was removed since the read is no error.
+
+        A membership cycle reads every allocation first and then works on each in turn.
+        An account removed meanwhile has nothing left to add, remove or set; without this
+        the framework would mark its resource, already Terminated, as Erred. Any other
+        error, and any error for an account that is still there, is raised.
+        """
+        try:
+            yield
+        except BackendError as err:
+            known = account in self._removed_accounts
+            if not self._removed_since_read(account):
+                raise
+            if known:
+                logger.info(
+                    "Account %s was removed after this cycle read it; %s skipped", account, what
+                )
+                return
+            logger.warning(
+                "Account %s was removed after this cycle read it (a terminate order, or by "
+                "hand); %s: nothing to do (%s)",
+                account,
+                what,
+                err,
+            )
+
     # ---- users -------------------------------------------------------------------------
 
     def add_users_to_resource(
         self, waldur_resource: WaldurResource, user_ids: set[str], **kwargs: Any
     ) -> set[str]:
-        """Associate users with the allocation, following the default-account policy."""
+        """Associate users with the allocation, following the default-account policy.
+
+        The account must exist (an order's create, or a cycle's read, found it): when it
+        is missing this is an error, except in a cycle that read it and finds it removed
+        since, which adds no one.
+        """
         account = validation.account_name(waldur_resource.backend_id, "allocation account")
+        with self._unless_removed_since_read(account, "adding users"):
+            return self._add_users_to_account(waldur_resource, account, user_ids, kwargs)
+        return set()
+
+    def _add_users_to_account(
+        self,
+        waldur_resource: WaldurResource,
+        account: str,
+        user_ids: set[str],
+        kwargs: dict[str, Any],
+    ) -> set[str]:
         wanted = membership.wanted_users(user_ids, kwargs.get("offering_user_states") or {})
         validation.usernames(wanted)
         snapshot = self.client.snapshot()
@@ -688,12 +758,13 @@ class SlurmBackend(BaseBackend):
         account = validation.account_name(waldur_resource.backend_id, "allocation account")
         validation.usernames(existing_users)
         grant = self._grant(waldur_resource)
-        state = self.client.snapshot().account(account)
-        if state is not None:
-            present = existing_users & set(state.users)
-            self._add(membership.completions(account, present, grant, state.partitions))
-            # Members a cycle with the directory away could not add to the group.
-            self._add_group_members(waldur_resource, present)
+        with self._unless_removed_since_read(account, "completing members' associations"):
+            state = self.client.snapshot().account(account)
+            if state is not None:
+                present = existing_users & set(state.users)
+                self._add(membership.completions(account, present, grant, state.partitions))
+                # Members a cycle with the directory away could not add to the group.
+                self._add_group_members(waldur_resource, present)
 
     def post_create_resource(
         self,
@@ -737,7 +808,9 @@ class SlurmBackend(BaseBackend):
         validation.usernames(usernames)
         if not usernames:
             return []
-        return self._remove_users(account, usernames, self._group_project(waldur_resource))
+        with self._unless_removed_since_read(account, "removing users"):
+            return self._remove_users(account, usernames, self._group_project(waldur_resource))
+        return []
 
     def remove_user(self, waldur_resource: WaldurResource, username: str, **kwargs: str) -> bool:
         """Remove one user (see ``remove_users_from_resource``)."""
@@ -812,7 +885,10 @@ class SlurmBackend(BaseBackend):
         GrpSubmitJobs instead.
         """
         service = PeriodicService(self.client, self.settings, timezone=self._zone())
-        return service.enforce_flags(resource_backend_id, flags, lever=self.submit_lever())
+        account = validation.account_name(resource_backend_id)
+        with self._unless_removed_since_read(account, f"setting the {flags.name.lower()} level"):
+            return service.enforce_flags(account, flags, lever=self.submit_lever())
+        return False
 
     def downscale_resource(self, resource_backend_id: str) -> bool:
         """Put the allocation on ``qos_downscaled`` (or stricter, see ``qos``)."""
@@ -872,13 +948,15 @@ class SlurmBackend(BaseBackend):
         tres_limits, _ = limits.to_tres_minutes(
             limits_, self.settings.components, self.client.tres_names()
         )
-        state = self.client.snapshot().account(account)
-        record = state.users.get(username) if state else None
-        if record is None:
-            raise BackendError(f"User {username} has no association with {account}")
-        todo = limits.replacement(record.max_tres_mins, tres_limits)
-        if todo:
-            self.client.modify_user(username, account, {"MaxTRESMins": limits.format_setting(todo)})
+        with self._unless_removed_since_read(account, f"setting the limits of {username}"):
+            state = self.client.snapshot().account(account)
+            record = state.users.get(username) if state else None
+            if record is None:
+                raise BackendError(f"User {username} has no association with {account}")
+            todo = limits.replacement(record.max_tres_mins, tres_limits)
+            if todo:
+                setting = {"MaxTRESMins": limits.format_setting(todo)}
+                self.client.modify_user(username, account, setting)
 
     def get_resource_user_limits(self, resource_backend_id: str) -> dict[str, dict[str, int]]:
         """Each user's MaxTRESMins in Waldur units."""
@@ -960,4 +1038,6 @@ class SlurmBackend(BaseBackend):
         self._cycle_accounts = frozenset(ids)
         pulled: dict[str, tuple[WaldurResource, BackendResourceInfo]]
         pulled = super().pull_resources(waldur_resources)
+        self._read_accounts = frozenset(validation.account_name(i) for i in pulled)
+        self._removed_accounts = set()
         return pulled

@@ -7,7 +7,9 @@ terminate order removes the accounts.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from tests.real.conftest import (  # noqa: F401 - real_slurm is a fixture
     assoc_rows,
     real_settings,
     real_slurm,
+    remove_accounts,
     run,
     submit,
     submit_until,
@@ -96,4 +99,32 @@ def test_orders_jobs_report_pause_restore_terminate_on_real_slurm(
     order = standin.state.add_order("Terminate", resource_uuid=flood["uuid"])
     agent.run("order_process")
     assert standin.state.order(order)["state"] == "done"
+    assert assoc_rows(account) == []
+
+
+def test_an_allocation_terminated_after_the_membership_cycle_read_it_is_not_set_erred(
+    real_standin: StandIn, tmp_path: Path, tag: str
+) -> None:
+    # The cycle reads every allocation, then asks Waldur for each one's team: meanwhile
+    # the account is removed and Waldur marks the resource Terminated, as a terminate
+    # order does. The cycle then finds SLURM refusing to add the new member to it.
+    standin = real_standin
+    agent = Agent(agent_config(tmp_path / "agent.yaml", standin.api_url, **real_settings(tag)), {})
+    agent.run("order_process")
+    flood = standin.state.resource_by_name(FLOOD)
+    uuid, account = flood["uuid"], f"a{tag}_flood-model"
+    standin.state.add_team_member(flood["project_uuid"], USERS[2])  # someone to add
+    standin.state.add_fault(f"{uuid}/team/$", method="GET", status=None, delay=4.0)
+    with ThreadPoolExecutor(1) as pool:
+        cycle = pool.submit(agent.run, "membership_sync")
+        while standin.state.dump()["faults"]:
+            assert not cycle.done(), cycle.result().output[-3000:]
+            time.sleep(0.05)
+        remove_accounts([account])
+        standin.state.update_resource(uuid, state="Terminated")
+        membership = cycle.result()  # and no ERROR logged
+
+    assert f"Account {account} was removed after this cycle read it" in membership.output
+    assert standin.state.resource(uuid)["state"] == "Terminated"
+    assert not standin.state.writes(path_contains=f"{uuid}/set_as_erred/")
     assert assoc_rows(account) == []

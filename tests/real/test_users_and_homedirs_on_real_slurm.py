@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from waldur_site_agent.backend.exceptions import BackendError
 
 from tests.real.conftest import (
     ROOT,
@@ -129,6 +130,26 @@ def test_leaving_the_last_allocation_removes_the_default_association_and_submiss
     assert user_accounts(user) == set()
     submit_until(user, names["slug"], accepted=False)
     submit_until(user, common, accepted=False)
+
+
+def test_a_cycle_that_read_an_account_a_terminate_then_removed_adds_and_sets_nothing(
+    names: dict[str, str],
+) -> None:
+    # The cycle wrote nothing since its read, so it believes the account is there:
+    # SLURM's refusals ("account does not exist", "Nothing modified") are checked anew.
+    res = resource(**names, limits={})
+    real_backend().create_resource_with_id(res, names["slug"])
+    cycle = real_backend()
+    assert set(cycle.pull_resources([res])) == {names["slug"]}
+    real_backend().delete_resource(res)
+    user = USERS[0]
+
+    assert cycle.add_users_to_resource(res, {user}, offering_user_states={user: "OK"}) == set()
+    assert cycle.pause_resource(names["slug"]) is False
+
+    assert assoc_rows(names["slug"]) == []
+    with pytest.raises(BackendError, match="does not exist"):
+        real_backend().add_users_to_resource(res, {user})  # an order's create: an error
 
 
 def test_keep_default_account_association_keeps_submission_under_the_default(
