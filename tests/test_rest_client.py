@@ -226,16 +226,31 @@ def test_array_and_het_job_ids_read_as_sacct_prints_them(
     assert job_record({**job, "array": array, "het": het}).job_id == expected
 
 
-def test_jobs_of_a_window_are_read_in_one_request(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("version", "start", "end"),
+    [
+        ("v0.0.42", "1796083200", "1798761600"),
+        # A bare number is refused by these parsers' query (the REST tier runs them).
+        ("v0.0.41", "uts1796083200", "uts1798761600"),
+        ("v0.0.40", "uts1796083200", "uts1798761600"),
+    ],
+)
+def test_jobs_of_a_window_are_read_in_one_request_as_sacct_selects_them(
+    tmp_path: Path, version: str, start: str, end: str
+) -> None:
     body = json.loads(capture("get_job_5").body)
-    start = datetime(2026, 12, 1, tzinfo=timezone.utc)
-    window = Window(start, datetime(2027, 1, 1, tzinfo=timezone.utc))
+    window = Window(
+        datetime(2026, 12, 1, tzinfo=timezone.utc), datetime(2027, 1, 1, tzinfo=timezone.utc)
+    )
+    # Both flags: allocations only, each job once, times not clipped to the window.
     path = (
-        f"/slurmdb/v0.0.42/jobs/?cluster={CLUSTER}&account=hpc_alloc1,hpc_alloc2"
-        f"&start_time={int(start.timestamp())}&end_time={int(window.end.timestamp())}"
+        f"/slurmdb/{version}/jobs/?cluster={CLUSTER}&account=hpc_alloc1,hpc_alloc2"
+        f"&start_time={start}&end_time={end}&skip_steps=true&disable_truncate_usage_time=true"
     )
     replay = Replay().on("GET", path, lambda _r: httpx.Response(200, json=body))
-    jobs = client(tmp_path, replay).jobs(window, ["hpc_alloc2", "hpc_alloc1", "hpc_alloc2"])
+    jobs = client(tmp_path, replay, version).jobs(
+        window, ["hpc_alloc2", "hpc_alloc1", "hpc_alloc2"]
+    )
     assert [j.job_id for j in jobs] == ["5"]
     assert len(replay.sent) == 1
 

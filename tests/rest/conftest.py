@@ -29,6 +29,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "real-slurm.sh"
 VERSION = "24.11"
 API_VERSION = "v0.0.42"
+# 24.11's slurmrestd also serves the parsers of 23.11/24.05: a few tests run them too.
+OLDER_VERSIONS = ("v0.0.40", "v0.0.41")
 ADMIN = "root"
 USERS = ("slurmtest1", "slurmtest2")
 
@@ -143,12 +145,13 @@ class Backends:
 
     stack: RestStack
     token_file: Path
+    api_version: str = API_VERSION
 
     def rest(self, **settings: Any) -> SlurmBackend:
         """A backend with ``execution_mode: rest`` (sacctmgr at hand for RawUsage only)."""
         rest_api = {
             "url": self.stack.url,
-            "api_version": API_VERSION,
+            "api_version": self.api_version,
             "username": ADMIN,
             "token_file": str(self.token_file),
             "timeout": 30,
@@ -202,9 +205,15 @@ class Backends:
 
 
 @pytest.fixture
-def backends(rest_stack: RestStack, token_file: Path) -> Backends:
+def api_version() -> str:
+    """The data parser REST mode uses; a test parametrised on it runs older ones too."""
+    return API_VERSION
+
+
+@pytest.fixture
+def backends(rest_stack: RestStack, token_file: Path, api_version: str) -> Backends:
     """Backends of the stack's cluster in either mode."""
-    return Backends(rest_stack, token_file)
+    return Backends(rest_stack, token_file, api_version)
 
 
 @pytest.fixture

@@ -8,21 +8,25 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.diagnosing import diagnose, failed, fix, view_of
-from tests.rest.conftest import USERS, Backends
+from tests.rest.conftest import API_VERSION, OLDER_VERSIONS, USERS, Backends
 from tests.test_backend_commands import resource
 from waldur_site_agent_slurm.backend import SlurmBackend
 
 pytestmark = pytest.mark.rest
 
 LIMITS = "GrpTRESMins,MaxTRESMins,ParentName,QOS"
+# An order cycle and a periodic apply also run with the older data parsers (usage: below).
+EVERY_VERSION = pytest.mark.parametrize("api_version", [API_VERSION, *OLDER_VERSIONS])
 
 
+@EVERY_VERSION
 def test_an_order_its_members_and_its_termination_over_rest(
     backends: Backends, names: dict[str, str]
 ) -> None:
@@ -55,7 +59,7 @@ def test_an_order_its_members_and_its_termination_over_rest(
     assert backends.job_state(running) == "CANCELLED"
 
 
-def test_usage_over_rest_is_the_report_sacct_gives(
+def test_usage_over_rest_is_the_report_sacct_gives_with_every_data_parser(
     backends: Backends, names: dict[str, str]
 ) -> None:
     res = resource(**names, limits={})
@@ -67,10 +71,13 @@ def test_usage_over_rest_is_the_report_sacct_gives(
         backends.submit(USERS[1], names["slug"], "-n1", "--gres=gpu:1", wrap="sleep 2"),
     ]
     backends.wait_finished(jobs)
-    over_rest, over_sacct = backends.rest(), backends.cli()
-    over_rest.timezone = over_sacct.timezone = "UTC"
-    report = over_rest._get_usage_report([names["slug"]])
-    assert report == over_sacct._get_usage_report([names["slug"]])
+    over_sacct = backends.cli()
+    over_sacct.timezone = "UTC"
+    report = over_sacct._get_usage_report([names["slug"]])
+    for version in (API_VERSION, *OLDER_VERSIONS):
+        over_rest = replace(backends, api_version=version).rest()
+        over_rest.timezone = "UTC"
+        assert over_rest._get_usage_report([names["slug"]]) == report, version
     usage = report[names["slug"]]
     assert usage[USERS[0]]["cpu"] > 0 and usage[USERS[1]]["cpu"] > 0
 
@@ -104,6 +111,7 @@ def submitted(backends: Backends, account: str, *, accepted: bool, user: str = U
     return False
 
 
+@EVERY_VERSION
 def test_periodic_settings_over_rest_are_read_back_and_repeat_writes_nothing(
     backends: Backends, names: dict[str, str], tmp_path: Path
 ) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -41,6 +42,8 @@ __all__ = ["RestAccount", "RestSettings", "RestVerbs", "merge"]
 
 # The job states of a job that still runs or may run (squeue's pending/running/suspended).
 ACTIVE_STATES = frozenset({"PENDING", "RUNNING", "SUSPENDED", "CONFIGURING", "COMPLETING"})
+# Data parsers whose ``/jobs/`` query refuses a bare number as a time (SLURM 24.11).
+_TIME_AS_UTS = frozenset({"v0.0.40", "v0.0.41"})
 
 
 def merge(into: dict[str, Any], changes: Mapping[str, Any]) -> None:
@@ -192,6 +195,10 @@ class RestVerbs:
 
         One ``/jobs/`` read per window, the same selection and the same records as
         ``SlurmClient.jobs`` (sacct ``--allocations`` with ``--starttime/--endtime``).
+        With no flag, slurmrestd adds each requeued job's earlier runs (``-D``) and the
+        steps; ``skip_steps`` alone would clip the times to the window (``-T``). Both
+        flags together ask for what sacct ``--allocations`` gives: the allocations
+        only, each job once, with its own times.
         """
         names = sorted({validation.account_name(name) for name in accounts})
         if not names:
@@ -199,11 +206,23 @@ class RestVerbs:
         params = {
             "cluster": self.cluster,
             "account": ",".join(names),
-            "start_time": str(int(window.start.timestamp())),
-            "end_time": str(int(window.end.timestamp())),
+            "start_time": self._timestamp(window.start),
+            "end_time": self._timestamp(window.end),
+            "skip_steps": "true",
+            "disable_truncate_usage_time": "true",
         }
         answer = self._db("GET", "jobs/", params=params)
         return [job_record(job) for job in many(answer.data, "jobs")]
+
+    def _timestamp(self, moment: datetime) -> str:
+        """A time as a ``/jobs/`` query takes it, independent of slurmrestd's time zone.
+
+        From v0.0.42 on a number is seconds since the epoch; v0.0.40 and v0.0.41 refuse
+        a number ("Parsing of … for timestamp failed") and take ``uts<seconds>``.
+        """
+        seconds = str(int(moment.timestamp()))
+        old = self.rest.settings.api_version in _TIME_AS_UTS
+        return f"uts{seconds}" if old else seconds
 
     def clusters(self) -> frozenset[str]:
         """The clusters registered in the accounting database."""
