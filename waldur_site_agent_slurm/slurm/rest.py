@@ -17,8 +17,10 @@ slurmrestd refuses it, and never appears in a log line, an error or a result.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,10 +136,21 @@ class _Token:
         return token
 
 
-def _connection(url: str) -> tuple[str, httpx.HTTPTransport | None]:
+@functools.cache
+def _tls(verify: bool) -> ssl.SSLContext:
+    """The TLS settings of every client of this process that has ``verify_ssl`` = ``verify``.
+
+    Made once: making one reads the CA bundle (about 80 ms on a busy host), and a backend,
+    with its HTTP client, is built every cycle.
+    """
+    return httpx.create_ssl_context(verify=verify)
+
+
+def _connection(url: str, tls: ssl.SSLContext) -> tuple[str, httpx.HTTPTransport | None]:
     """The base URL httpx sends to and, for a unix socket, the transport that reaches it."""
     if url.startswith(_UNIX_PREFIX):
-        return "http://localhost", httpx.HTTPTransport(uds=url.removeprefix(_UNIX_PREFIX))
+        path = url.removeprefix(_UNIX_PREFIX)
+        return "http://localhost", httpx.HTTPTransport(uds=path, verify=tls)
     return url.rstrip("/"), None
 
 
@@ -150,12 +163,13 @@ class RestTransport:
         """Build the client; ``transport`` replaces the network in tests."""
         self.settings = settings
         self._token = _Token(settings)
-        base_url, uds = _connection(settings.url)
+        tls = _tls(settings.verify_ssl)
+        base_url, uds = _connection(settings.url, tls)
         self._client = httpx.Client(
             base_url=base_url,
             transport=transport or uds,
             timeout=settings.timeout,
-            verify=settings.verify_ssl,
+            verify=tls,
             headers={"X-SLURM-USER-NAME": settings.username, "Accept": "application/json"},
         )
 
