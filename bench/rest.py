@@ -11,9 +11,14 @@ plus any command REST mode still starts), each with its wall time.
     python bench/rest.py 10 50          # chosen sizes
     python bench/rest.py --real 10 100  # the real SLURM 24.11 stack and its slurmrestd
                                         # (root; tagged accounts, removed afterwards)
+    python bench/rest.py --real --repeat 3 --api-version v0.0.41 10
 
-On the real stack the allocations have no jobs (a report then reads empty months: the
-same requests and commands, less data).
+Each cycle runs ``--repeat`` times per mode (alternating) and the median is printed; the
+REST column "reads" gives the median seconds of each request of the cycle, in order.
+On the real stack one short job runs in the first allocation first, so the cycles'
+``/jobs/`` answers are not empty (slurmrestd's cost of a non-empty one differs), and
+the table is preceded by what slurmdbd holds: the cluster's associations and the jobs of
+this month's read (a real stack is shared: other suites' accounts are in both).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -50,31 +56,48 @@ REAL = "24.11"
 class Site:
     """Where the cycles run: backend settings per mode and the allocations' names."""
 
-    def __init__(self, cli: dict[str, Any], rest: dict[str, Any], accounts: list[str]) -> None:
+    def __init__(
+        self,
+        cli: dict[str, Any],
+        rest: dict[str, Any],
+        accounts: list[str],
+        context: Callable[[], str] = str,
+    ) -> None:
         self.settings = {"cli": cli, "rest": {**cli, **rest, "execution_mode": "rest"}}
+        self.context = context  # what the database holds, said before the figures
         self.resources = [
             Resource.from_dict({"uuid": f"{i:032x}", "backend_id": name, "name": name})
             for i, name in enumerate(accounts)
         ]
 
-    def backend(self, mode: str) -> tuple[SlurmBackend, Callable[[], int]]:
-        """A new backend of ``mode`` and a function giving the HTTP requests it sent."""
+    def backend(self, mode: str) -> tuple[SlurmBackend, list[float]]:
+        """A new backend of ``mode`` and the seconds of each HTTP request it sends."""
         backend = SlurmBackend(
             dict(self.settings[mode]), {k: dict(v) for k, v in COMPONENTS.items()}
         )
         backend.timezone = "UTC"
-        sent = [0]
+        seconds: list[float] = []
         if mode == "rest":
+            sent: list[float] = []
 
-            def count(_request: httpx.Request) -> None:
-                sent[0] += 1
+            def start(_request: httpx.Request) -> None:
+                sent.append(time.perf_counter())
 
-            # The backend's one HTTP client (slurm/rest.py); a hook only counts its requests.
-            backend.client.api.rest._client.event_hooks["request"].append(count)  # type: ignore[attr-defined]
-        return backend, lambda: sent[0]
+            def answered(_response: httpx.Response) -> None:
+                seconds.append(time.perf_counter() - sent[len(seconds)])
+
+            # The backend's one HTTP client (slurm/rest.py); the hooks only time its requests.
+            hooks = backend.client.api.rest._client.event_hooks  # type: ignore[attr-defined]
+            hooks["request"].append(start)
+            hooks["response"].append(answered)
+        return backend, seconds
 
 
-def report_cycle(site: Site, mode: str) -> tuple[int, int, float]:
+# One cycle: (commands started, seconds of each HTTP request, wall seconds).
+Cost = tuple[int, list[float], float]
+
+
+def report_cycle(site: Site, mode: str) -> Cost:
     """Report mode: pull each resource (this month), then its previous month."""
     started = time.perf_counter()
     backend, requests = site.backend(mode)
@@ -82,10 +105,10 @@ def report_cycle(site: Site, mode: str) -> tuple[int, int, float]:
     for resource in site.resources:
         assert backend.pull_resource(resource) is not None
         backend.get_usage_report_for_period([resource.backend_id], previous.year, previous.month)
-    return backend.runner.calls, requests(), time.perf_counter() - started
+    return backend.runner.calls, requests, time.perf_counter() - started
 
 
-def membership_cycle(site: Site, mode: str) -> tuple[int, int, float]:
+def membership_cycle(site: Site, mode: str) -> Cost:
     """Membership mode when nothing changed in Waldur."""
     started = time.perf_counter()
     backend, requests = site.backend(mode)
@@ -96,11 +119,11 @@ def membership_cycle(site: Site, mode: str) -> tuple[int, int, float]:
         backend.restore_resource(resource.backend_id)
         backend.get_resource_metadata(resource.backend_id)
         backend.get_resource_user_limits(resource.backend_id)
-    return backend.runner.calls, requests(), time.perf_counter() - started
+    return backend.runner.calls, requests, time.perf_counter() - started
 
 
 @contextmanager
-def emulated(n: int) -> Iterator[Site]:
+def emulated(n: int, version: str) -> Iterator[Site]:
     """slurm-emulator with N seeded allocations and its slurmrestd on a port of its own."""
     with tempfile.TemporaryDirectory() as tmp, RestdEmulator("24.11", Path(tmp)) as restd:
         os.environ.update(restd.env)
@@ -108,7 +131,7 @@ def emulated(n: int) -> Iterator[Site]:
         token = Path(tmp) / "token"
         token.write_text("emulated.jwt.token\n")
         cli = {"emulator_mode": True, "enable_user_homedir_account_creation": False}
-        rest = {"cluster_name": "default", "rest_api": rest_api(restd.url, "v0.0.42", token)}
+        rest = {"cluster_name": "default", "rest_api": rest_api(restd.url, version, token)}
         yield Site(cli, rest, [f"alloc{i:04d}" for i in range(n)])
 
 
@@ -132,8 +155,51 @@ def real_env() -> dict[str, str]:
 USER = "slurmtest1"  # a test user of the real stack (scripts/real-slurm.sh)
 
 
+def run_job(env: dict[str, str], account: str) -> None:
+    """Run one short job of the test user in ``account`` and wait until sacct has it ended."""
+    bin_path = env["REAL_SLURM_BIN"]
+    sbatch = [f"{bin_path}/sbatch", "--parsable", "-A", account, "--output=/dev/null",
+              "--time=5", "--wrap", "sleep 1"]  # fmt: skip
+    deadline = time.monotonic() + 120
+    while True:  # the new association reaches slurmctld a moment after sacctmgr returns
+        proc = subprocess.run(
+            ["runuser", "-u", USER, "--", *sbatch],
+            check=False, capture_output=True, text=True, cwd=tempfile.gettempdir(),
+        )  # fmt: skip
+        if proc.returncode == 0:
+            break
+        if time.monotonic() > deadline:
+            raise SystemExit(f"sbatch failed: {proc.stderr}")
+        time.sleep(0.5)
+    job = proc.stdout.strip().split(";")[0]
+    sacct = [f"{bin_path}/sacct", "-X", "-n", "-P", "-j", job, "--format=End"]
+
+    def end() -> str:
+        return subprocess.run(sacct, check=True, capture_output=True, text=True).stdout.strip()
+
+    while end() in ("", "Unknown"):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"job {job} did not end")
+        time.sleep(0.5)
+
+
+def real_context(env: dict[str, str]) -> str:
+    """The cluster's associations and this month's jobs, as slurmdbd holds them now."""
+    bin_path, cluster = env["REAL_SLURM_BIN"], env["REAL_SLURM_CLUSTER"]
+    assoc = [f"{bin_path}/sacctmgr", "-n", "-P", "show", "assoc", "where", f"cluster={cluster}",
+             "format=Account"]  # fmt: skip
+    month = datetime.now(UTC).strftime("%Y-%m-01T00:00:00")
+    jobs = [f"{bin_path}/sacct", "-X", "-a", "-n", "-P", "-M", cluster, "-S", month,
+            "--format=JobID"]  # fmt: skip
+    count = [
+        len(subprocess.run(argv, check=True, capture_output=True, text=True).stdout.split())
+        for argv in (assoc, jobs)
+    ]
+    return f"slurmdbd holds {count[0]} associations of {cluster}, {count[1]} jobs this month"
+
+
 @contextmanager
-def real(n: int) -> Iterator[Site]:
+def real(n: int, version: str) -> Iterator[Site]:
     """N tagged allocations (one test user each) on the real 24.11 stack, removed after."""
     env = real_env()
     sacctmgr = f"{env['REAL_SLURM_BIN']}/sacctmgr"
@@ -161,8 +227,10 @@ def real(n: int) -> Iterator[Site]:
                 "cluster_name": env["REAL_SLURM_CLUSTER"],
                 "enable_user_homedir_account_creation": False,
             }
+            run_job(env, accounts[0])
             url = env["REAL_SLURMRESTD_URL"]
-            yield Site(cli, {"rest_api": rest_api(url, "v0.0.42", token)}, accounts)
+            rest = {"rest_api": rest_api(url, version, token)}
+            yield Site(cli, rest, accounts, lambda: real_context(env))
         finally:
             remove(run, tag)
 
@@ -188,20 +256,35 @@ def remove(run: Callable[..., str], tag: str) -> None:
 def main() -> None:
     args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     args.add_argument("--real", action="store_true", help="the real SLURM 24.11 stack")
+    args.add_argument("--repeat", type=int, default=1, help="runs per figure (median)")
+    args.add_argument("--api-version", default="v0.0.42", help="REST mode's data parser")
     args.add_argument("sizes", nargs="*", type=int, default=[10, 100, 1000])
     options = args.parse_args()
     where = real if options.real else emulated
-    print(f"{'N':>5}  {'cycle':<10} {'CLI cmds':>8} {'CLI s':>7}  {'REST reqs':>9} "
-          f"{'(+cmds)':>7} {'REST s':>7}")  # fmt: skip
     for n in options.sizes:
-        with where(n) as site:
+        with where(n, options.api_version) as site:
             for mode in ("cli", "rest"):
                 membership_cycle(site, mode)  # warm-up: the first cycle may normalise QoS
+            print(f"N = {n}: {site.context()}; REST {options.api_version}, "
+                  f"median of {options.repeat}")  # fmt: skip
+            print(f"{'N':>5}  {'cycle':<10} {'CLI cmds':>8} {'CLI s':>7}  {'REST reqs':>9} "
+                  f"{'(+cmds)':>7} {'REST s':>7}  reads (s)")  # fmt: skip
             for name, cycle in (("report", report_cycle), ("membership", membership_cycle)):
-                cli_cmds, _, cli_s = cycle(site, "cli")
-                rest_cmds, rest_reqs, rest_s = cycle(site, "rest")
-                print(f"{n:>5}  {name:<10} {cli_cmds:>8} {cli_s:>7.2f}  {rest_reqs:>9} "
-                      f"{rest_cmds:>7} {rest_s:>7.2f}", flush=True)  # fmt: skip
+                cli, rest = [], []
+                for _ in range(options.repeat):  # alternating, so both see the same load
+                    cli.append(cycle(site, "cli"))
+                    rest.append(cycle(site, "rest"))
+                cli_cmds, _, cli_s = median_of(cli)
+                rest_cmds, reads, rest_s = median_of(rest)
+                shown = " + ".join(f"{r:.2f}" for r in reads)
+                print(f"{n:>5}  {name:<10} {cli_cmds:>8} {cli_s:>7.2f}  {len(reads):>9} "
+                      f"{rest_cmds:>7} {rest_s:>7.2f}  {shown}", flush=True)  # fmt: skip
+
+
+def median_of(costs: list[Cost]) -> Cost:
+    """The runs of one cycle: its commands, the median seconds of each request, of all."""
+    reads = [statistics.median(c[1][i] for c in costs) for i in range(len(costs[0][1]))]
+    return costs[0][0], reads, statistics.median(c[2] for c in costs)
 
 
 if __name__ == "__main__":
