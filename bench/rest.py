@@ -61,7 +61,7 @@ class Site:
         cli: dict[str, Any],
         rest: dict[str, Any],
         accounts: list[str],
-        context: Callable[[], str] = str,
+        context: Callable[[], str],
     ) -> None:
         self.settings = {"cli": cli, "rest": {**cli, **rest, "execution_mode": "rest"}}
         self.context = context  # what the database holds, said before the figures
@@ -132,7 +132,8 @@ def emulated(n: int, version: str) -> Iterator[Site]:
         token.write_text("emulated.jwt.token\n")
         cli = {"emulator_mode": True, "enable_user_homedir_account_creation": False}
         rest = {"cluster_name": "default", "rest_api": rest_api(restd.url, version, token)}
-        yield Site(cli, rest, [f"alloc{i:04d}" for i in range(n)])
+        accounts = [f"alloc{i:04d}" for i in range(n)]
+        yield Site(cli, rest, accounts, lambda: "slurm-emulator, two jobs a month per allocation")
 
 
 def rest_api(url: str, version: str, token: Path) -> dict[str, Any]:
