@@ -196,6 +196,16 @@ class Backends:
         out = self.stack.run("sacct", "-X", "-n", "-P", "-j", job_id, "--format=State").stdout
         return out.strip().split(" ")[0]
 
+    def requeue_after_a_run(self, job_id: str, timeout: float = 60) -> None:
+        """Requeue the job once it has run for two seconds: sacct keeps that run (``-D``)."""
+        deadline = time.monotonic() + timeout
+        while self.job_state(job_id) != "RUNNING":
+            assert time.monotonic() < deadline, f"job {job_id} did not start in {timeout}s"
+            time.sleep(0.5)
+        time.sleep(2)
+        proc = self.stack.run("scontrol", "requeue", job_id)
+        assert proc.returncode == 0, proc.stderr
+
     def wait_finished(self, job_ids: list[str], timeout: float = 120) -> None:
         """Wait until sacct lists every job as ended."""
         deadline = time.monotonic() + timeout

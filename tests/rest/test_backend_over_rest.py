@@ -70,7 +70,13 @@ def test_usage_over_rest_is_the_report_sacct_gives_with_every_data_parser(
         backends.submit(USERS[0], names["slug"], "-n2", wrap="sleep 4"),
         backends.submit(USERS[1], names["slug"], "-n1", "--gres=gpu:1", wrap="sleep 2"),
     ]
+    # A requeued job: sacct reports its last run only; slurmrestd adds the earlier ones
+    # unless asked for what sacct gives.
+    requeued = backends.submit(USERS[1], names["slug"], "-n1", "--requeue", wrap="sleep 300")
+    backends.requeue_after_a_run(requeued)
     backends.wait_finished(jobs)
+    runs = backends.stack.run("sacct", "-D", "-X", "-n", "-P", "-j", requeued, "--format=State")
+    assert runs.stdout.split()[0] == "REQUEUED", runs.stdout
     over_sacct = backends.cli()
     over_sacct.timezone = "UTC"
     report = over_sacct._get_usage_report([names["slug"]])
