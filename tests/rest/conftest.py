@@ -197,7 +197,11 @@ class Backends:
         return out.strip().split(" ")[0]
 
     def requeue_after_a_run(self, job_id: str, timeout: float = 60) -> None:
-        """Requeue the job once it has run for two seconds: sacct keeps that run (``-D``)."""
+        """Requeue the job once it has run for two seconds: sacct keeps that run (``-D``).
+
+        Returns once slurmdbd has the job's next, pending run: until then sacct reports
+        the requeued run as the job's last.
+        """
         deadline = time.monotonic() + timeout
         while self.job_state(job_id) != "RUNNING":
             assert time.monotonic() < deadline, f"job {job_id} did not start in {timeout}s"
@@ -205,6 +209,9 @@ class Backends:
         time.sleep(2)
         proc = self.stack.run("scontrol", "requeue", job_id)
         assert proc.returncode == 0, proc.stderr
+        while self.job_state(job_id) != "PENDING":
+            assert time.monotonic() < deadline, f"job {job_id} was not requeued in {timeout}s"
+            time.sleep(0.5)
 
     def wait_finished(self, job_ids: list[str], timeout: float = 120) -> None:
         """Wait until sacct lists every job as ended."""
