@@ -148,7 +148,7 @@ def test_the_diagnostic_fixes_a_missing_member_over_rest(
     diagnosis = diagnose(backends.rest(), view)
     assert failed(diagnosis) == {"users": ("(none)", USERS[0])}
     [step] = diagnosis.steps
-    assert step.line.startswith("slurmrestd v0.0.42")
+    assert step.line.startswith(f"slurmrestd {backends.api_version} ")
     assert USERS[0] in step.line
 
     fix(backends.rest(), diagnosis)
