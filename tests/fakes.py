@@ -24,9 +24,14 @@ class FakeRunner:
     calls: list[list[str]] = field(default_factory=list)
     # Like ``failures``, each answered only once (the next matching command succeeds).
     failures_once: dict[str, tuple[int, str, str]] = field(default_factory=dict)
+    # What ``sacctmgr --version`` says (the client reads differently before 23.02).
+    slurm_release: tuple[int, int] | None = None
 
     def display(self, argv: Sequence[str]) -> str:
         return " ".join(argv)
+
+    def release(self) -> tuple[int, int] | None:
+        return self.slurm_release
 
     def _answer(self, argv: Sequence[str], accept_nothing: bool) -> CommandResult:
         line = " ".join(argv)

@@ -369,6 +369,7 @@ def test_cluster_name_scopes_the_grp_submit_jobs_read(runner: FakeRunner) -> Non
             "assoc",
             "where",
             "cluster=hpc",
+            "WOPInfo",
             SUBMIT_READ,
         ]
     ]

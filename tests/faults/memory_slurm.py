@@ -45,6 +45,9 @@ class MemorySlurm:
     def display(self, argv: Sequence[str]) -> str:
         return " ".join(argv)
 
+    def release(self) -> tuple[int, int] | None:
+        return None  # reads as the plain ``show assoc`` of SLURM 23.02 and later
+
     def run(
         self, argv: Sequence[str], *, mutating: bool, accept_nothing: bool = False
     ) -> CommandResult:

@@ -17,7 +17,7 @@ from waldur_site_agent.backend.structures import ClientResource
 from waldur_site_agent_slurm.allocation import own_qos
 from waldur_site_agent_slurm.allocation.usage import Window
 from waldur_site_agent_slurm.errors import SlurmTimeoutError
-from waldur_site_agent_slurm.slurm import parser, validation
+from waldur_site_agent_slurm.slurm import inherit, parser, validation
 from waldur_site_agent_slurm.slurm.accounting import (
     ROOT_ACCOUNT,
     AccountingClient,
@@ -131,16 +131,30 @@ class SlurmClient(AccountingClient):
         if self._snapshot_timeout is not None:
             raise self._snapshot_timeout.with_traceback(None)
         if self._snapshot is None:
-            where = ["where", *self._cluster()] if self.cluster_name else []
             try:
-                lines = self._read(
-                    "show", "assoc", *where, "format=" + ",".join(parser.ASSOC_FIELDS)
-                )
+                records = self._associations(*self._where())
             except SlurmTimeoutError as err:
                 self._snapshot_timeout = err
                 raise
-            self._snapshot = AssociationSnapshot(parser.parse_associations(lines))
+            self._snapshot = AssociationSnapshot(records)
         return self._snapshot
+
+    def _where(self) -> list[str]:
+        return ["where", *self._cluster()] if self.cluster_name else []
+
+    def _associations(self, *where: str) -> list[AssociationRecord]:
+        """``show assoc`` records with inherited values, read the way slurmdbd survives.
+
+        SLURM before 23.02 gets the read without parent information, and the inherited
+        values are computed here (``inherit``): its slurmdbd dies on the plain read when
+        an association's parent is gone.
+        """
+        if inherit.needs_own_values(self.runner.release()):
+            fields = "format=" + ",".join(inherit.OWN_FIELDS)
+            lines = self._read("show", "assoc", *where, *inherit.OWN_VALUES, fields)
+            return inherit.inherited(lines)
+        fields = "format=" + ",".join(parser.ASSOC_FIELDS)
+        return parser.parse_associations(self._read("show", "assoc", *where, fields))
 
     def submit_limits(self, *, fresh: bool = False) -> dict[str, int | None]:
         """GrpSubmitJobs of every account (None: no limit), read once until the next write.
@@ -148,9 +162,9 @@ class SlurmClient(AccountingClient):
         ``fresh`` always reads (for decisions taken under a lock).
         """
         if self._submit_limits is None or fresh:
-            where = ["where", *self._cluster()] if self.cluster_name else []
             fields = "format=" + ",".join(parser.SUBMIT_FIELDS)
-            lines = self._read("show", "assoc", *where, fields)
+            # WOPInfo: GrpSubmitJobs is not inherited, and 22.05 survives this read (inherit).
+            lines = self._read("show", "assoc", *self._where(), "WOPInfo", fields)
             self._submit_limits = parser.parse_submit_limits(lines)
         return self._submit_limits
 
@@ -164,15 +178,10 @@ class SlurmClient(AccountingClient):
         if self._snapshot is not None and not fresh:
             state = self._snapshot.account(account)
             return state.record if state else None
-        lines = self._read(
-            "show",
-            "assoc",
-            "where",
-            f"account={account}",
-            *self._cluster(),
-            "format=" + ",".join(parser.ASSOC_FIELDS),
-        )
-        rows = parser.parse_associations(lines)
+        if inherit.needs_own_values(self.runner.release()):
+            rows = self._associations(*self._where())  # the values it inherits need its parents
+        else:
+            rows = self._associations("where", f"account={account}", *self._cluster())
         return next((r for r in rows if r.account == account and not r.user), None)
 
     def tres_names(self) -> frozenset[str]:
@@ -187,14 +196,27 @@ class SlurmClient(AccountingClient):
         names = sorted({validation.username(name) for name in usernames})
         if not names:
             return {}
-        lines = self._read(
-            "list",
-            "user",
-            "where",
-            "name=" + ",".join(names),
-            *self._cluster(),
-            "format=" + ",".join(parser.USER_FIELDS),
-        )
+        if inherit.needs_own_values(self.runner.release()):
+            # 22.05's list user reads associations with parent information (inherit).
+            lines = self._read(
+                "show",
+                "assoc",
+                "where",
+                "user=" + ",".join(names),
+                *self._cluster(),
+                "OnlyDefaults",
+                "WOPInfo",
+                "format=" + ",".join(inherit.DEFAULTS_FIELDS),
+            )
+        else:
+            lines = self._read(
+                "list",
+                "user",
+                "where",
+                "name=" + ",".join(names),
+                *self._cluster(),
+                "format=" + ",".join(parser.USER_FIELDS),
+            )
         return {rec.user: rec.default_account for rec in parser.parse_users(lines)}
 
     def jobs(self, window: Window, accounts: Iterable[str]) -> Iterator[JobRecord]:

@@ -185,7 +185,10 @@ def parse_names(lines: Iterable[str]) -> frozenset[str]:
 
 
 def parse_users(lines: Iterable[str]) -> list[UserRecord]:
-    """Parse ``sacctmgr list user format=User,DefaultAccount``."""
+    """Parse ``sacctmgr list user format=User,DefaultAccount``.
+
+    ``show assoc OnlyDefaults format=User,Account`` gives the same two columns.
+    """
     return [UserRecord(user, default) for user, default in _rows(lines, USER_FIELDS)]
 
 

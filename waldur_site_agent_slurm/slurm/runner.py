@@ -10,6 +10,7 @@ Tests replace it with a fake that records the exact argv.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -68,6 +69,20 @@ class Runner(Protocol):
     def display(self, argv: Sequence[str]) -> str:
         """The command line as a site admin would type it."""
 
+    def release(self) -> tuple[int, int] | None:
+        """The SLURM release (major, minor) of the commands run; None when not known."""
+
+
+# ``sacctmgr --version`` of each binary, asked once per process: (path, inode, mtime) → release.
+_RELEASES: dict[tuple[str, int, int], tuple[int, int] | None] = {}
+_RELEASE_RE = re.compile(r"\bslurm(?:-wlm)? (\d+)\.(\d+)\.")
+
+
+def parse_release(text: str) -> tuple[int, int] | None:
+    """``slurm-wlm 22.05.8`` (what ``sacctmgr --version`` prints) → (22, 5); else None."""
+    match = _RELEASE_RE.search(text)
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
 
 class CommandRunner:
     """Runs SLURM commands as subprocesses."""
@@ -124,6 +139,19 @@ class CommandRunner:
             )
         self._resolved[command] = found
         return found
+
+    def release(self) -> tuple[int, int] | None:
+        """The SLURM release of this runner's sacctmgr (``sacctmgr --version``).
+
+        Asked once per process and binary; a binary an upgrade replaced is asked again.
+        """
+        path = self.resolve("sacctmgr")
+        status = os.stat(path)
+        key = (path, status.st_ino, status.st_mtime_ns)
+        if key not in _RELEASES:
+            answer = self.run(["sacctmgr", "--version"], mutating=False)
+            _RELEASES[key] = parse_release(answer.stdout)
+        return _RELEASES[key]
 
     def _argv(self, argv: Sequence[str]) -> list[str]:
         return [self.resolve(argv[0]), *argv[1:]]
