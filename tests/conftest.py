@@ -86,6 +86,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = kept
 
 
+# ---- a real SLURM whose slurmdbd died: each later test of it fails, saying why ---------------
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Before a test on a real SLURM version, check that its slurmdbd still runs."""
+    callspec = getattr(item, "callspec", None)
+    version = callspec.params.get("real_slurm") if callspec is not None else None
+    if isinstance(version, str):
+        # Imported here: tests.real.conftest imports this module.
+        from tests.real.conftest import check_slurmdbd
+
+        check_slurmdbd(version)
+
+
 # ---- in CI, every real SLURM version must run: a skip of one is a failure ----------------
 
 _skipped_on_real_slurm: list[str] = []

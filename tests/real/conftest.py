@@ -61,6 +61,7 @@ class Stack:
     partition: str
     slurmdbd_pid_file: Path
     slurmdbd_exe: str
+    root: Path  # the chroot
 
     @classmethod
     def describe(cls, version: str) -> Stack:
@@ -76,6 +77,7 @@ class Stack:
             partition=env["REAL_SLURM_PARTITION"],
             slurmdbd_pid_file=Path(env["REAL_SLURMDBD_PID_FILE"]),
             slurmdbd_exe=env["REAL_SLURMDBD_EXE"],
+            root=Path(env["REAL_SLURM_ROOT"]),
         )
 
     def is_up(self) -> bool:
@@ -84,8 +86,37 @@ class Stack:
         status = ["bash", str(SCRIPT), "status", self.version]
         return subprocess.run(status, capture_output=True, check=False).returncode == 0
 
+    def slurmdbd_running(self) -> bool:
+        """True when the PID file names a live process of this stack's slurmdbd."""
+        try:
+            pid = int(self.slurmdbd_pid_file.read_text().strip())
+            exe = os.readlink(f"/proc/{pid}/exe").removesuffix(" (deleted)")
+        except (OSError, ValueError):
+            return False
+        return exe == self.slurmdbd_exe
+
+    def slurmdbd_death(self) -> str:
+        """What is known of a dead slurmdbd: the end of its log and its core file, if any."""
+        logs = self.root / "var/log/slurm"  # also slurmdbd's working directory
+        log = logs / "slurmdbd.log"
+        tail = log.read_text(errors="replace").splitlines()[-20:] if log.exists() else []
+        cores = sorted(str(p) for p in logs.glob("core*"))
+        core = (
+            f"core file: {', '.join(cores)} (gdb -batch -ex 'set sysroot {self.root}' -ex bt "
+            f"{self.root}/usr/sbin/slurmdbd CORE)"
+            if cores
+            else f"no core file in {logs}"
+        )
+        return (
+            f"slurmdbd of the real SLURM {self.version} died during this test run; the "
+            f"tests after it cannot use this stack. {core}. Last lines of {log}:\n"
+            + "\n".join(tail or ["(no log)"])
+        )
+
 
 _current: list[Stack] = []
+# The stacks found running in this session, by version: a slurmdbd that dies later is reported.
+_found_up: dict[str, Stack] = {}
 
 
 def stack() -> Stack:
@@ -99,11 +130,23 @@ def require_real_slurm(version: str) -> Stack:
     """The stack of ``version``; skip (outside CI) or fail (in CI) when it is not running."""
     found = Stack.describe(version)
     if found.is_up():
+        _found_up[version] = found
         return found
     message = (
         f"real SLURM {version} is not running: sudo bash {SCRIPT.relative_to(ROOT)} up {version}"
     )
     unavailable(message)
+
+
+def check_slurmdbd(version: str) -> None:
+    """Fail, saying why, when the slurmdbd of a stack found running earlier has died.
+
+    Called before each test of that version (``tests/conftest.py``), so that the tests
+    after a crash fail with slurmdbd's log and core file, not with "Connection refused".
+    """
+    found = _found_up.get(version)
+    if found is not None and not found.slurmdbd_running():
+        pytest.fail(found.slurmdbd_death(), pytrace=False)
 
 
 @pytest.fixture(scope="session", params=versions(), ids=lambda v: f"slurm-{v}")
