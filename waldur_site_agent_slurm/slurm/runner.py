@@ -143,13 +143,15 @@ class CommandRunner:
     def release(self) -> tuple[int, int] | None:
         """The SLURM release of this runner's sacctmgr (``sacctmgr --version``).
 
-        Asked once per process and binary; a binary an upgrade replaced is asked again.
+        Asked once per process and binary (a binary an upgrade replaced is asked again),
+        and not counted in ``calls``: it does not reach slurmdbd, and a cycle's count of
+        commands stays the same whichever cycle of the process asked.
         """
         path = self.resolve("sacctmgr")
         status = os.stat(path)
         key = (path, status.st_ino, status.st_mtime_ns)
         if key not in _RELEASES:
-            answer = self.run(["sacctmgr", "--version"], mutating=False)
+            answer = checked(self._execute(["sacctmgr", "--version"]))
             _RELEASES[key] = parse_release(answer.stdout)
         return _RELEASES[key]
 
@@ -172,9 +174,13 @@ class CommandRunner:
         if mutating and self.dry_run:
             logger.info("Dry run, not executing: %s", shown)
             return CommandResult(tuple(argv), 0, "", "")
-        full = self._argv(argv)
         logger.debug("Executing: %s", shown)
         self.calls += 1
+        return checked(self._execute(argv), accept_nothing=accept_nothing)
+
+    def _execute(self, argv: Sequence[str]) -> CommandResult:
+        """Run ``argv`` to completion (stdin closed, output captured, ``timeout``)."""
+        full = self._argv(argv)
         try:
             proc = subprocess.run(  # noqa: S603 - argv list, no shell
                 full,
@@ -195,8 +201,7 @@ class CommandRunner:
             ) from err
         except OSError as err:
             raise SlurmCommandError(argv, None, "", str(err), f"Could not start ({err})") from err
-        result = CommandResult(tuple(argv), proc.returncode, proc.stdout, proc.stderr)
-        return checked(result, accept_nothing=accept_nothing)
+        return CommandResult(tuple(argv), proc.returncode, proc.stdout, proc.stderr)
 
     def stream(self, argv: Sequence[str], env: Mapping[str, str] | None = None) -> Iterator[str]:
         """Run a read-only command, yielding stdout lines as they arrive.
