@@ -29,8 +29,9 @@ ensure_venv
 
 # Start each real SLURM from a clean slate, in parallel (a cold start builds a chroot:
 # mostly downloads). A clean slate per run: nothing a previous run left in the accounting
-# database (SLURM 22.05's slurmdbd, for one, was seen to crash again on association reads
-# after a first crash, until its database was dropped) carries over.
+# database (an association left without its parent makes SLURM 22.05's slurmdbd crash at
+# every association read with parent information: README, "SLURM 22.05's slurmdbd and
+# orphaned associations") carries over.
 start_real_slurms() {
   local v logs=() pids=() i status=0
   for v in "${SLURM_VERSIONS[@]}"; do
