@@ -5,8 +5,8 @@ with its stored procedure ``get_parent_limits``. When an association's parent ac
 row is gone, the procedure answers NULL and slurmdbd passes it to ``strtoul``: it dies
 (SIGSEGV), and again at every such read until the row is removed by hand. Such a row is
 left behind when ``add user … Account=A`` or ``add account … Parent=A`` races
-``delete account A`` (sacctmgr checks that A exists before slurmdbd inserts). Every
-read that takes the parent into account crashes then: ``show assoc`` with or without
+``delete account A`` (sacctmgr checks that A exists before slurmdbd inserts). Any
+read that takes the parent into account can kill it then: ``show assoc`` with or without
 ``WOPLimits``, ``list user`` (for DefaultAccount), ``list account withassoc``.
 
 ``WOPInfo`` skips the procedure: each row comes back with its own values only, no
@@ -19,9 +19,9 @@ in sacctmgr's order (by name); DefaultQOS from the nearest association that sets
 user association inherits from its account's association. Grp* limits and Fairshare
 are not inherited.
 
-From 23.02 on, SLURM keeps each association's lineage and parent id in the table, and
-24.11's slurmdbd answers the plain read of such a row without calling the procedure
-(it shows the row with its own values). There the plain read is kept.
+From 23.02 on, SLURM keeps each association's lineage and parent id in its table, and
+24.11's slurmdbd answers the plain read of such a row (with the row's own values): there
+the plain read is kept.
 """
 
 from __future__ import annotations
