@@ -17,6 +17,7 @@ import pytest
 from tests.captures import load
 from tests.fakes import FakeRunner
 from waldur_site_agent_slurm.slurm import inherit, parser
+from waldur_site_agent_slurm.slurm.accounting import AssociationSnapshot
 from waldur_site_agent_slurm.slurm.client import SlurmClient
 from waldur_site_agent_slurm.slurm.runner import CommandRunner, parse_release
 
@@ -135,3 +136,11 @@ def test_the_release_is_asked_once_per_binary(tmp_path: Path) -> None:
     first, second = CommandRunner(bin_path=str(tmp_path)), CommandRunner(bin_path=str(tmp_path))
     assert (first.release(), second.release()) == ((22, 5), (22, 5))
     assert (tmp_path / "calls").read_text() == "--version\n"
+
+
+def test_24_11_plain_read_shows_an_account_whose_parent_is_gone() -> None:
+    records = parser.parse_associations(load("24.11", PLAIN + "_orphan").lines)
+    snapshot = AssociationSnapshot(records)
+    orphan = snapshot.account("pv2c")
+    assert orphan is not None
+    assert (orphan.parent, orphan.record.qos, snapshot.account("pv2")) == ("pv2", (), None)
