@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from waldur_api_client.api.marketplace_provider_resources import (
@@ -56,6 +57,7 @@ from waldur_site_agent_slurm.slurm.answers import Answer
 from waldur_site_agent_slurm.slurm.modes import make_client
 from waldur_site_agent_slurm.slurm.parser import AssociationRecord
 from waldur_site_agent_slurm.slurm.runner import CommandRunner
+from waldur_site_agent_slurm.slurm.write_lock import LOCK_NAME, WriteLock
 
 JOB_WAIT_ATTEMPTS = 15
 JOB_WAIT_SECONDS = 2.0
@@ -101,6 +103,9 @@ class SlurmBackend(BaseBackend):
             bin_path=self.settings.slurm_bin_path,
             emulator=self.settings.emulator_mode,
             timeout=self.settings.command_timeout,
+            write_lock=WriteLock(
+                Path(self.settings.periodic.state_dir) / LOCK_NAME, self.settings.command_timeout
+            ),
         )
         self.client: AccountingClient = make_client(self.settings, self.runner)
         self._usage_reader: UsageReader | None = None

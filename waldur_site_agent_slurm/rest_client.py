@@ -49,6 +49,7 @@ from waldur_site_agent_slurm.slurm.rest_parser import (
 )
 from waldur_site_agent_slurm.slurm.rest_verbs import RestAccount, RestVerbs, merge
 from waldur_site_agent_slurm.slurm.runner import CommandRunner, Runner
+from waldur_site_agent_slurm.slurm.write_lock import WriteLock
 
 __all__ = ["RestAccount", "RestSettings", "RestVerbs", "SlurmRestClient"]
 
@@ -103,9 +104,13 @@ class SlurmRestClient(AccountingClient):
         *,
         transport: httpx.BaseTransport | None = None,
         command_runner: Runner | None = None,
+        write_lock: WriteLock | None = None,
     ) -> None:
-        """One HTTP client to slurmrestd for ``cluster``; ``command_runner`` for RawUsage."""
-        self.api = RestVerbs(settings, cluster, transport=transport)
+        """One HTTP client to slurmrestd for ``cluster``; ``command_runner`` for RawUsage.
+
+        ``write_lock``: held around each write request (see ``slurm.write_lock``).
+        """
+        self.api = RestVerbs(settings, cluster, transport=transport, write_lock=write_lock)
         self.cluster_name = self.api.cluster
         self.version = settings.api_version
         self.commands: Runner = command_runner or CommandRunner()

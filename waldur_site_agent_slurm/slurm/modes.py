@@ -38,7 +38,9 @@ def make_client(settings: SlurmSettings, runner: CommandRunner) -> AccountingCli
     """SlurmClient on ``runner`` (cli), or SlurmRestClient (rest; ``runner`` for RawUsage)."""
     if settings.execution_mode == ExecutionMode.REST.value:
         cluster = settings.cluster_name or ""
-        return SlurmRestClient(rest_settings(settings), cluster, command_runner=runner)
+        return SlurmRestClient(
+            rest_settings(settings), cluster, command_runner=runner, write_lock=runner.write_lock
+        )
     return SlurmClient(
         runner,
         settings.cluster_name,

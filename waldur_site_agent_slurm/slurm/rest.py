@@ -38,6 +38,7 @@ from waldur_site_agent_slurm.errors import (
 )
 from waldur_site_agent_slurm.slurm import validation
 from waldur_site_agent_slurm.slurm.answers import Answer
+from waldur_site_agent_slurm.slurm.write_lock import WriteLock
 
 # Data-parser versions this plugin speaks: SLURM 24.05/24.11 (v0.0.40-v0.0.42) and 25.05
 # (v0.0.43). SLURM 22.05's slurmrestd offers v0.0.38 at most, which is not supported.
@@ -158,10 +159,18 @@ class RestTransport:
     """One HTTP client to one slurmrestd; ``request`` is the only way to call it."""
 
     def __init__(
-        self, settings: RestSettings, *, transport: httpx.BaseTransport | None = None
+        self,
+        settings: RestSettings,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        write_lock: WriteLock | None = None,
     ) -> None:
-        """Build the client; ``transport`` replaces the network in tests."""
+        """Build the client; ``transport`` replaces the network in tests.
+
+        ``write_lock``, when given, is held around each request that is not a GET.
+        """
         self.settings = settings
+        self.write_lock = write_lock
         self._token = _Token(settings)
         tls = _tls(settings.verify_ssl)
         base_url, uds = _connection(settings.url, tls)
@@ -191,6 +200,19 @@ class RestTransport:
     ) -> RestAnswer:
         """Send one request; a refused token is read again and the request sent once more."""
         what = [method, path]
+        if method != "GET" and self.write_lock is not None:
+            with self.write_lock.held(what):
+                return self._request(method, path, params, body, what)
+        return self._request(method, path, params, body, what)
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        body: Mapping[str, Any] | None,
+        what: list[str],
+    ) -> RestAnswer:
         response = self._send(method, path, params, body, what)
         if _auth_refused(response):
             logger.info("slurmrestd refused the token: reading the %s again", self._token.source())

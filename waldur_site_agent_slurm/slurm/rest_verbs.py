@@ -37,6 +37,7 @@ from waldur_site_agent_slurm.slurm.rest_parser import (
     tres_entries,
     tres_name,
 )
+from waldur_site_agent_slurm.slurm.write_lock import WriteLock
 
 __all__ = ["RestAccount", "RestSettings", "RestVerbs", "merge"]
 
@@ -76,10 +77,11 @@ class RestVerbs:
         cluster: str,
         *,
         transport: httpx.BaseTransport | None = None,
+        write_lock: WriteLock | None = None,
     ) -> None:
         """Validate the cluster name and open the HTTP client (``transport``: tests)."""
         self.cluster = validation.account_name(cluster, "cluster name")
-        self.rest = RestTransport(settings, transport=transport)
+        self.rest = RestTransport(settings, transport=transport, write_lock=write_lock)
 
     def close(self) -> None:
         """Close the HTTP client's connections."""

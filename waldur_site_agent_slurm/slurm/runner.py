@@ -29,6 +29,7 @@ from waldur_site_agent_slurm.errors import (
     SlurmUnavailableError,
 )
 from waldur_site_agent_slurm.slurm.answers import NOTHING_TO_DO, Answer, classify
+from waldur_site_agent_slurm.slurm.write_lock import WriteLock
 
 
 @dataclass(frozen=True)
@@ -96,12 +97,15 @@ class CommandRunner:
         dry_run: bool = False,
         env: Mapping[str, str] | None = None,
         kind: str = "SLURM",
+        write_lock: WriteLock | None = None,
     ) -> None:
         """Set where binaries come from, how long they may run and whether writes happen.
 
         ``kind`` names the commands in errors: ``SLURM``, or ``Host`` for the file-system
-        tools of the site features (found on ``PATH``).
+        tools of the site features (found on ``PATH``). ``write_lock``, when given, is
+        held around each mutating command (see ``slurm.write_lock``).
         """
+        self.write_lock = write_lock
         self.kind = kind
         self.bin_path = bin_path
         self.emulator = emulator
@@ -176,7 +180,12 @@ class CommandRunner:
             return CommandResult(tuple(argv), 0, "", "")
         logger.debug("Executing: %s", shown)
         self.calls += 1
-        return checked(self._execute(argv), accept_nothing=accept_nothing)
+        if mutating and self.write_lock is not None:
+            with self.write_lock.held(argv):
+                result = self._execute(argv)
+        else:
+            result = self._execute(argv)
+        return checked(result, accept_nothing=accept_nothing)
 
     def _execute(self, argv: Sequence[str]) -> CommandResult:
         """Run ``argv`` to completion (stdin closed, output captured, ``timeout``)."""
