@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from functools import partial
 from typing import Any
 
@@ -25,11 +25,12 @@ from waldur_site_agent_slurm.allocation import (
     accounts,
     limits,
     membership,
-    own_qos,
     prepaid,
     qos,
     tree,
 )
+from waldur_site_agent_slurm.allocation.creation import Creation
+from waldur_site_agent_slurm.allocation.cycle_reads import CycleReads
 from waldur_site_agent_slurm.allocation.usage import (
     current_month,
     month_window,
@@ -54,7 +55,6 @@ from waldur_site_agent_slurm.slurm import validation
 from waldur_site_agent_slurm.slurm.accounting import AccountingClient
 from waldur_site_agent_slurm.slurm.answers import Answer
 from waldur_site_agent_slurm.slurm.modes import make_client
-from waldur_site_agent_slurm.slurm.parser import AssociationRecord
 from waldur_site_agent_slurm.slurm.runner import CommandRunner
 
 JOB_WAIT_ATTEMPTS = 15
@@ -104,18 +104,13 @@ class SlurmBackend(BaseBackend):
         )
         self.client: AccountingClient = make_client(self.settings, self.runner)
         self._usage_reader: UsageReader | None = None
-        # The limits the create in progress puts on its ``add account``.
-        self._carried: tree.CarriedLimits | None = None
-        # The allocation QoS the create in progress added (qos_management), for its undo.
-        self._added_qos: str | None = None
+        # The create in progress: the limits its ``add account`` carries, what it added.
+        self._creation: Creation | None = None
         self._flat_move_logged = False
         # Read by the framework's processors; offering_partitions is set by them.
         self.partition_enforcement_enabled = self.settings.enforce_offering_partitions
-        # Accounts of the resources this cycle pulls: the cycle's one sacct covers them.
-        self._cycle_accounts: frozenset[str] = frozenset()
-        # Accounts this cycle's pull found in SLURM (see _unless_removed_since_read).
-        self._read_accounts: frozenset[str] = frozenset()
-        self._removed_accounts: set[str] = set()
+        # What this cycle's pull read (see _unless_removed_since_read).
+        self._cycle = CycleReads()
         # POSIX groups per project in LDAP (backend_settings.ldap), None when not configured.
         self.project_groups: ProjectGroups | None = (
             ProjectGroups(self.settings.ldap) if self.settings.ldap else None
@@ -262,7 +257,8 @@ class SlurmBackend(BaseBackend):
         tres_limits, _ = self._collect_resource_limits(waldur_resource)  # fails before writes
         # The project's LDAP group comes first: with the directory away nothing is made.
         group = self._ensure_project_group(waldur_resource)
-        self._carried = tree.CarriedLimits(resource_backend_id, tres_limits)
+        carried = tree.CarriedLimits(resource_backend_id, tres_limits)
+        self._creation = creation = self._new_creation(carried)
         # Orders of one cycle share the backend: undo only what this create adds.
         self.client.added_accounts.clear()
         try:
@@ -273,13 +269,14 @@ class SlurmBackend(BaseBackend):
             self._undo_project_group(group)
             raise  # SLURM is away: the next attempt adopts the accounts already created
         except BackendError as err:
-            self._undo_added_accounts(err)
-            self._undo_added_qos()
+            creation.undo(err)
             self._undo_project_group(group)
             raise
         finally:
-            self._carried = None
-            self._added_qos = None
+            self._creation = None
+
+    def _new_creation(self, carried: tree.CarriedLimits | None = None) -> Creation:
+        return Creation(self.client, self.settings, self.submit_lever(), carried)
 
     def _group_project(self, waldur_resource: WaldurResource, slug: str = "") -> str | None:
         """The project account whose LDAP group the resource's users belong to.
@@ -315,30 +312,6 @@ class SlurmBackend(BaseBackend):
             return None
         return self.project_groups.project_group_gid(project_account)
 
-    def _undo_added_accounts(self, err: BackendError) -> None:
-        """Remove the accounts this create added, newest first, after a failed create."""
-        added = list(reversed(self.client.added_accounts))
-        if not added:
-            return
-        logger.error("Creating the allocation failed (%s); removing %s", err, ", ".join(added))
-        for name in added:
-            try:
-                self.client.remove_account(name)
-            except BackendError as undo_err:
-                logger.error("Could not remove %s, remove it by hand: %s", name, undo_err)
-        self.client.added_accounts.clear()
-
-    def _undo_added_qos(self) -> None:
-        """Remove the QoS a failed create added (after its account)."""
-        if self._added_qos is None:
-            return
-        try:
-            self.client.remove_qos(self._added_qos)
-        except BackendError as undo_err:
-            logger.error(
-                "Could not remove QoS %s, remove it by hand: %s", self._added_qos, undo_err
-            )
-
     def _pre_create_resource(
         self, waldur_resource: WaldurResource, user_context: dict[str, Any] | None = None
     ) -> None:
@@ -372,74 +345,8 @@ class SlurmBackend(BaseBackend):
         """Create the allocation account with its limits; adopt one left by an earlier run."""
         name = validation.account_name(resource_backend_id, "allocation account")
         parent = resource_parent_name or resource_organization
-        state = self.client.snapshot().account(name)
-        if state is not None:
-            if state.parent == parent:
-                logger.info("Account %s already exists under %s; adopting it", name, parent)
-                self._attach_own_qos(state.record)
-                return True
-            logger.warning("Account %s exists under %s, not %s", name, state.parent, parent)
-            return False
-        organization = validation.account_name(resource_organization.lower(), "organization")
-        carried = self._carried if self._carried and self._carried.account == name else None
-        options = self.settings.managed_qos
-        # apply_limits_to_qos: the limits go on the allocation's QoS, made first.
-        on_qos = options is not None and options.limits_on_qos
-        made = False
-        if options is not None:
-            made = self._ensure_own_qos(name, options, carried.tres if carried and on_qos else None)
-        created = self.client.add_account(
-            name,
-            validation.description(resource_name, name),
-            organization,
-            parent,
-            carried.tres if carried and not on_qos else None,
-            qos=own_qos.attach_fields(options, name, (), "") if options is not None else None,
-        )
-        if carried is not None:
-            carried.stored = made if on_qos else created
-        return True
-
-    def _ensure_own_qos(
-        self, name: str, options: own_qos.QosOptions, grp_tres_mins: dict[str, int] | None = None
-    ) -> bool:
-        """Create the allocation's QoS with its options; adopt or correct an existing one.
-
-        ``grp_tres_mins`` goes on a QoS this adds (apply_limits_to_qos); True when it did.
-        """
-        found = self.client.qos_record(name)
-        if found is None:
-            settings = options.settings()
-            if grp_tres_mins:
-                settings["GrpTRESMins"] = limits.format_setting(grp_tres_mins)
-            if self.client.add_qos(name, settings):
-                self._added_qos = name
-                return True
-            return False
-        todo = own_qos.differences(options, found)
-        if todo:
-            logger.info("QoS %s exists with other options; setting %s", name, todo)
-            self.client.modify_qos(name, todo)
-        else:
-            logger.info("QoS %s already exists with the configured options; adopting it", name)
-        return False
-
-    def _attach_own_qos(self, record: AssociationRecord) -> None:
-        """An adopted account: its QoS made and attached, in one ``modify account`` at most.
-
-        An account that QoS swapping holds on a paused or downscaled QoS is left there:
-        restore puts it back on its own QoS.
-        """
-        options = self.settings.managed_qos
-        if options is None:
-            return
-        self._ensure_own_qos(record.account, options)
-        swapped = not self.submit_lever()
-        if swapped and qos.level_of(record, self.settings) is not qos.QosLevel.DEFAULT:
-            return
-        fields = own_qos.attach_fields(options, record.account, record.qos, record.default_qos)
-        if fields:
-            self.client.modify_account(record.account, fields)
+        creation = self._creation or self._new_creation()
+        return creation.create_account(name, resource_name, resource_organization, parent)
 
     def has_prepaid_components(self) -> bool:
         """True when a component is prepaid (``accounting_type: one``)."""
@@ -470,7 +377,8 @@ class SlurmBackend(BaseBackend):
         self, resource_backend_id: str, waldur_resource: WaldurResource
     ) -> dict[str, int]:
         tres_limits, waldur_limits = self._collect_resource_limits(waldur_resource)
-        if self._carried and self._carried.cover(resource_backend_id, tres_limits):
+        carried = self._creation.carried if self._creation else None
+        if carried and carried.cover(resource_backend_id, tres_limits):
             logger.info("Limits of %s were set on creation: %s", resource_backend_id, tres_limits)
         else:
             self._apply_grp_tres_mins(resource_backend_id, tres_limits)
@@ -634,52 +542,9 @@ class SlurmBackend(BaseBackend):
 
     # ---- an account removed while a cycle works on it ----------------------------------
 
-    def _removed_since_read(self, account: str) -> bool:
-        """Whether an account this cycle's pull found in SLURM is gone now.
-
-        A terminate order (or an admin) removed it after the read. Never true for an
-        account this backend added (an order's own create) nor for one the cycle did not
-        read: a missing account stays an error there.
-        """
-        if account not in self._read_accounts or account in self.client.added_accounts:
-            return False
-        if account in self._removed_accounts:
-            return True
-        try:
-            removed = self.client.account_record(account, fresh=True) is None
-        except SlurmError:
-            return False  # SLURM cannot say: the original error stands
-        if removed:
-            self._removed_accounts.add(account)
-        return removed
-
-    @contextmanager
-    def _unless_removed_since_read(self, account: str, what: str) -> Iterator[None]:
-        """Run the block; failing because the account was removed since the read is no error.
-
-        A membership cycle reads every allocation first and then works on each in turn.
-        An account removed meanwhile has nothing left to add, remove or set; without this
-        the framework would mark its resource, already Terminated, as Erred. Any other
-        error, and any error for an account that is still there, is raised.
-        """
-        try:
-            yield
-        except BackendError as err:
-            known = account in self._removed_accounts
-            if not self._removed_since_read(account):
-                raise
-            if known:
-                logger.info(
-                    "Account %s was removed after this cycle read it; %s skipped", account, what
-                )
-                return
-            logger.warning(
-                "Account %s was removed after this cycle read it (a terminate order, or by "
-                "hand); %s: nothing to do (%s)",
-                account,
-                what,
-                err,
-            )
+    def _unless_removed_since_read(self, account: str, what: str) -> AbstractContextManager[None]:
+        """The block's failure is no error when the account was removed since the read."""
+        return self._cycle.unless_removed(self.client, account, what)
 
     # ---- users -------------------------------------------------------------------------
 
@@ -983,7 +848,7 @@ class SlurmBackend(BaseBackend):
         zone = self._zone()
         year, month = current_month(zone)
         window = month_window(year, month, zone)
-        return self._usage().report(window, resource_backend_ids, cover=self._cycle_accounts)
+        return self._usage().report(window, resource_backend_ids, cover=self._cycle.cycle_accounts)
 
     def get_usage_report_for_period(
         self,
@@ -1035,9 +900,8 @@ class SlurmBackend(BaseBackend):
                 ids.append(validation.account_name(resource.backend_id))
             except InvalidValueError as err:
                 logger.error("Skipping resource %s: %s", resource.uuid, err)
-        self._cycle_accounts = frozenset(ids)
+        self._cycle.cycle_accounts = frozenset(ids)
         pulled: dict[str, tuple[WaldurResource, BackendResourceInfo]]
         pulled = super().pull_resources(waldur_resources)
-        self._read_accounts = frozenset(validation.account_name(i) for i in pulled)
-        self._removed_accounts = set()
+        self._cycle.found(pulled)
         return pulled
