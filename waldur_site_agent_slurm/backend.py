@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from functools import partial
 from typing import Any
@@ -24,6 +23,7 @@ from waldur_site_agent.backend.structures import BackendResourceInfo
 from waldur_site_agent_slurm.allocation import (
     accounts,
     limits,
+    member_sync,
     membership,
     prepaid,
     qos,
@@ -42,7 +42,6 @@ from waldur_site_agent_slurm.config import load_settings
 from waldur_site_agent_slurm.errors import (
     HistoricalLoadStopped,
     InvalidValueError,
-    SlurmCommandError,
     SlurmError,
     SlurmUnavailableError,
 )
@@ -53,13 +52,8 @@ from waldur_site_agent_slurm.site import homedirs, ldap_sync, projectdirs
 from waldur_site_agent_slurm.site.ldap_groups import ProjectGroup, ProjectGroups
 from waldur_site_agent_slurm.slurm import validation
 from waldur_site_agent_slurm.slurm.accounting import AccountingClient
-from waldur_site_agent_slurm.slurm.answers import Answer
 from waldur_site_agent_slurm.slurm.modes import make_client
 from waldur_site_agent_slurm.slurm.runner import CommandRunner
-
-JOB_WAIT_ATTEMPTS = 15
-JOB_WAIT_SECONDS = 2.0
-
 
 _LEVEL_QOS = ("qos_default", "qos_downscaled", "qos_paused")
 
@@ -465,18 +459,6 @@ class SlurmBackend(BaseBackend):
 
     # ---- deletion ----------------------------------------------------------------------
 
-    def _retry_while_jobs_active(self, action: Callable[[], None], what: str) -> None:
-        """Run ``action``; while SLURM refuses because jobs are still ending, wait and retry."""
-        for attempt in range(1, JOB_WAIT_ATTEMPTS + 1):
-            try:
-                action()
-                return
-            except SlurmCommandError as err:
-                if err.answer is not Answer.JOBS_ACTIVE or attempt == JOB_WAIT_ATTEMPTS:
-                    raise
-                logger.info("Jobs of %s are still ending (attempt %s); waiting", what, attempt)
-                time.sleep(JOB_WAIT_SECONDS)
-
     def _pre_delete_resource(self, waldur_resource: WaldurResource, project_slug: str = "") -> None:
         """Cancel the allocation's jobs and remove its users."""
         account = validation.account_name(waldur_resource.backend_id)
@@ -499,7 +481,9 @@ class SlurmBackend(BaseBackend):
             return None
         else:
             self._pre_delete_resource(waldur_resource, project_slug)
-            self._retry_while_jobs_active(lambda: self.client.remove_account(account), account)
+            member_sync.retry_while_jobs_active(
+                lambda: self.client.remove_account(account), account
+            )
         if self.settings.managed_qos is not None and not self.backend_settings.get("soft_delete"):
             self.client.remove_qos(account)  # after the account: SLURM refuses a QoS in use
         if project_slug:
@@ -571,15 +555,8 @@ class SlurmBackend(BaseBackend):
     ) -> set[str]:
         wanted = membership.wanted_users(user_ids, kwargs.get("offering_user_states") or {})
         validation.usernames(wanted)
-        snapshot = self.client.snapshot()
-        state = snapshot.account(account)
-        if state is None:
-            raise BackendError(f"Account {account} does not exist; cannot add users")
-        grant = self._grant(waldur_resource)
-        new = sorted(wanted - set(state.users))
-        steps = membership.additions(account, new, self.settings, snapshot.user_accounts, grant)
-        steps += membership.completions(account, wanted & set(state.users), grant, state.partitions)
-        self._add(steps)
+        grant = partial(self._grant, waldur_resource)
+        new = member_sync.add_users(self.client, self.settings, account, wanted, grant)
         self._add_group_members(waldur_resource, wanted)
         self._make_homedirs(new, kwargs.get("homedir_umask"))
         return wanted
@@ -599,16 +576,6 @@ class SlurmBackend(BaseBackend):
             attributes=membership.resource_attributes(waldur_resource),
         )
 
-    def _add(self, steps: list[membership.UserAddition]) -> None:
-        for step in steps:
-            self.client.add_users(
-                step.users,
-                step.accounts,
-                step.default_account,
-                partitions=step.grant.partitions,
-                qos=step.grant.qos,
-            )
-
     def reconcile_existing_user_roles(
         self,
         waldur_resource: WaldurResource,
@@ -627,7 +594,9 @@ class SlurmBackend(BaseBackend):
             state = self.client.snapshot().account(account)
             if state is not None:
                 present = existing_users & set(state.users)
-                self._add(membership.completions(account, present, grant, state.partitions))
+                member_sync.add(
+                    self.client, membership.completions(account, present, grant, state.partitions)
+                )
                 # Members a cycle with the directory away could not add to the group.
                 self._add_group_members(waldur_resource, present)
 
@@ -686,60 +655,19 @@ class SlurmBackend(BaseBackend):
     ) -> list[str]:
         """Remove the users' associations; first from the project's group those who leave it."""
         snapshot = self.client.snapshot()
-        state = snapshot.account(account)
-        present = sorted(usernames & set(state.users)) if state else []
         if self.project_groups is not None and project is not None:
             # Before SLURM: a directory that is away leaves the associations to retry with.
             leaving = ldap_sync.leaving_project(snapshot, project, account, usernames)
             self.project_groups.remove_members(project, leaving)
-        if not present:
-            return []
-        defaults = self.client.user_defaults(present)
-        removed = []
-        for step in membership.removals(
-            account, present, snapshot.user_accounts, defaults, self.settings
-        ):
-            user = step.user
-            for where in step.accounts:
-                self.cancel_active_jobs_for_account_user(where, user)
-            if step.new_default:
-                self.client.modify_user(user, None, {"DefaultAccount": step.new_default})
-            if step.whole_user:
-                for where in membership.deletion_order(step, defaults.get(user)):
-                    self._retry_while_jobs_active(
-                        partial(self.client.remove_user, user, where), f"{user} in {where}"
-                    )
-                removed.append(user)
-                continue
-            remove = partial(self.client.remove_user, user, account)
-            try:
-                self._retry_while_jobs_active(remove, f"{user} in {account}")
-            except SlurmCommandError as err:
-                if err.answer is not Answer.DEFAULT_ACCOUNT or step.fallback_default is None:
-                    raise
-                # The default changed since it was read: move it, then remove again.
-                logger.info(
-                    "%s is the default account of %s; moving it to %s first",
-                    account,
-                    user,
-                    step.fallback_default,
-                )
-                self.client.modify_user(user, None, {"DefaultAccount": step.fallback_default})
-                self._retry_while_jobs_active(remove, f"{user} in {account}")
-            removed.append(user)
-        return removed
+        return member_sync.remove_users(self.client, self.settings, account, usernames, snapshot)
 
     def list_active_user_jobs(self, account: str, user: str) -> list[str]:
         """Ids of the user's pending, running and suspended jobs under the account."""
-        name = validation.account_name(account, "allocation account")
-        return self.client.active_jobs(name, validation.username(user))
+        return member_sync.active_jobs(self.client, account, user)
 
     def cancel_active_jobs_for_account_user(self, account: str, user: str) -> None:
         """Cancel the user's active jobs under the account (no command when there are none)."""
-        jobs = self.list_active_user_jobs(account, user)
-        if jobs:
-            logger.info("Cancelling jobs %s of %s in %s", ", ".join(jobs), user, account)
-            self.client.cancel_user_jobs(user, account)
+        member_sync.cancel_jobs(self.client, account, user)
 
     # ---- QoS ---------------------------------------------------------------------------
 
