@@ -7,14 +7,7 @@ from contextlib import AbstractContextManager
 from functools import partial
 from typing import Any
 
-from waldur_api_client.api.marketplace_provider_resources import (
-    marketplace_provider_resources_set_limits,
-)
 from waldur_api_client.models.resource import Resource as WaldurResource
-from waldur_api_client.models.resource_set_limits_request import ResourceSetLimitsRequest
-from waldur_api_client.models.resource_set_limits_request_limits import (
-    ResourceSetLimitsRequestLimits,
-)
 from waldur_site_agent.backend import logger
 from waldur_site_agent.backend.backends import BaseBackend
 from waldur_site_agent.backend.exceptions import BackendError
@@ -22,15 +15,16 @@ from waldur_site_agent.backend.structures import BackendResourceInfo
 
 from waldur_site_agent_slurm.allocation import (
     accounts,
+    limit_sync,
     limits,
     member_sync,
     membership,
-    prepaid,
     qos,
     tree,
 )
 from waldur_site_agent_slurm.allocation.creation import Creation
 from waldur_site_agent_slurm.allocation.cycle_reads import CycleReads
+from waldur_site_agent_slurm.allocation.resource_fields import text
 from waldur_site_agent_slurm.allocation.usage import (
     current_month,
     month_window,
@@ -56,18 +50,6 @@ from waldur_site_agent_slurm.slurm.modes import make_client
 from waldur_site_agent_slurm.slurm.runner import CommandRunner
 
 _LEVEL_QOS = ("qos_default", "qos_downscaled", "qos_paused")
-
-
-def _text(value: object) -> str:
-    """A string field of a Waldur model ('' when the API left it unset)."""
-    return value if isinstance(value, str) else ""
-
-
-def _limits_dict(waldur_resource: WaldurResource) -> dict[str, Any]:
-    raw = getattr(waldur_resource, "limits", None)
-    if raw is None or not hasattr(raw, "to_dict"):
-        return dict(raw) if isinstance(raw, dict) else {}
-    return dict(raw.to_dict())
 
 
 class SlurmBackend(BaseBackend):
@@ -280,7 +262,7 @@ class SlurmBackend(BaseBackend):
         """
         if self.project_groups is None:
             return None
-        slug = slug or _text(waldur_resource.project_slug)
+        slug = slug or text(waldur_resource.project_slug)
         if not slug:
             raise BackendError(
                 f"Resource {waldur_resource.uuid} names no project: its LDAP project group "
@@ -316,17 +298,17 @@ class SlurmBackend(BaseBackend):
 
     def _project_of(self, waldur_resource: WaldurResource) -> str:
         """The allocation's project account, name checked."""
-        project = accounts.project_account(self.settings, _text(waldur_resource.project_slug))
+        project = accounts.project_account(self.settings, text(waldur_resource.project_slug))
         return validation.account_name(project, "project account")
 
     def _parent_chain(self, waldur_resource: WaldurResource) -> list[accounts.AccountSpec]:
         """The customer and project accounts above the allocation, names checked."""
         return accounts.parent_chain(
             self.settings,
-            customer_slug=_text(waldur_resource.customer_slug),
-            customer_name=_text(waldur_resource.customer_name),
-            project_slug=_text(waldur_resource.project_slug),
-            project_name=_text(waldur_resource.project_name),
+            customer_slug=text(waldur_resource.customer_slug),
+            customer_name=text(waldur_resource.customer_name),
+            project_slug=text(waldur_resource.project_slug),
+            project_name=text(waldur_resource.project_name),
         )
 
     def _create_backend_resource(
@@ -344,28 +326,17 @@ class SlurmBackend(BaseBackend):
 
     def has_prepaid_components(self) -> bool:
         """True when a component is prepaid (``accounting_type: one``)."""
-        return any(comp.prepaid for comp in self.settings.components.values())
+        return limit_sync.has_prepaid(self.settings)
 
-    def _paid_months(self, waldur_resource: WaldurResource | None) -> int:
-        """Months of limit a prepaid component gets: from ``created`` to ``end_date``."""
-        if waldur_resource is None or not self.has_prepaid_components():
-            return 1
-        return prepaid.resource_months(
-            waldur_resource.created, waldur_resource.end_date, self._zone()
-        )
+    def _limits(self) -> limit_sync.AllocationLimits:
+        """Limits through the current client (tests may swap the client)."""
+        return limit_sync.AllocationLimits(self.client, self.settings, self._zone)
 
     def _collect_resource_limits(
         self, waldur_resource: WaldurResource
     ) -> tuple[dict[str, int], dict[str, int]]:
         """GrpTRESMins for an allocation: Waldur limits × factor (× months if prepaid)."""
-        requested = limits.requested(_limits_dict(waldur_resource), self.settings.components)
-        tres_limits, waldur_limits = limits.to_tres_minutes(
-            requested,
-            self.settings.components,
-            self.client.tres_names(),
-            self._paid_months(waldur_resource),
-        )
-        return tres_limits, {k: int(v) if v.is_integer() else v for k, v in waldur_limits.items()}  # type: ignore[misc]
+        return self._limits().collect(waldur_resource)
 
     def _setup_resource_limits(
         self, resource_backend_id: str, waldur_resource: WaldurResource
@@ -375,36 +346,14 @@ class SlurmBackend(BaseBackend):
         if carried and carried.cover(resource_backend_id, tres_limits):
             logger.info("Limits of %s were set on creation: %s", resource_backend_id, tres_limits)
         else:
-            self._apply_grp_tres_mins(resource_backend_id, tres_limits)
+            self._limits().apply(resource_backend_id, tres_limits)
         return waldur_limits
-
-    def _limits_on_qos(self) -> bool:
-        """Whether GrpTRESMins live on the allocation's QoS (``apply_limits_to_qos``)."""
-        return self.settings.managed_qos is not None and self.settings.managed_qos.limits_on_qos
-
-    def _grp_tres_mins(self, account: str) -> dict[str, int]:
-        """The allocation's GrpTRESMins: on its account, or on its QoS (apply_limits_to_qos)."""
-        if not self._limits_on_qos():
-            return self.client.get_resource_limits(account)
-        found = self.client.qos_record(account)
-        return dict(found.grp_tres_mins) if found else {}
-
-    def _apply_grp_tres_mins(self, account: str, tres_limits: dict[str, int]) -> None:
-        current = self._grp_tres_mins(account)
-        todo = limits.changes(current, tres_limits)
-        if not todo:
-            logger.info("Limits of %s are already %s", account, tres_limits)
-        elif self._limits_on_qos():
-            self.client.modify_qos(account, {"GrpTRESMins": limits.format_setting(todo)})
-        else:
-            self.client.modify_account(account, {"GrpTRESMins": limits.format_setting(todo)})
 
     def set_resource_limits(self, resource_backend_id: str, limits_: dict[str, int]) -> None:
         """Set GrpTRESMins from Waldur limits, writing only the TRES that differ."""
-        tres_limits, _ = limits.to_tres_minutes(
-            limits_, self.settings.components, self.client.tres_names()
-        )
-        self._apply_grp_tres_mins(validation.account_name(resource_backend_id), tres_limits)
+        allocation = self._limits()
+        tres_limits = allocation.to_tres(limits_)
+        allocation.apply(validation.account_name(resource_backend_id), tres_limits)
 
     def sync_resource_end_date(
         self, waldur_resource: WaldurResource, waldur_rest_client: Any
@@ -420,18 +369,11 @@ class SlurmBackend(BaseBackend):
         tres_limits, _ = self._collect_resource_limits(waldur_resource)
         paid = limits.prepaid_tres(self.settings.components)
         with self._unless_removed_since_read(account, "syncing prepaid limits"):
-            self._apply_grp_tres_mins(account, {t: v for t, v in tres_limits.items() if t in paid})
+            self._limits().apply(account, {t: v for t, v in tres_limits.items() if t in paid})
 
     def get_resource_limits(self, resource_backend_id: str) -> dict[str, int]:
         """The allocation's GrpTRESMins in whole Waldur units (prepaid: per month of one)."""
-        return self._waldur_limits(resource_backend_id, None)
-
-    def _waldur_limits(
-        self, account: object, waldur_resource: WaldurResource | None
-    ) -> dict[str, int]:
-        tres_limits = self._grp_tres_mins(validation.account_name(_text(account)))
-        months = self._paid_months(waldur_resource)
-        return limits.whole_units(limits.to_waldur(tres_limits, self.settings.components, months))
+        return self._limits().in_waldur_units(resource_backend_id, None)
 
     def sync_resource_limits(
         self, waldur_resource: WaldurResource, waldur_rest_client: Any
@@ -445,17 +387,8 @@ class SlurmBackend(BaseBackend):
         """
         if self.settings.periodic.enabled:
             return
-        backend = self._waldur_limits(waldur_resource.backend_id, waldur_resource)
-        update = limits.waldur_update(_limits_dict(waldur_resource), backend)
-        if update is None:
-            logger.info("Limits of %s are in sync with Waldur", waldur_resource.backend_id)
-            return
-        logger.info("Setting Waldur limits of %s to %s", waldur_resource.backend_id, update)
-        marketplace_provider_resources_set_limits.sync(
-            uuid=_text(getattr(waldur_resource.uuid, "hex", "")),  # type: ignore[arg-type]
-            client=waldur_rest_client,
-            body=ResourceSetLimitsRequest(limits=ResourceSetLimitsRequestLimits.from_dict(update)),
-        )
+        backend = self._limits().in_waldur_units(waldur_resource.backend_id, waldur_resource)
+        limit_sync.push_to_waldur(waldur_resource, backend, waldur_rest_client)
 
     # ---- deletion ----------------------------------------------------------------------
 
@@ -511,13 +444,13 @@ class SlurmBackend(BaseBackend):
                 logger.info("Flat hierarchy: project accounts are not moved between customers")
                 self._flat_move_logged = True
             return
-        customer_slug = _text(waldur_resource.customer_slug)
-        project_slug = _text(waldur_resource.project_slug)
+        customer_slug = text(waldur_resource.customer_slug)
+        project_slug = text(waldur_resource.project_slug)
         if not customer_slug or not project_slug:
             logger.warning("Resource %s names no customer or project", waldur_resource.uuid)
             return
         customer = accounts.customer_spec(
-            self.settings, customer_slug, _text(waldur_resource.customer_name)
+            self.settings, customer_slug, text(waldur_resource.customer_name)
         )
         project = validation.account_name(
             accounts.project_account(self.settings, project_slug), "project account"
@@ -738,26 +671,14 @@ class SlurmBackend(BaseBackend):
         """Set a user's MaxTRESMins from Waldur units; ``{}`` clears them."""
         account = validation.account_name(resource_backend_id)
         validation.username(username)
-        tres_limits, _ = limits.to_tres_minutes(
-            limits_, self.settings.components, self.client.tres_names()
-        )
+        allocation = self._limits()
+        tres_limits = allocation.to_tres(limits_)
         with self._unless_removed_since_read(account, f"setting the limits of {username}"):
-            state = self.client.snapshot().account(account)
-            record = state.users.get(username) if state else None
-            if record is None:
-                raise BackendError(f"User {username} has no association with {account}")
-            todo = limits.replacement(record.max_tres_mins, tres_limits)
-            if todo:
-                setting = {"MaxTRESMins": limits.format_setting(todo)}
-                self.client.modify_user(username, account, setting)
+            allocation.set_user_limits(account, username, tres_limits)
 
     def get_resource_user_limits(self, resource_backend_id: str) -> dict[str, dict[str, int]]:
         """Each user's MaxTRESMins in Waldur units."""
-        raw = self.client.get_resource_user_limits(resource_backend_id)
-        return {
-            user: limits.to_waldur(values, self.settings.components)  # type: ignore[misc]
-            for user, values in raw.items()
-        }
+        return self._limits().user_limits(resource_backend_id)
 
     # ---- usage -------------------------------------------------------------------------
 
