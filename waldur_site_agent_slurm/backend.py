@@ -44,12 +44,10 @@ from waldur_site_agent_slurm.periodic.message import apply_settings
 from waldur_site_agent_slurm.periodic.service import PeriodicService
 from waldur_site_agent_slurm.site import homedirs, ldap_sync, projectdirs
 from waldur_site_agent_slurm.site.ldap_groups import ProjectGroup, ProjectGroups
-from waldur_site_agent_slurm.slurm import validation
+from waldur_site_agent_slurm.slurm import cluster_checks, validation
 from waldur_site_agent_slurm.slurm.accounting import AccountingClient
 from waldur_site_agent_slurm.slurm.modes import make_client
 from waldur_site_agent_slurm.slurm.runner import CommandRunner
-
-_LEVEL_QOS = ("qos_default", "qos_downscaled", "qos_paused")
 
 
 class SlurmBackend(BaseBackend):
@@ -147,14 +145,7 @@ class SlurmBackend(BaseBackend):
         return not problems
 
     def _ping_problems(self) -> list[str]:
-        clusters = self.client.clusters()
-        name = self.settings.cluster_name
-        if name and name not in clusters:
-            return [
-                f"cluster {name!r} is not in the accounting database (known: "
-                f"{', '.join(sorted(clusters)) or 'none'}); check cluster_name"
-            ]
-        return []
+        return cluster_checks.ping_problems(self.client, self.settings)
 
     def diagnostics(self) -> bool:
         """Log what is wrong between the configuration and the cluster; True when nothing."""
@@ -177,38 +168,7 @@ class SlurmBackend(BaseBackend):
         return not problems
 
     def _configuration_problems(self) -> list[str]:
-        problems = []
-        known = self.client.tres_names()
-        for key, comp in self.settings.components.items():
-            if not comp.targets:
-                problems.append(f"component {key} maps to no TRES (set tres_name)")
-            for tres in (t.tres for t in comp.targets if t.tres not in known):
-                problems.append(
-                    f"component {key} maps to TRES {tres}, which the cluster does not "
-                    f"account (known: {', '.join(sorted(known))}); add it to "
-                    "AccountingStorageTRES or set tres_name"
-                )
-        existing_qos = self.client.qos_names()
-        management = self.settings.qos_management
-        # Under skip_qos_swap the level QoS are never put on an account; swapping with
-        # qos_management restores an allocation to its own QoS, never to qos_default.
-        swapped: tuple[str, ...] = () if management and management.skip_qos_swap else _LEVEL_QOS
-        if self.settings.managed_qos is not None:
-            swapped = tuple(field for field in swapped if field != "qos_default")
-        for field in swapped:
-            name = getattr(self.settings, field)
-            if name not in existing_qos:
-                problems.append(f"{field} {name!r} does not exist: sacctmgr add qos {name}")
-        own = self.settings.managed_qos
-        for name in own.additional_qos if own else ():
-            if name not in existing_qos:
-                where = f"qos_management.additional_qos {name!r}"
-                problems.append(f"{where} does not exist: sacctmgr add qos {name}")
-        snapshot = self.client.snapshot()
-        for field in ("root_account", "parent_account", "default_account"):
-            name = getattr(self.settings, field)
-            if name and snapshot.account(name) is None:
-                problems.append(f"{field} {name!r} does not exist: sacctmgr add account {name}")
+        problems = cluster_checks.configuration_problems(self.client, self.settings)
         if self.project_directories is not None:
             problems += self.project_directories.problems()
         return problems
