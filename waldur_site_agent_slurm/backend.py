@@ -26,17 +26,12 @@ from waldur_site_agent_slurm.allocation.creation import Creation
 from waldur_site_agent_slurm.allocation.cycle_reads import CycleReads
 from waldur_site_agent_slurm.allocation.resource_fields import text
 from waldur_site_agent_slurm.allocation.usage import (
-    current_month,
-    month_window,
-    period_window,
     usage_zone,
 )
 from waldur_site_agent_slurm.allocation.usage_reader import UsageReader
 from waldur_site_agent_slurm.config import load_settings
 from waldur_site_agent_slurm.errors import (
-    HistoricalLoadStopped,
     InvalidValueError,
-    SlurmError,
     SlurmUnavailableError,
 )
 from waldur_site_agent_slurm.log_level import apply_env_log_level
@@ -655,9 +650,7 @@ class SlurmBackend(BaseBackend):
     def _get_usage_report(self, resource_backend_ids: list[str]) -> dict[str, Any]:
         """Usage of the current month (in the configured timezone), in Waldur units."""
         zone = self._zone()
-        year, month = current_month(zone)
-        window = month_window(year, month, zone)
-        return self._usage().report(window, resource_backend_ids, cover=self._cycle.cycle_accounts)
+        return self._usage().month_report(zone, resource_backend_ids, self._cycle.cycle_accounts)
 
     def get_usage_report_for_period(
         self,
@@ -672,28 +665,16 @@ class SlurmBackend(BaseBackend):
         and gets a ``BackendError`` when a month cannot be reported. The historical loader
         asks once per month for all its allocations, without it, on a backend that no
         processor gave the agent's timezone (hence ``backend_settings.timezone``); there
-        any failure (an allocation SLURM does not know, a month that has not begun, SLURM
-        failing) stops the whole run before the month is posted (``HistoricalLoadStopped``).
+        any failure stops the whole run (``UsageReader.period_report``).
         """
         if not self.timezone and not self.settings.timezone:
             logger.warning(
                 "Cutting usage months at midnight UTC: the agent passed no timezone; set "
                 "backend_settings.timezone to the agent's timezone"
             )
-        try:
-            window = period_window(year, month, self._zone())
-            reader = self._usage()
-            reader.require_allocations(resource_backend_ids)
-            return reader.report(window, resource_backend_ids)
-        except SlurmError as err:
-            if waldur_resource is not None:
-                raise
-            message = (
-                f"Usage of {year:04d}-{month:02d} not loaded, nothing posted for it or any "
-                f"later month: {err}"
-            )
-            logger.error("%s", message)
-            raise HistoricalLoadStopped(message) from err
+        loader = waldur_resource is None
+        reader = self._usage()
+        return reader.period_report(year, month, self._zone, resource_backend_ids, loader=loader)
 
     def pull_resources(
         self, waldur_resources: list[WaldurResource]
