@@ -15,6 +15,7 @@ from waldur_site_agent.backend.structures import BackendResourceInfo
 
 from waldur_site_agent_slurm.allocation import (
     accounts,
+    deletion,
     limit_sync,
     limits,
     member_sync,
@@ -361,19 +362,10 @@ class SlurmBackend(BaseBackend):
         group_project = self._group_project(waldur_resource, project_slug)
         if self.project_groups is not None:
             self.project_groups.check()  # with the directory away, nothing is removed
-        if self.client.snapshot().account(account) is None:
-            logger.warning("Account %s does not exist; nothing to delete", account)
-        elif self.backend_settings.get("soft_delete", False):
-            self._pre_delete_resource(waldur_resource, project_slug)
-            self.set_resource_limits(account, dict.fromkeys(self.settings.tres_components(), 0))
+        empty = partial(self._pre_delete_resource, waldur_resource, project_slug)
+        soft = bool(self.backend_settings.get("soft_delete", False))
+        if not deletion.remove_allocation(self._limits(), account, empty, soft=soft):
             return None
-        else:
-            self._pre_delete_resource(waldur_resource, project_slug)
-            member_sync.retry_while_jobs_active(
-                lambda: self.client.remove_account(account), account
-            )
-        if self.settings.managed_qos is not None and not self.backend_settings.get("soft_delete"):
-            self.client.remove_qos(account)  # after the account: SLURM refuses a QoS in use
         if project_slug:
             project = validation.account_name(self._get_project_backend_id(project_slug))
             removed = tree.remove_empty_project(self.client, self.settings, project)
