@@ -38,8 +38,8 @@ from waldur_site_agent_slurm.errors import (
 from waldur_site_agent_slurm.log_level import apply_env_log_level
 from waldur_site_agent_slurm.periodic.message import apply_settings
 from waldur_site_agent_slurm.periodic.service import PeriodicService
-from waldur_site_agent_slurm.site import homedirs, ldap_sync, projectdirs
-from waldur_site_agent_slurm.site.ldap_groups import ProjectGroup, ProjectGroups
+from waldur_site_agent_slurm.site import homedirs
+from waldur_site_agent_slurm.site.project_site import ProjectSite
 from waldur_site_agent_slurm.slurm import cluster_checks, validation
 from waldur_site_agent_slurm.slurm.accounting import AccountingClient
 from waldur_site_agent_slurm.slurm.modes import make_client
@@ -81,27 +81,10 @@ class SlurmBackend(BaseBackend):
         self.partition_enforcement_enabled = self.settings.enforce_offering_partitions
         # What this cycle's pull read (see _unless_removed_since_read).
         self._cycle = CycleReads()
-        # POSIX groups per project in LDAP (backend_settings.ldap), None when not configured.
-        self.project_groups: ProjectGroups | None = (
-            ProjectGroups(self.settings.ldap) if self.settings.ldap else None
-        )
-        layout = self.settings.project_directory_layout
-        self.project_directories: projectdirs.ProjectDirectories | None = None
-        if layout is not None:
-            site_runner = CommandRunner(timeout=self.settings.command_timeout, kind="Host")
-            self.project_directories = projectdirs.ProjectDirectories(
-                layout, site_runner, self._project_group_source()
-            )
-
-    def _project_group_source(self) -> projectdirs.GroupSource:
-        """Where a project directory's group comes from.
-
-        The POSIX group named after the project account, as the host's NSS knows it; LDAP
-        project groups plug their ``project_group_gid`` in here.
-        """
-        if self.project_groups is not None:
-            return self.project_group_gid
-        return projectdirs.named_group
+        # The projects' LDAP groups and directories (None each when not configured).
+        self.site = ProjectSite(self.settings)
+        self.project_groups = self.site.groups
+        self.project_directories = self.site.directories
 
     def qos_enforced(self) -> bool:
         """Whether user associations get the resource's QoS and partition grants.
@@ -152,11 +135,10 @@ class SlurmBackend(BaseBackend):
             problems += self._configuration_problems()
         except BackendError as err:
             problems.append(str(err))
-        if self.project_groups is not None:
-            try:
-                self.project_groups.check()
-            except BackendError as err:
-                problems.append(str(err))
+        try:
+            self.site.check_groups()
+        except BackendError as err:
+            problems.append(str(err))
         for problem in problems:
             logger.error("Diagnostics: %s", problem)
         if not problems:
@@ -165,9 +147,7 @@ class SlurmBackend(BaseBackend):
 
     def _configuration_problems(self) -> list[str]:
         problems = cluster_checks.configuration_problems(self.client, self.settings)
-        if self.project_directories is not None:
-            problems += self.project_directories.problems()
-        return problems
+        return problems + self.site.problems()
 
     def list_components(self) -> list[str]:
         """TRES the cluster accounts for."""
@@ -188,7 +168,7 @@ class SlurmBackend(BaseBackend):
             self.project_directories.checked_path(self._project_of(waldur_resource))
         tres_limits, _ = self._collect_resource_limits(waldur_resource)  # fails before writes
         # The project's LDAP group comes first: with the directory away nothing is made.
-        group = self._ensure_project_group(waldur_resource)
+        group = self.site.ensure_group(self._group_project(waldur_resource))
         carried = tree.CarriedLimits(resource_backend_id, tres_limits)
         self._creation = creation = self._new_creation(carried)
         # Orders of one cycle share the backend: undo only what this create adds.
@@ -198,11 +178,11 @@ class SlurmBackend(BaseBackend):
                 waldur_resource, resource_backend_id, user_context
             )
         except SlurmUnavailableError:
-            self._undo_project_group(group)
+            self.site.undo_group(group)
             raise  # SLURM is away: the next attempt adopts the accounts already created
         except BackendError as err:
             creation.undo(err)
-            self._undo_project_group(group)
+            self.site.undo_group(group)
             raise
         finally:
             self._creation = None
@@ -226,23 +206,9 @@ class SlurmBackend(BaseBackend):
             )
         return validation.account_name(self._get_project_backend_id(slug), "project account")
 
-    def _ensure_project_group(self, waldur_resource: WaldurResource) -> ProjectGroup | None:
-        project = self._group_project(waldur_resource)
-        if self.project_groups is None or project is None:
-            return None
-        return self.project_groups.ensure(project)
-
-    def _undo_project_group(self, group: ProjectGroup | None) -> None:
-        """Remove the project group a failed create made, unless someone joined it since."""
-        if group is None or not group.created or self.project_groups is None:
-            return
-        ldap_sync.undo_group(self.project_groups, group)
-
     def project_group_gid(self, project_account: str) -> int | None:
         """The gid of the project's LDAP group; None without ``ldap`` or without a group."""
-        if self.project_groups is None:
-            return None
-        return self.project_groups.project_group_gid(project_account)
+        return self.site.gid(project_account)
 
     def _pre_create_resource(
         self, waldur_resource: WaldurResource, user_context: dict[str, Any] | None = None
@@ -360,8 +326,7 @@ class SlurmBackend(BaseBackend):
         account = validation.account_name(waldur_resource.backend_id, "allocation account")
         project_slug = kwargs.get("project_slug") or ""
         group_project = self._group_project(waldur_resource, project_slug)
-        if self.project_groups is not None:
-            self.project_groups.check()  # with the directory away, nothing is removed
+        self.site.check_groups()  # with the directory away, nothing is removed
         empty = partial(self._pre_delete_resource, waldur_resource, project_slug)
         soft = bool(self.backend_settings.get("soft_delete", False))
         if not deletion.remove_allocation(self._limits(), account, empty, soft=soft):
@@ -369,12 +334,9 @@ class SlurmBackend(BaseBackend):
         if project_slug:
             project = validation.account_name(self._get_project_backend_id(project_slug))
             removed = tree.remove_empty_project(self.client, self.settings, project)
-            if removed and self.project_directories is not None:
-                self.project_directories.keep(project)
-        if self.project_groups is not None and group_project is not None:
-            ldap_sync.remove_group_if_unused(
-                self.project_groups, self.client.snapshot(), group_project
-            )
+            if removed:
+                self.site.keep_directory(project)
+        self.site.remove_group_if_unused(self.client, group_project)
         return None
 
     def sync_resource_project(
@@ -437,15 +399,9 @@ class SlurmBackend(BaseBackend):
         validation.usernames(wanted)
         grant = partial(self._grant, waldur_resource)
         new = member_sync.add_users(self.client, self.settings, account, wanted, grant)
-        self._add_group_members(waldur_resource, wanted)
+        self.site.add_members(self._group_project(waldur_resource), wanted)
         self._make_homedirs(new, kwargs.get("homedir_umask"))
         return wanted
-
-    def _add_group_members(self, waldur_resource: WaldurResource, usernames: set[str]) -> None:
-        """Put the users into the project's LDAP group (made when missing)."""
-        project = self._group_project(waldur_resource)
-        if self.project_groups is not None and project is not None and usernames:
-            self.project_groups.add_members(project, usernames)
 
     def _grant(self, waldur_resource: WaldurResource) -> membership.Grant:
         """The partitions and QoS of the allocation's user associations (names checked)."""
@@ -478,7 +434,7 @@ class SlurmBackend(BaseBackend):
                     self.client, membership.completions(account, present, grant, state.partitions)
                 )
                 # Members a cycle with the directory away could not add to the group.
-                self._add_group_members(waldur_resource, present)
+                self.site.add_members(self._group_project(waldur_resource), present)
 
     def post_create_resource(
         self,
@@ -535,10 +491,8 @@ class SlurmBackend(BaseBackend):
     ) -> list[str]:
         """Remove the users' associations; first from the project's group those who leave it."""
         snapshot = self.client.snapshot()
-        if self.project_groups is not None and project is not None:
-            # Before SLURM: a directory that is away leaves the associations to retry with.
-            leaving = ldap_sync.leaving_project(snapshot, project, account, usernames)
-            self.project_groups.remove_members(project, leaving)
+        # Before SLURM: a directory that is away leaves the associations to retry with.
+        self.site.remove_leaving(snapshot, project, account, usernames)
         return member_sync.remove_users(self.client, self.settings, account, usernames, snapshot)
 
     def list_active_user_jobs(self, account: str, user: str) -> list[str]:
