@@ -21,11 +21,11 @@ from waldur_site_agent_slurm.allocation import (
     member_sync,
     membership,
     qos,
+    resource_accounts,
     tree,
 )
 from waldur_site_agent_slurm.allocation.creation import Creation
 from waldur_site_agent_slurm.allocation.cycle_reads import CycleReads
-from waldur_site_agent_slurm.allocation.resource_fields import text
 from waldur_site_agent_slurm.allocation.usage import (
     usage_zone,
 )
@@ -198,13 +198,7 @@ class SlurmBackend(BaseBackend):
         """
         if self.project_groups is None:
             return None
-        slug = slug or text(waldur_resource.project_slug)
-        if not slug:
-            raise BackendError(
-                f"Resource {waldur_resource.uuid} names no project: its LDAP project group "
-                "cannot be found"
-            )
-        return validation.account_name(self._get_project_backend_id(slug), "project account")
+        return resource_accounts.group_project(self.settings, waldur_resource, slug)
 
     def project_group_gid(self, project_account: str) -> int | None:
         """The gid of the project's LDAP group; None without ``ldap`` or without a group."""
@@ -220,18 +214,11 @@ class SlurmBackend(BaseBackend):
 
     def _project_of(self, waldur_resource: WaldurResource) -> str:
         """The allocation's project account, name checked."""
-        project = accounts.project_account(self.settings, text(waldur_resource.project_slug))
-        return validation.account_name(project, "project account")
+        return resource_accounts.project_of(self.settings, waldur_resource)
 
     def _parent_chain(self, waldur_resource: WaldurResource) -> list[accounts.AccountSpec]:
         """The customer and project accounts above the allocation, names checked."""
-        return accounts.parent_chain(
-            self.settings,
-            customer_slug=text(waldur_resource.customer_slug),
-            customer_name=text(waldur_resource.customer_name),
-            project_slug=text(waldur_resource.project_slug),
-            project_name=text(waldur_resource.project_name),
-        )
+        return resource_accounts.parent_chain(self.settings, waldur_resource)
 
     def _create_backend_resource(
         self,
@@ -353,18 +340,9 @@ class SlurmBackend(BaseBackend):
                 logger.info("Flat hierarchy: project accounts are not moved between customers")
                 self._flat_move_logged = True
             return
-        customer_slug = text(waldur_resource.customer_slug)
-        project_slug = text(waldur_resource.project_slug)
-        if not customer_slug or not project_slug:
-            logger.warning("Resource %s names no customer or project", waldur_resource.uuid)
-            return
-        customer = accounts.customer_spec(
-            self.settings, customer_slug, text(waldur_resource.customer_name)
-        )
-        project = validation.account_name(
-            accounts.project_account(self.settings, project_slug), "project account"
-        )
-        tree.move_project(self.client, project, customer)
+        moved = resource_accounts.moved_project(self.settings, waldur_resource)
+        if moved is not None:
+            tree.move_project(self.client, *moved)
 
     # ---- an account removed while a cycle works on it ----------------------------------
 
