@@ -17,7 +17,6 @@ from waldur_site_agent_slurm.allocation import (
     accounts,
     deletion,
     limit_sync,
-    limits,
     member_sync,
     membership,
     qos,
@@ -32,7 +31,6 @@ from waldur_site_agent_slurm.allocation.usage import (
 from waldur_site_agent_slurm.allocation.usage_reader import UsageReader
 from waldur_site_agent_slurm.config import load_settings
 from waldur_site_agent_slurm.errors import (
-    InvalidValueError,
     SlurmUnavailableError,
 )
 from waldur_site_agent_slurm.log_level import apply_env_log_level
@@ -113,15 +111,7 @@ class SlurmBackend(BaseBackend):
 
     def ping(self, raise_exception: bool = False) -> bool:
         """Check that SLURM's accounting database answers (and knows the cluster)."""
-        try:
-            problems = self._ping_problems()
-        except BackendError as err:
-            problems = [str(err)]
-        if problems and raise_exception:
-            raise BackendError("; ".join(problems))
-        for problem in problems:
-            logger.error("SLURM is not usable: %s", problem)
-        return not problems
+        return cluster_checks.usable(self.client, self.settings, raise_exception)
 
     def _ping_problems(self) -> list[str]:
         return cluster_checks.ping_problems(self.client, self.settings)
@@ -163,9 +153,10 @@ class SlurmBackend(BaseBackend):
     ) -> BackendResourceInfo:
         """Check every name and limit first, then create with the limits on ``add account``."""
         validation.account_name(resource_backend_id, "allocation account")
-        self._parent_chain(waldur_resource)  # checks the customer and project names
+        resource_accounts.parent_chain(self.settings, waldur_resource)  # checks their names
         if self.project_directories is not None:  # a path that is not safe stops it here
-            self.project_directories.checked_path(self._project_of(waldur_resource))
+            project = resource_accounts.project_of(self.settings, waldur_resource)
+            self.project_directories.checked_path(project)
         tres_limits, _ = self._collect_resource_limits(waldur_resource)  # fails before writes
         # The project's LDAP group comes first: with the directory away nothing is made.
         group = self.site.ensure_group(self._group_project(waldur_resource))
@@ -210,15 +201,9 @@ class SlurmBackend(BaseBackend):
         """Create the accounts above the allocation: customer and project, or the project."""
         del user_context
         tree.require_top(self.client, self.settings)
-        tree.ensure_chain(self.client, self._parent_chain(waldur_resource))
-
-    def _project_of(self, waldur_resource: WaldurResource) -> str:
-        """The allocation's project account, name checked."""
-        return resource_accounts.project_of(self.settings, waldur_resource)
-
-    def _parent_chain(self, waldur_resource: WaldurResource) -> list[accounts.AccountSpec]:
-        """The customer and project accounts above the allocation, names checked."""
-        return resource_accounts.parent_chain(self.settings, waldur_resource)
+        tree.ensure_chain(
+            self.client, resource_accounts.parent_chain(self.settings, waldur_resource)
+        )
 
     def _create_backend_resource(
         self,
@@ -275,10 +260,10 @@ class SlurmBackend(BaseBackend):
         if self.client.snapshot().account(account) is None:
             logger.warning("Account %s does not exist; prepaid limits not synced", account)
             return
-        tres_limits, _ = self._collect_resource_limits(waldur_resource)
-        paid = limits.prepaid_tres(self.settings.components)
+        allocation = self._limits()
+        paid = allocation.prepaid(waldur_resource)
         with self._unless_removed_since_read(account, "syncing prepaid limits"):
-            self._limits().apply(account, {t: v for t, v in tres_limits.items() if t in paid})
+            allocation.apply(account, paid)
 
     def get_resource_limits(self, resource_backend_id: str) -> dict[str, int]:
         """The allocation's GrpTRESMins in whole Waldur units (prepaid: per month of one)."""
@@ -405,12 +390,8 @@ class SlurmBackend(BaseBackend):
         validation.usernames(existing_users)
         grant = self._grant(waldur_resource)
         with self._unless_removed_since_read(account, "completing members' associations"):
-            state = self.client.snapshot().account(account)
-            if state is not None:
-                present = existing_users & set(state.users)
-                member_sync.add(
-                    self.client, membership.completions(account, present, grant, state.partitions)
-                )
+            present = member_sync.complete(self.client, account, existing_users, grant)
+            if present is not None:
                 # Members a cycle with the directory away could not add to the group.
                 self.site.add_members(self._group_project(waldur_resource), present)
 
@@ -428,7 +409,9 @@ class SlurmBackend(BaseBackend):
         """
         del resource
         if self.project_directories is not None:
-            self.project_directories.ensure(self._project_of(waldur_resource))
+            self.project_directories.ensure(
+                resource_accounts.project_of(self.settings, waldur_resource)
+            )
         self._make_homedirs(homedirs.offering_usernames(user_context))
 
     def process_existing_users(self, existing_users: set[str]) -> None:
@@ -608,13 +591,7 @@ class SlurmBackend(BaseBackend):
         That one sacct covers every resource of the cycle, so the month's usage is read
         once, and not at all when no resource exists in SLURM.
         """
-        ids = []
-        for resource in waldur_resources:
-            try:
-                ids.append(validation.account_name(resource.backend_id))
-            except InvalidValueError as err:
-                logger.error("Skipping resource %s: %s", resource.uuid, err)
-        self._cycle.cycle_accounts = frozenset(ids)
+        self._cycle.begin(waldur_resources)
         pulled: dict[str, tuple[WaldurResource, BackendResourceInfo]]
         pulled = super().pull_resources(waldur_resources)
         self._cycle.found(pulled)

@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
+from waldur_api_client.models.resource import Resource as WaldurResource
 from waldur_site_agent.backend import logger
 from waldur_site_agent.backend.exceptions import BackendError
 
-from waldur_site_agent_slurm.errors import SlurmError
+from waldur_site_agent_slurm.errors import InvalidValueError, SlurmError
 from waldur_site_agent_slurm.slurm import validation
 from waldur_site_agent_slurm.slurm.accounting import AccountingClient
 
@@ -28,6 +29,16 @@ class CycleReads:
         # Accounts this cycle's pull found in SLURM.
         self.read_accounts: frozenset[str] = frozenset()
         self.removed_accounts: set[str] = set()
+
+    def begin(self, waldur_resources: Iterable[WaldurResource]) -> None:
+        """A cycle pulls these resources; one with a bad backend id is skipped (logged)."""
+        ids = []
+        for resource in waldur_resources:
+            try:
+                ids.append(validation.account_name(resource.backend_id))
+            except InvalidValueError as err:
+                logger.error("Skipping resource %s: %s", resource.uuid, err)
+        self.cycle_accounts = frozenset(ids)
 
     def found(self, pulled: Iterable[str]) -> None:
         """The pull found these accounts in SLURM; none is known removed yet."""

@@ -64,6 +64,12 @@ class AllocationLimits:
         )
         return tres_limits, {k: int(v) if v.is_integer() else v for k, v in waldur_limits.items()}  # type: ignore[misc]
 
+    def prepaid(self, waldur_resource: WaldurResource) -> dict[str, int]:
+        """The GrpTRESMins of the prepaid components for the resource's current end date."""
+        tres_limits, _ = self.collect(waldur_resource)
+        paid = limits.prepaid_tres(self.settings.components)
+        return {t: v for t, v in tres_limits.items() if t in paid}
+
     def to_tres(self, limits_: dict[str, int]) -> dict[str, int]:
         """Waldur limits as TRES-minutes."""
         tres_limits, _ = limits.to_tres_minutes(

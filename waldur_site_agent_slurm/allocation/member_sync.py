@@ -88,6 +88,21 @@ def add_users(
     return new
 
 
+def complete(
+    client: AccountingClient, account: str, members: set[str], grant: membership.Grant
+) -> set[str] | None:
+    """Give the members already on ``account`` the associations they lack.
+
+    Returns those found on the account; None when the account does not exist.
+    """
+    state = client.snapshot().account(account)
+    if state is None:
+        return None
+    present = members & set(state.users)
+    add(client, membership.completions(account, present, grant, state.partitions))
+    return present
+
+
 def remove_users(
     client: AccountingClient,
     settings: SlurmSettings,

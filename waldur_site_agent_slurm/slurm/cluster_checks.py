@@ -5,10 +5,29 @@
 
 from __future__ import annotations
 
+from waldur_site_agent.backend import logger
+from waldur_site_agent.backend.exceptions import BackendError
+
 from waldur_site_agent_slurm.config import SlurmSettings
 from waldur_site_agent_slurm.slurm.accounting import AccountingClient
 
 LEVEL_QOS = ("qos_default", "qos_downscaled", "qos_paused")
+
+
+def usable(client: AccountingClient, settings: SlurmSettings, raise_exception: bool) -> bool:
+    """Whether SLURM's accounting database answers (and knows the cluster); logs why not.
+
+    ``raise_exception``: a ``BackendError`` naming the problems instead of False.
+    """
+    try:
+        problems = ping_problems(client, settings)
+    except BackendError as err:
+        problems = [str(err)]
+    if problems and raise_exception:
+        raise BackendError("; ".join(problems))
+    for problem in problems:
+        logger.error("SLURM is not usable: %s", problem)
+    return not problems
 
 
 def ping_problems(client: AccountingClient, settings: SlurmSettings) -> list[str]:
