@@ -366,7 +366,7 @@ def test_terminate_of_missing_account_is_a_no_op(runner: FakeRunner) -> None:
 def test_delete_retries_while_jobs_are_still_ending(
     runner: FakeRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("waldur_site_agent_slurm.backend.JOB_WAIT_SECONDS", 0)
+    monkeypatch.setattr("waldur_site_agent_slurm.allocation.member_sync.JOB_WAIT_SECONDS", 0)
     runner.outputs["show assoc"] = assoc_lines(
         "proj-1|||root|1||||normal|", "alloc-1|||proj-1|1||||normal|"
     )

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from waldur_api_client.api.marketplace_provider_resources import (
-    marketplace_provider_resources_set_limits,
-)
 from waldur_api_client.models.resource import Resource as WaldurResource
-from waldur_api_client.models.resource_set_limits_request import ResourceSetLimitsRequest
-from waldur_api_client.models.resource_set_limits_request_limits import (
-    ResourceSetLimitsRequestLimits,
-)
 from waldur_site_agent.backend import logger
 from waldur_site_agent.backend.backends import BaseBackend
 from waldur_site_agent.backend.exceptions import BackendError
@@ -24,58 +16,34 @@ from waldur_site_agent.backend.structures import BackendResourceInfo
 
 from waldur_site_agent_slurm.allocation import (
     accounts,
-    limits,
+    deletion,
+    limit_sync,
+    member_sync,
     membership,
-    own_qos,
-    prepaid,
     qos,
+    resource_accounts,
     tree,
 )
+from waldur_site_agent_slurm.allocation.creation import Creation
+from waldur_site_agent_slurm.allocation.cycle_reads import CycleReads
 from waldur_site_agent_slurm.allocation.usage import (
-    current_month,
-    month_window,
-    period_window,
     usage_zone,
 )
 from waldur_site_agent_slurm.allocation.usage_reader import UsageReader
 from waldur_site_agent_slurm.config import load_settings
 from waldur_site_agent_slurm.errors import (
-    HistoricalLoadStopped,
-    InvalidValueError,
-    SlurmCommandError,
-    SlurmError,
     SlurmUnavailableError,
 )
 from waldur_site_agent_slurm.log_level import apply_env_log_level
 from waldur_site_agent_slurm.periodic.message import apply_settings
 from waldur_site_agent_slurm.periodic.service import PeriodicService
-from waldur_site_agent_slurm.site import homedirs, ldap_sync, projectdirs
-from waldur_site_agent_slurm.site.ldap_groups import ProjectGroup, ProjectGroups
-from waldur_site_agent_slurm.slurm import validation
+from waldur_site_agent_slurm.site import homedirs
+from waldur_site_agent_slurm.site.project_site import ProjectSite
+from waldur_site_agent_slurm.slurm import cluster_checks, validation
 from waldur_site_agent_slurm.slurm.accounting import AccountingClient
-from waldur_site_agent_slurm.slurm.answers import Answer
 from waldur_site_agent_slurm.slurm.modes import make_client
-from waldur_site_agent_slurm.slurm.parser import AssociationRecord
 from waldur_site_agent_slurm.slurm.runner import CommandRunner
 from waldur_site_agent_slurm.slurm.write_lock import LOCK_NAME, WriteLock
-
-JOB_WAIT_ATTEMPTS = 15
-JOB_WAIT_SECONDS = 2.0
-
-
-_LEVEL_QOS = ("qos_default", "qos_downscaled", "qos_paused")
-
-
-def _text(value: object) -> str:
-    """A string field of a Waldur model ('' when the API left it unset)."""
-    return value if isinstance(value, str) else ""
-
-
-def _limits_dict(waldur_resource: WaldurResource) -> dict[str, Any]:
-    raw = getattr(waldur_resource, "limits", None)
-    if raw is None or not hasattr(raw, "to_dict"):
-        return dict(raw) if isinstance(raw, dict) else {}
-    return dict(raw.to_dict())
 
 
 class SlurmBackend(BaseBackend):
@@ -109,39 +77,17 @@ class SlurmBackend(BaseBackend):
         )
         self.client: AccountingClient = make_client(self.settings, self.runner)
         self._usage_reader: UsageReader | None = None
-        # The limits the create in progress puts on its ``add account``.
-        self._carried: tree.CarriedLimits | None = None
-        # The allocation QoS the create in progress added (qos_management), for its undo.
-        self._added_qos: str | None = None
+        # The create in progress: the limits its ``add account`` carries, what it added.
+        self._creation: Creation | None = None
         self._flat_move_logged = False
         # Read by the framework's processors; offering_partitions is set by them.
         self.partition_enforcement_enabled = self.settings.enforce_offering_partitions
-        # Accounts of the resources this cycle pulls: the cycle's one sacct covers them.
-        self._cycle_accounts: frozenset[str] = frozenset()
-        # Accounts this cycle's pull found in SLURM (see _unless_removed_since_read).
-        self._read_accounts: frozenset[str] = frozenset()
-        self._removed_accounts: set[str] = set()
-        # POSIX groups per project in LDAP (backend_settings.ldap), None when not configured.
-        self.project_groups: ProjectGroups | None = (
-            ProjectGroups(self.settings.ldap) if self.settings.ldap else None
-        )
-        layout = self.settings.project_directory_layout
-        self.project_directories: projectdirs.ProjectDirectories | None = None
-        if layout is not None:
-            site_runner = CommandRunner(timeout=self.settings.command_timeout, kind="Host")
-            self.project_directories = projectdirs.ProjectDirectories(
-                layout, site_runner, self._project_group_source()
-            )
-
-    def _project_group_source(self) -> projectdirs.GroupSource:
-        """Where a project directory's group comes from.
-
-        The POSIX group named after the project account, as the host's NSS knows it; LDAP
-        project groups plug their ``project_group_gid`` in here.
-        """
-        if self.project_groups is not None:
-            return self.project_group_gid
-        return projectdirs.named_group
+        # What this cycle's pull read (see _unless_removed_since_read).
+        self._cycle = CycleReads()
+        # The projects' LDAP groups and directories (None each when not configured).
+        self.site = ProjectSite(self.settings)
+        self.project_groups = self.site.groups
+        self.project_directories = self.site.directories
 
     def qos_enforced(self) -> bool:
         """Whether user associations get the resource's QoS and partition grants.
@@ -170,25 +116,10 @@ class SlurmBackend(BaseBackend):
 
     def ping(self, raise_exception: bool = False) -> bool:
         """Check that SLURM's accounting database answers (and knows the cluster)."""
-        try:
-            problems = self._ping_problems()
-        except BackendError as err:
-            problems = [str(err)]
-        if problems and raise_exception:
-            raise BackendError("; ".join(problems))
-        for problem in problems:
-            logger.error("SLURM is not usable: %s", problem)
-        return not problems
+        return cluster_checks.usable(self.client, self.settings, raise_exception)
 
     def _ping_problems(self) -> list[str]:
-        clusters = self.client.clusters()
-        name = self.settings.cluster_name
-        if name and name not in clusters:
-            return [
-                f"cluster {name!r} is not in the accounting database (known: "
-                f"{', '.join(sorted(clusters)) or 'none'}); check cluster_name"
-            ]
-        return []
+        return cluster_checks.ping_problems(self.client, self.settings)
 
     def diagnostics(self) -> bool:
         """Log what is wrong between the configuration and the cluster; True when nothing."""
@@ -199,11 +130,10 @@ class SlurmBackend(BaseBackend):
             problems += self._configuration_problems()
         except BackendError as err:
             problems.append(str(err))
-        if self.project_groups is not None:
-            try:
-                self.project_groups.check()
-            except BackendError as err:
-                problems.append(str(err))
+        try:
+            self.site.check_groups()
+        except BackendError as err:
+            problems.append(str(err))
         for problem in problems:
             logger.error("Diagnostics: %s", problem)
         if not problems:
@@ -211,41 +141,8 @@ class SlurmBackend(BaseBackend):
         return not problems
 
     def _configuration_problems(self) -> list[str]:
-        problems = []
-        known = self.client.tres_names()
-        for key, comp in self.settings.components.items():
-            if not comp.targets:
-                problems.append(f"component {key} maps to no TRES (set tres_name)")
-            for tres in (t.tres for t in comp.targets if t.tres not in known):
-                problems.append(
-                    f"component {key} maps to TRES {tres}, which the cluster does not "
-                    f"account (known: {', '.join(sorted(known))}); add it to "
-                    "AccountingStorageTRES or set tres_name"
-                )
-        existing_qos = self.client.qos_names()
-        management = self.settings.qos_management
-        # Under skip_qos_swap the level QoS are never put on an account; swapping with
-        # qos_management restores an allocation to its own QoS, never to qos_default.
-        swapped: tuple[str, ...] = () if management and management.skip_qos_swap else _LEVEL_QOS
-        if self.settings.managed_qos is not None:
-            swapped = tuple(field for field in swapped if field != "qos_default")
-        for field in swapped:
-            name = getattr(self.settings, field)
-            if name not in existing_qos:
-                problems.append(f"{field} {name!r} does not exist: sacctmgr add qos {name}")
-        own = self.settings.managed_qos
-        for name in own.additional_qos if own else ():
-            if name not in existing_qos:
-                where = f"qos_management.additional_qos {name!r}"
-                problems.append(f"{where} does not exist: sacctmgr add qos {name}")
-        snapshot = self.client.snapshot()
-        for field in ("root_account", "parent_account", "default_account"):
-            name = getattr(self.settings, field)
-            if name and snapshot.account(name) is None:
-                problems.append(f"{field} {name!r} does not exist: sacctmgr add account {name}")
-        if self.project_directories is not None:
-            problems += self.project_directories.problems()
-        return problems
+        problems = cluster_checks.configuration_problems(self.client, self.settings)
+        return problems + self.site.problems()
 
     def list_components(self) -> list[str]:
         """TRES the cluster accounts for."""
@@ -261,13 +158,15 @@ class SlurmBackend(BaseBackend):
     ) -> BackendResourceInfo:
         """Check every name and limit first, then create with the limits on ``add account``."""
         validation.account_name(resource_backend_id, "allocation account")
-        self._parent_chain(waldur_resource)  # checks the customer and project names
+        resource_accounts.parent_chain(self.settings, waldur_resource)  # checks their names
         if self.project_directories is not None:  # a path that is not safe stops it here
-            self.project_directories.checked_path(self._project_of(waldur_resource))
+            project = resource_accounts.project_of(self.settings, waldur_resource)
+            self.project_directories.checked_path(project)
         tres_limits, _ = self._collect_resource_limits(waldur_resource)  # fails before writes
         # The project's LDAP group comes first: with the directory away nothing is made.
-        group = self._ensure_project_group(waldur_resource)
-        self._carried = tree.CarriedLimits(resource_backend_id, tres_limits)
+        group = self.site.ensure_group(self._group_project(waldur_resource))
+        carried = tree.CarriedLimits(resource_backend_id, tres_limits)
+        self._creation = creation = self._new_creation(carried)
         # Orders of one cycle share the backend: undo only what this create adds.
         self.client.added_accounts.clear()
         try:
@@ -275,16 +174,17 @@ class SlurmBackend(BaseBackend):
                 waldur_resource, resource_backend_id, user_context
             )
         except SlurmUnavailableError:
-            self._undo_project_group(group)
+            self.site.undo_group(group)
             raise  # SLURM is away: the next attempt adopts the accounts already created
         except BackendError as err:
-            self._undo_added_accounts(err)
-            self._undo_added_qos()
-            self._undo_project_group(group)
+            creation.undo(err)
+            self.site.undo_group(group)
             raise
         finally:
-            self._carried = None
-            self._added_qos = None
+            self._creation = None
+
+    def _new_creation(self, carried: tree.CarriedLimits | None = None) -> Creation:
+        return Creation(self.client, self.settings, self.submit_lever(), carried)
 
     def _group_project(self, waldur_resource: WaldurResource, slug: str = "") -> str | None:
         """The project account whose LDAP group the resource's users belong to.
@@ -294,55 +194,11 @@ class SlurmBackend(BaseBackend):
         """
         if self.project_groups is None:
             return None
-        slug = slug or _text(waldur_resource.project_slug)
-        if not slug:
-            raise BackendError(
-                f"Resource {waldur_resource.uuid} names no project: its LDAP project group "
-                "cannot be found"
-            )
-        return validation.account_name(self._get_project_backend_id(slug), "project account")
-
-    def _ensure_project_group(self, waldur_resource: WaldurResource) -> ProjectGroup | None:
-        project = self._group_project(waldur_resource)
-        if self.project_groups is None or project is None:
-            return None
-        return self.project_groups.ensure(project)
-
-    def _undo_project_group(self, group: ProjectGroup | None) -> None:
-        """Remove the project group a failed create made, unless someone joined it since."""
-        if group is None or not group.created or self.project_groups is None:
-            return
-        ldap_sync.undo_group(self.project_groups, group)
+        return resource_accounts.group_project(self.settings, waldur_resource, slug)
 
     def project_group_gid(self, project_account: str) -> int | None:
         """The gid of the project's LDAP group; None without ``ldap`` or without a group."""
-        if self.project_groups is None:
-            return None
-        return self.project_groups.project_group_gid(project_account)
-
-    def _undo_added_accounts(self, err: BackendError) -> None:
-        """Remove the accounts this create added, newest first, after a failed create."""
-        added = list(reversed(self.client.added_accounts))
-        if not added:
-            return
-        logger.error("Creating the allocation failed (%s); removing %s", err, ", ".join(added))
-        for name in added:
-            try:
-                self.client.remove_account(name)
-            except BackendError as undo_err:
-                logger.error("Could not remove %s, remove it by hand: %s", name, undo_err)
-        self.client.added_accounts.clear()
-
-    def _undo_added_qos(self) -> None:
-        """Remove the QoS a failed create added (after its account)."""
-        if self._added_qos is None:
-            return
-        try:
-            self.client.remove_qos(self._added_qos)
-        except BackendError as undo_err:
-            logger.error(
-                "Could not remove QoS %s, remove it by hand: %s", self._added_qos, undo_err
-            )
+        return self.site.gid(project_account)
 
     def _pre_create_resource(
         self, waldur_resource: WaldurResource, user_context: dict[str, Any] | None = None
@@ -350,21 +206,8 @@ class SlurmBackend(BaseBackend):
         """Create the accounts above the allocation: customer and project, or the project."""
         del user_context
         tree.require_top(self.client, self.settings)
-        tree.ensure_chain(self.client, self._parent_chain(waldur_resource))
-
-    def _project_of(self, waldur_resource: WaldurResource) -> str:
-        """The allocation's project account, name checked."""
-        project = accounts.project_account(self.settings, _text(waldur_resource.project_slug))
-        return validation.account_name(project, "project account")
-
-    def _parent_chain(self, waldur_resource: WaldurResource) -> list[accounts.AccountSpec]:
-        """The customer and project accounts above the allocation, names checked."""
-        return accounts.parent_chain(
-            self.settings,
-            customer_slug=_text(waldur_resource.customer_slug),
-            customer_name=_text(waldur_resource.customer_name),
-            project_slug=_text(waldur_resource.project_slug),
-            project_name=_text(waldur_resource.project_name),
+        tree.ensure_chain(
+            self.client, resource_accounts.parent_chain(self.settings, waldur_resource)
         )
 
     def _create_backend_resource(
@@ -377,137 +220,39 @@ class SlurmBackend(BaseBackend):
         """Create the allocation account with its limits; adopt one left by an earlier run."""
         name = validation.account_name(resource_backend_id, "allocation account")
         parent = resource_parent_name or resource_organization
-        state = self.client.snapshot().account(name)
-        if state is not None:
-            if state.parent == parent:
-                logger.info("Account %s already exists under %s; adopting it", name, parent)
-                self._attach_own_qos(state.record)
-                return True
-            logger.warning("Account %s exists under %s, not %s", name, state.parent, parent)
-            return False
-        organization = validation.account_name(resource_organization.lower(), "organization")
-        carried = self._carried if self._carried and self._carried.account == name else None
-        options = self.settings.managed_qos
-        # apply_limits_to_qos: the limits go on the allocation's QoS, made first.
-        on_qos = options is not None and options.limits_on_qos
-        made = False
-        if options is not None:
-            made = self._ensure_own_qos(name, options, carried.tres if carried and on_qos else None)
-        created = self.client.add_account(
-            name,
-            validation.description(resource_name, name),
-            organization,
-            parent,
-            carried.tres if carried and not on_qos else None,
-            qos=own_qos.attach_fields(options, name, (), "") if options is not None else None,
-        )
-        if carried is not None:
-            carried.stored = made if on_qos else created
-        return True
-
-    def _ensure_own_qos(
-        self, name: str, options: own_qos.QosOptions, grp_tres_mins: dict[str, int] | None = None
-    ) -> bool:
-        """Create the allocation's QoS with its options; adopt or correct an existing one.
-
-        ``grp_tres_mins`` goes on a QoS this adds (apply_limits_to_qos); True when it did.
-        """
-        found = self.client.qos_record(name)
-        if found is None:
-            settings = options.settings()
-            if grp_tres_mins:
-                settings["GrpTRESMins"] = limits.format_setting(grp_tres_mins)
-            if self.client.add_qos(name, settings):
-                self._added_qos = name
-                return True
-            return False
-        todo = own_qos.differences(options, found)
-        if todo:
-            logger.info("QoS %s exists with other options; setting %s", name, todo)
-            self.client.modify_qos(name, todo)
-        else:
-            logger.info("QoS %s already exists with the configured options; adopting it", name)
-        return False
-
-    def _attach_own_qos(self, record: AssociationRecord) -> None:
-        """An adopted account: its QoS made and attached, in one ``modify account`` at most.
-
-        An account that QoS swapping holds on a paused or downscaled QoS is left there:
-        restore puts it back on its own QoS.
-        """
-        options = self.settings.managed_qos
-        if options is None:
-            return
-        self._ensure_own_qos(record.account, options)
-        swapped = not self.submit_lever()
-        if swapped and qos.level_of(record, self.settings) is not qos.QosLevel.DEFAULT:
-            return
-        fields = own_qos.attach_fields(options, record.account, record.qos, record.default_qos)
-        if fields:
-            self.client.modify_account(record.account, fields)
+        creation = self._creation or self._new_creation()
+        return creation.create_account(name, resource_name, resource_organization, parent)
 
     def has_prepaid_components(self) -> bool:
         """True when a component is prepaid (``accounting_type: one``)."""
-        return any(comp.prepaid for comp in self.settings.components.values())
+        return limit_sync.has_prepaid(self.settings)
 
-    def _paid_months(self, waldur_resource: WaldurResource | None) -> int:
-        """Months of limit a prepaid component gets: from ``created`` to ``end_date``."""
-        if waldur_resource is None or not self.has_prepaid_components():
-            return 1
-        return prepaid.resource_months(
-            waldur_resource.created, waldur_resource.end_date, self._zone()
-        )
+    def _limits(self) -> limit_sync.AllocationLimits:
+        """Limits through the current client (tests may swap the client)."""
+        return limit_sync.AllocationLimits(self.client, self.settings, self._zone)
 
     def _collect_resource_limits(
         self, waldur_resource: WaldurResource
     ) -> tuple[dict[str, int], dict[str, int]]:
         """GrpTRESMins for an allocation: Waldur limits × factor (× months if prepaid)."""
-        requested = limits.requested(_limits_dict(waldur_resource), self.settings.components)
-        tres_limits, waldur_limits = limits.to_tres_minutes(
-            requested,
-            self.settings.components,
-            self.client.tres_names(),
-            self._paid_months(waldur_resource),
-        )
-        return tres_limits, {k: int(v) if v.is_integer() else v for k, v in waldur_limits.items()}  # type: ignore[misc]
+        return self._limits().collect(waldur_resource)
 
     def _setup_resource_limits(
         self, resource_backend_id: str, waldur_resource: WaldurResource
     ) -> dict[str, int]:
         tres_limits, waldur_limits = self._collect_resource_limits(waldur_resource)
-        if self._carried and self._carried.cover(resource_backend_id, tres_limits):
+        carried = self._creation.carried if self._creation else None
+        if carried and carried.cover(resource_backend_id, tres_limits):
             logger.info("Limits of %s were set on creation: %s", resource_backend_id, tres_limits)
         else:
-            self._apply_grp_tres_mins(resource_backend_id, tres_limits)
+            self._limits().apply(resource_backend_id, tres_limits)
         return waldur_limits
-
-    def _limits_on_qos(self) -> bool:
-        """Whether GrpTRESMins live on the allocation's QoS (``apply_limits_to_qos``)."""
-        return self.settings.managed_qos is not None and self.settings.managed_qos.limits_on_qos
-
-    def _grp_tres_mins(self, account: str) -> dict[str, int]:
-        """The allocation's GrpTRESMins: on its account, or on its QoS (apply_limits_to_qos)."""
-        if not self._limits_on_qos():
-            return self.client.get_resource_limits(account)
-        found = self.client.qos_record(account)
-        return dict(found.grp_tres_mins) if found else {}
-
-    def _apply_grp_tres_mins(self, account: str, tres_limits: dict[str, int]) -> None:
-        current = self._grp_tres_mins(account)
-        todo = limits.changes(current, tres_limits)
-        if not todo:
-            logger.info("Limits of %s are already %s", account, tres_limits)
-        elif self._limits_on_qos():
-            self.client.modify_qos(account, {"GrpTRESMins": limits.format_setting(todo)})
-        else:
-            self.client.modify_account(account, {"GrpTRESMins": limits.format_setting(todo)})
 
     def set_resource_limits(self, resource_backend_id: str, limits_: dict[str, int]) -> None:
         """Set GrpTRESMins from Waldur limits, writing only the TRES that differ."""
-        tres_limits, _ = limits.to_tres_minutes(
-            limits_, self.settings.components, self.client.tres_names()
-        )
-        self._apply_grp_tres_mins(validation.account_name(resource_backend_id), tres_limits)
+        allocation = self._limits()
+        tres_limits = allocation.to_tres(limits_)
+        allocation.apply(validation.account_name(resource_backend_id), tres_limits)
 
     def sync_resource_end_date(
         self, waldur_resource: WaldurResource, waldur_rest_client: Any
@@ -520,21 +265,14 @@ class SlurmBackend(BaseBackend):
         if self.client.snapshot().account(account) is None:
             logger.warning("Account %s does not exist; prepaid limits not synced", account)
             return
-        tres_limits, _ = self._collect_resource_limits(waldur_resource)
-        paid = limits.prepaid_tres(self.settings.components)
+        allocation = self._limits()
+        paid = allocation.prepaid(waldur_resource)
         with self._unless_removed_since_read(account, "syncing prepaid limits"):
-            self._apply_grp_tres_mins(account, {t: v for t, v in tres_limits.items() if t in paid})
+            allocation.apply(account, paid)
 
     def get_resource_limits(self, resource_backend_id: str) -> dict[str, int]:
         """The allocation's GrpTRESMins in whole Waldur units (prepaid: per month of one)."""
-        return self._waldur_limits(resource_backend_id, None)
-
-    def _waldur_limits(
-        self, account: object, waldur_resource: WaldurResource | None
-    ) -> dict[str, int]:
-        tres_limits = self._grp_tres_mins(validation.account_name(_text(account)))
-        months = self._paid_months(waldur_resource)
-        return limits.whole_units(limits.to_waldur(tres_limits, self.settings.components, months))
+        return self._limits().in_waldur_units(resource_backend_id, None)
 
     def sync_resource_limits(
         self, waldur_resource: WaldurResource, waldur_rest_client: Any
@@ -548,31 +286,10 @@ class SlurmBackend(BaseBackend):
         """
         if self.settings.periodic.enabled:
             return
-        backend = self._waldur_limits(waldur_resource.backend_id, waldur_resource)
-        update = limits.waldur_update(_limits_dict(waldur_resource), backend)
-        if update is None:
-            logger.info("Limits of %s are in sync with Waldur", waldur_resource.backend_id)
-            return
-        logger.info("Setting Waldur limits of %s to %s", waldur_resource.backend_id, update)
-        marketplace_provider_resources_set_limits.sync(
-            uuid=_text(getattr(waldur_resource.uuid, "hex", "")),  # type: ignore[arg-type]
-            client=waldur_rest_client,
-            body=ResourceSetLimitsRequest(limits=ResourceSetLimitsRequestLimits.from_dict(update)),
-        )
+        backend = self._limits().in_waldur_units(waldur_resource.backend_id, waldur_resource)
+        limit_sync.push_to_waldur(waldur_resource, backend, waldur_rest_client)
 
     # ---- deletion ----------------------------------------------------------------------
-
-    def _retry_while_jobs_active(self, action: Callable[[], None], what: str) -> None:
-        """Run ``action``; while SLURM refuses because jobs are still ending, wait and retry."""
-        for attempt in range(1, JOB_WAIT_ATTEMPTS + 1):
-            try:
-                action()
-                return
-            except SlurmCommandError as err:
-                if err.answer is not Answer.JOBS_ACTIVE or attempt == JOB_WAIT_ATTEMPTS:
-                    raise
-                logger.info("Jobs of %s are still ending (attempt %s); waiting", what, attempt)
-                time.sleep(JOB_WAIT_SECONDS)
 
     def _pre_delete_resource(self, waldur_resource: WaldurResource, project_slug: str = "") -> None:
         """Cancel the allocation's jobs and remove its users."""
@@ -586,28 +303,17 @@ class SlurmBackend(BaseBackend):
         account = validation.account_name(waldur_resource.backend_id, "allocation account")
         project_slug = kwargs.get("project_slug") or ""
         group_project = self._group_project(waldur_resource, project_slug)
-        if self.project_groups is not None:
-            self.project_groups.check()  # with the directory away, nothing is removed
-        if self.client.snapshot().account(account) is None:
-            logger.warning("Account %s does not exist; nothing to delete", account)
-        elif self.backend_settings.get("soft_delete", False):
-            self._pre_delete_resource(waldur_resource, project_slug)
-            self.set_resource_limits(account, dict.fromkeys(self.settings.tres_components(), 0))
+        self.site.check_groups()  # with the directory away, nothing is removed
+        empty = partial(self._pre_delete_resource, waldur_resource, project_slug)
+        soft = bool(self.backend_settings.get("soft_delete", False))
+        if not deletion.remove_allocation(self._limits(), account, empty, soft=soft):
             return None
-        else:
-            self._pre_delete_resource(waldur_resource, project_slug)
-            self._retry_while_jobs_active(lambda: self.client.remove_account(account), account)
-        if self.settings.managed_qos is not None and not self.backend_settings.get("soft_delete"):
-            self.client.remove_qos(account)  # after the account: SLURM refuses a QoS in use
         if project_slug:
             project = validation.account_name(self._get_project_backend_id(project_slug))
             removed = tree.remove_empty_project(self.client, self.settings, project)
-            if removed and self.project_directories is not None:
-                self.project_directories.keep(project)
-        if self.project_groups is not None and group_project is not None:
-            ldap_sync.remove_group_if_unused(
-                self.project_groups, self.client.snapshot(), group_project
-            )
+            if removed:
+                self.site.keep_directory(project)
+        self.site.remove_group_if_unused(self.client, group_project)
         return None
 
     def sync_resource_project(
@@ -624,67 +330,15 @@ class SlurmBackend(BaseBackend):
                 logger.info("Flat hierarchy: project accounts are not moved between customers")
                 self._flat_move_logged = True
             return
-        customer_slug = _text(waldur_resource.customer_slug)
-        project_slug = _text(waldur_resource.project_slug)
-        if not customer_slug or not project_slug:
-            logger.warning("Resource %s names no customer or project", waldur_resource.uuid)
-            return
-        customer = accounts.customer_spec(
-            self.settings, customer_slug, _text(waldur_resource.customer_name)
-        )
-        project = validation.account_name(
-            accounts.project_account(self.settings, project_slug), "project account"
-        )
-        tree.move_project(self.client, project, customer)
+        moved = resource_accounts.moved_project(self.settings, waldur_resource)
+        if moved is not None:
+            tree.move_project(self.client, *moved)
 
     # ---- an account removed while a cycle works on it ----------------------------------
 
-    def _removed_since_read(self, account: str) -> bool:
-        """Whether an account this cycle's pull found in SLURM is gone now.
-
-        A terminate order (or an admin) removed it after the read. Never true for an
-        account this backend added (an order's own create) nor for one the cycle did not
-        read: a missing account stays an error there.
-        """
-        if account not in self._read_accounts or account in self.client.added_accounts:
-            return False
-        if account in self._removed_accounts:
-            return True
-        try:
-            removed = self.client.account_record(account, fresh=True) is None
-        except SlurmError:
-            return False  # SLURM cannot say: the original error stands
-        if removed:
-            self._removed_accounts.add(account)
-        return removed
-
-    @contextmanager
-    def _unless_removed_since_read(self, account: str, what: str) -> Iterator[None]:
-        """Run the block; failing because the account was removed since the read is no error.
-
-        A membership cycle reads every allocation first and then works on each in turn.
-        An account removed meanwhile has nothing left to add, remove or set; without this
-        the framework would mark its resource, already Terminated, as Erred. Any other
-        error, and any error for an account that is still there, is raised.
-        """
-        try:
-            yield
-        except BackendError as err:
-            known = account in self._removed_accounts
-            if not self._removed_since_read(account):
-                raise
-            if known:
-                logger.info(
-                    "Account %s was removed after this cycle read it; %s skipped", account, what
-                )
-                return
-            logger.warning(
-                "Account %s was removed after this cycle read it (a terminate order, or by "
-                "hand); %s: nothing to do (%s)",
-                account,
-                what,
-                err,
-            )
+    def _unless_removed_since_read(self, account: str, what: str) -> AbstractContextManager[None]:
+        """The block's failure is no error when the account was removed since the read."""
+        return self._cycle.unless_removed(self.client, account, what)
 
     # ---- users -------------------------------------------------------------------------
 
@@ -711,24 +365,11 @@ class SlurmBackend(BaseBackend):
     ) -> set[str]:
         wanted = membership.wanted_users(user_ids, kwargs.get("offering_user_states") or {})
         validation.usernames(wanted)
-        snapshot = self.client.snapshot()
-        state = snapshot.account(account)
-        if state is None:
-            raise BackendError(f"Account {account} does not exist; cannot add users")
-        grant = self._grant(waldur_resource)
-        new = sorted(wanted - set(state.users))
-        steps = membership.additions(account, new, self.settings, snapshot.user_accounts, grant)
-        steps += membership.completions(account, wanted & set(state.users), grant, state.partitions)
-        self._add(steps)
-        self._add_group_members(waldur_resource, wanted)
+        grant = partial(self._grant, waldur_resource)
+        new = member_sync.add_users(self.client, self.settings, account, wanted, grant)
+        self.site.add_members(self._group_project(waldur_resource), wanted)
         self._make_homedirs(new, kwargs.get("homedir_umask"))
         return wanted
-
-    def _add_group_members(self, waldur_resource: WaldurResource, usernames: set[str]) -> None:
-        """Put the users into the project's LDAP group (made when missing)."""
-        project = self._group_project(waldur_resource)
-        if self.project_groups is not None and project is not None and usernames:
-            self.project_groups.add_members(project, usernames)
 
     def _grant(self, waldur_resource: WaldurResource) -> membership.Grant:
         """The partitions and QoS of the allocation's user associations (names checked)."""
@@ -738,16 +379,6 @@ class SlurmBackend(BaseBackend):
             qos_enforced=self.qos_enforced(),
             attributes=membership.resource_attributes(waldur_resource),
         )
-
-    def _add(self, steps: list[membership.UserAddition]) -> None:
-        for step in steps:
-            self.client.add_users(
-                step.users,
-                step.accounts,
-                step.default_account,
-                partitions=step.grant.partitions,
-                qos=step.grant.qos,
-            )
 
     def reconcile_existing_user_roles(
         self,
@@ -764,12 +395,10 @@ class SlurmBackend(BaseBackend):
         validation.usernames(existing_users)
         grant = self._grant(waldur_resource)
         with self._unless_removed_since_read(account, "completing members' associations"):
-            state = self.client.snapshot().account(account)
-            if state is not None:
-                present = existing_users & set(state.users)
-                self._add(membership.completions(account, present, grant, state.partitions))
+            present = member_sync.complete(self.client, account, existing_users, grant)
+            if present is not None:
                 # Members a cycle with the directory away could not add to the group.
-                self._add_group_members(waldur_resource, present)
+                self.site.add_members(self._group_project(waldur_resource), present)
 
     def post_create_resource(
         self,
@@ -785,7 +414,9 @@ class SlurmBackend(BaseBackend):
         """
         del resource
         if self.project_directories is not None:
-            self.project_directories.ensure(self._project_of(waldur_resource))
+            self.project_directories.ensure(
+                resource_accounts.project_of(self.settings, waldur_resource)
+            )
         self._make_homedirs(homedirs.offering_usernames(user_context))
 
     def process_existing_users(self, existing_users: set[str]) -> None:
@@ -826,60 +457,17 @@ class SlurmBackend(BaseBackend):
     ) -> list[str]:
         """Remove the users' associations; first from the project's group those who leave it."""
         snapshot = self.client.snapshot()
-        state = snapshot.account(account)
-        present = sorted(usernames & set(state.users)) if state else []
-        if self.project_groups is not None and project is not None:
-            # Before SLURM: a directory that is away leaves the associations to retry with.
-            leaving = ldap_sync.leaving_project(snapshot, project, account, usernames)
-            self.project_groups.remove_members(project, leaving)
-        if not present:
-            return []
-        defaults = self.client.user_defaults(present)
-        removed = []
-        for step in membership.removals(
-            account, present, snapshot.user_accounts, defaults, self.settings
-        ):
-            user = step.user
-            for where in step.accounts:
-                self.cancel_active_jobs_for_account_user(where, user)
-            if step.new_default:
-                self.client.modify_user(user, None, {"DefaultAccount": step.new_default})
-            if step.whole_user:
-                for where in membership.deletion_order(step, defaults.get(user)):
-                    self._retry_while_jobs_active(
-                        partial(self.client.remove_user, user, where), f"{user} in {where}"
-                    )
-                removed.append(user)
-                continue
-            remove = partial(self.client.remove_user, user, account)
-            try:
-                self._retry_while_jobs_active(remove, f"{user} in {account}")
-            except SlurmCommandError as err:
-                if err.answer is not Answer.DEFAULT_ACCOUNT or step.fallback_default is None:
-                    raise
-                # The default changed since it was read: move it, then remove again.
-                logger.info(
-                    "%s is the default account of %s; moving it to %s first",
-                    account,
-                    user,
-                    step.fallback_default,
-                )
-                self.client.modify_user(user, None, {"DefaultAccount": step.fallback_default})
-                self._retry_while_jobs_active(remove, f"{user} in {account}")
-            removed.append(user)
-        return removed
+        # Before SLURM: a directory that is away leaves the associations to retry with.
+        self.site.remove_leaving(snapshot, project, account, usernames)
+        return member_sync.remove_users(self.client, self.settings, account, usernames, snapshot)
 
     def list_active_user_jobs(self, account: str, user: str) -> list[str]:
         """Ids of the user's pending, running and suspended jobs under the account."""
-        name = validation.account_name(account, "allocation account")
-        return self.client.active_jobs(name, validation.username(user))
+        return member_sync.active_jobs(self.client, account, user)
 
     def cancel_active_jobs_for_account_user(self, account: str, user: str) -> None:
         """Cancel the user's active jobs under the account (no command when there are none)."""
-        jobs = self.list_active_user_jobs(account, user)
-        if jobs:
-            logger.info("Cancelling jobs %s of %s in %s", ", ".join(jobs), user, account)
-            self.client.cancel_user_jobs(user, account)
+        member_sync.cancel_jobs(self.client, account, user)
 
     # ---- QoS ---------------------------------------------------------------------------
 
@@ -950,26 +538,14 @@ class SlurmBackend(BaseBackend):
         """Set a user's MaxTRESMins from Waldur units; ``{}`` clears them."""
         account = validation.account_name(resource_backend_id)
         validation.username(username)
-        tres_limits, _ = limits.to_tres_minutes(
-            limits_, self.settings.components, self.client.tres_names()
-        )
+        allocation = self._limits()
+        tres_limits = allocation.to_tres(limits_)
         with self._unless_removed_since_read(account, f"setting the limits of {username}"):
-            state = self.client.snapshot().account(account)
-            record = state.users.get(username) if state else None
-            if record is None:
-                raise BackendError(f"User {username} has no association with {account}")
-            todo = limits.replacement(record.max_tres_mins, tres_limits)
-            if todo:
-                setting = {"MaxTRESMins": limits.format_setting(todo)}
-                self.client.modify_user(username, account, setting)
+            allocation.set_user_limits(account, username, tres_limits)
 
     def get_resource_user_limits(self, resource_backend_id: str) -> dict[str, dict[str, int]]:
         """Each user's MaxTRESMins in Waldur units."""
-        raw = self.client.get_resource_user_limits(resource_backend_id)
-        return {
-            user: limits.to_waldur(values, self.settings.components)  # type: ignore[misc]
-            for user, values in raw.items()
-        }
+        return self._limits().user_limits(resource_backend_id)
 
     # ---- usage -------------------------------------------------------------------------
 
@@ -986,9 +562,7 @@ class SlurmBackend(BaseBackend):
     def _get_usage_report(self, resource_backend_ids: list[str]) -> dict[str, Any]:
         """Usage of the current month (in the configured timezone), in Waldur units."""
         zone = self._zone()
-        year, month = current_month(zone)
-        window = month_window(year, month, zone)
-        return self._usage().report(window, resource_backend_ids, cover=self._cycle_accounts)
+        return self._usage().month_report(zone, resource_backend_ids, self._cycle.cycle_accounts)
 
     def get_usage_report_for_period(
         self,
@@ -1003,28 +577,16 @@ class SlurmBackend(BaseBackend):
         and gets a ``BackendError`` when a month cannot be reported. The historical loader
         asks once per month for all its allocations, without it, on a backend that no
         processor gave the agent's timezone (hence ``backend_settings.timezone``); there
-        any failure (an allocation SLURM does not know, a month that has not begun, SLURM
-        failing) stops the whole run before the month is posted (``HistoricalLoadStopped``).
+        any failure stops the whole run (``UsageReader.period_report``).
         """
         if not self.timezone and not self.settings.timezone:
             logger.warning(
                 "Cutting usage months at midnight UTC: the agent passed no timezone; set "
                 "backend_settings.timezone to the agent's timezone"
             )
-        try:
-            window = period_window(year, month, self._zone())
-            reader = self._usage()
-            reader.require_allocations(resource_backend_ids)
-            return reader.report(window, resource_backend_ids)
-        except SlurmError as err:
-            if waldur_resource is not None:
-                raise
-            message = (
-                f"Usage of {year:04d}-{month:02d} not loaded, nothing posted for it or any "
-                f"later month: {err}"
-            )
-            logger.error("%s", message)
-            raise HistoricalLoadStopped(message) from err
+        loader = waldur_resource is None
+        reader = self._usage()
+        return reader.period_report(year, month, self._zone, resource_backend_ids, loader=loader)
 
     def pull_resources(
         self, waldur_resources: list[WaldurResource]
@@ -1034,15 +596,8 @@ class SlurmBackend(BaseBackend):
         That one sacct covers every resource of the cycle, so the month's usage is read
         once, and not at all when no resource exists in SLURM.
         """
-        ids = []
-        for resource in waldur_resources:
-            try:
-                ids.append(validation.account_name(resource.backend_id))
-            except InvalidValueError as err:
-                logger.error("Skipping resource %s: %s", resource.uuid, err)
-        self._cycle_accounts = frozenset(ids)
+        self._cycle.begin(waldur_resources)
         pulled: dict[str, tuple[WaldurResource, BackendResourceInfo]]
         pulled = super().pull_resources(waldur_resources)
-        self._read_accounts = frozenset(validation.account_name(i) for i in pulled)
-        self._removed_accounts = set()
+        self._cycle.found(pulled)
         return pulled

@@ -7,12 +7,26 @@ from what that call accumulated.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from waldur_site_agent.backend import logger
+
 from waldur_site_agent_slurm.allocation import accounts
-from waldur_site_agent_slurm.allocation.usage import UsageAccumulator, Window, build_report
+from waldur_site_agent_slurm.allocation.usage import (
+    UsageAccumulator,
+    Window,
+    build_report,
+    current_month,
+    month_window,
+    period_window,
+)
 from waldur_site_agent_slurm.config import SlurmSettings
-from waldur_site_agent_slurm.errors import UnknownAllocationError
+from waldur_site_agent_slurm.errors import (
+    HistoricalLoadStopped,
+    SlurmError,
+    UnknownAllocationError,
+)
 from waldur_site_agent_slurm.slurm import validation
 from waldur_site_agent_slurm.slurm.accounting import AccountingClient
 
@@ -44,6 +58,43 @@ class UsageReader:
             cached = (accounts, accumulator)
             self._cache[window] = cached
         return build_report(cached[1], sorted(wanted), self.settings.components)
+
+    def month_report(
+        self, zone: str, resource_backend_ids: list[str], cover: frozenset[str]
+    ) -> dict[str, Any]:
+        """Usage of the current month in ``zone``; the read also covers ``cover``."""
+        year, month = current_month(zone)
+        window = month_window(year, month, zone)
+        return self.report(window, resource_backend_ids, cover=cover)
+
+    def period_report(
+        self,
+        year: int,
+        month: int,
+        zone: Callable[[], str],
+        resource_backend_ids: list[str],
+        *,
+        loader: bool,
+    ) -> dict[str, Any]:
+        """Usage of one month in ``zone``, jobs clipped to it, of allocations SLURM knows.
+
+        For the historical loader (``loader``) any failure (an allocation SLURM does not
+        know, a month that has not begun, SLURM failing) stops the whole run before the
+        month is posted (``HistoricalLoadStopped``); else the ``SlurmError`` is raised.
+        """
+        try:
+            window = period_window(year, month, zone())
+            self.require_allocations(resource_backend_ids)
+            return self.report(window, resource_backend_ids)
+        except SlurmError as err:
+            if not loader:
+                raise
+            message = (
+                f"Usage of {year:04d}-{month:02d} not loaded, nothing posted for it or any "
+                f"later month: {err}"
+            )
+            logger.error("%s", message)
+            raise HistoricalLoadStopped(message) from err
 
     def allocation_accounts(self) -> frozenset[str]:
         """Every allocation-like account: what one sacct call of a cycle covers.
