@@ -83,6 +83,16 @@ FAULTS = (
     "agent_kill",
     "state_dir_readonly",
 )
+# Faults that start, stop or reconfigure the same thing wait for each other: two broker
+# restarts at once left a broker running without its PID file, which no later restart
+# could stop; two SLURM `up`s, or two stand-in faults (one clearing the other's), likewise.
+FAULT_TARGET = {
+    "slurmdbd_kill": "slurm",
+    "slurmctld_restart": "slurm",
+    "rabbitmq_restart": "broker",
+    "standin_5xx": "standin",
+    "standin_drop": "standin",
+}
 CONVERGE_TIMEOUT = 240  # seconds after the last fault
 SUBSCRIBED = "Started unified STOMP connection for queue"  # event_process consumes
 SUBSCRIBE_FAILURES = (  # the framework's words when the subscription at start-up failed
@@ -386,6 +396,9 @@ class World:
     period_index: int = 0  # the emulated clock's month: 0 is 2026-01
     checked: Counter[str] = field(default_factory=Counter)  # what the last check compared
     names: int = 0
+    fault_locks: dict[str, threading.Lock] = field(
+        default_factory=lambda: {FAULT_TARGET.get(k, k): threading.Lock() for k in FAULTS}
+    )
 
     # ---------------------------------------------------------------- Waldur's side
     def live(self) -> list[dict[str, Any]]:
@@ -499,18 +512,22 @@ class World:
 
     # ---------------------------------------------------------------- faults
     def fault(self, kind: str, seconds: float) -> None:
-        """Inject one fault for about ``seconds``, then undo it."""
-        start = time.monotonic()
-        self.figures.faults[kind] += 1
-        state_dir = self.work / "state"
-        try:
-            self._fault(kind, seconds, state_dir)
-        except Exception as err:  # reported; the soak goes on and the checks judge
-            log(f"fault {kind} could not be injected or undone: {err}")
-            self.figures.operations[f"fault error {kind}"] += 1
-        finally:
-            with self.figures.lock:
-                self.figures.windows.append((kind, start, time.monotonic()))
+        """Inject one fault for about ``seconds``, then undo it.
+
+        After any fault on the same target (``FAULT_TARGET``) has been undone.
+        """
+        with self.fault_locks[FAULT_TARGET.get(kind, kind)]:
+            start = time.monotonic()
+            self.figures.faults[kind] += 1
+            state_dir = self.work / "state"
+            try:
+                self._fault(kind, seconds, state_dir)
+            except Exception as err:  # reported; the soak goes on and the checks judge
+                log(f"fault {kind} could not be injected or undone: {err}")
+                self.figures.operations[f"fault error {kind}"] += 1
+            finally:
+                with self.figures.lock:
+                    self.figures.windows.append((kind, start, time.monotonic()))
 
     def _fault(self, kind: str, seconds: float, state_dir: Path) -> None:
         if kind == "slurmdbd_kill":
