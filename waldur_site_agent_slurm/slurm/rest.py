@@ -38,7 +38,7 @@ from waldur_site_agent_slurm.errors import (
 )
 from waldur_site_agent_slurm.slurm import validation
 from waldur_site_agent_slurm.slurm.answers import Answer
-from waldur_site_agent_slurm.slurm.write_lock import WriteLock
+from waldur_site_agent_slurm.slurm.write_lock import WriteLock, holding
 
 # Data-parser versions this plugin speaks: SLURM 24.05/24.11 (v0.0.40-v0.0.42) and 25.05
 # (v0.0.43). SLURM 22.05's slurmrestd offers v0.0.38 at most, which is not supported.
@@ -200,33 +200,23 @@ class RestTransport:
     ) -> RestAnswer:
         """Send one request; a refused token is read again and the request sent once more."""
         what = [method, path]
-        if method != "GET" and self.write_lock is not None:
-            with self.write_lock.held(what):
-                return self._request(method, path, params, body, what)
-        return self._request(method, path, params, body, what)
-
-    def _request(
-        self,
-        method: str,
-        path: str,
-        params: Mapping[str, str] | None,
-        body: Mapping[str, Any] | None,
-        what: list[str],
-    ) -> RestAnswer:
-        response = self._send(method, path, params, body, what)
-        if _auth_refused(response):
-            logger.info("slurmrestd refused the token: reading the %s again", self._token.source())
-            self._token.reread()
+        with holding(None if method == "GET" else self.write_lock, what):
             response = self._send(method, path, params, body, what)
             if _auth_refused(response):
-                raise SlurmCommandError(
-                    what,
-                    response.status_code,
-                    "",
-                    "",
-                    f"slurmrestd refused the token of user {self.settings.username} "
-                    f"(from the {self._token.source()}), also after reading it again",
+                logger.info(
+                    "slurmrestd refused the token: reading the %s again", self._token.source()
                 )
+                self._token.reread()
+                response = self._send(method, path, params, body, what)
+        if _auth_refused(response):
+            raise SlurmCommandError(
+                what,
+                response.status_code,
+                "",
+                "",
+                f"slurmrestd refused the token of user {self.settings.username} "
+                f"(from the {self._token.source()}), also after reading it again",
+            )
         return _answer(response, what)
 
     def offered_versions(self) -> frozenset[str]:

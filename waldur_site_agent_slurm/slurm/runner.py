@@ -29,7 +29,7 @@ from waldur_site_agent_slurm.errors import (
     SlurmUnavailableError,
 )
 from waldur_site_agent_slurm.slurm.answers import NOTHING_TO_DO, Answer, classify
-from waldur_site_agent_slurm.slurm.write_lock import WriteLock
+from waldur_site_agent_slurm.slurm.write_lock import WriteLock, holding
 
 
 @dataclass(frozen=True)
@@ -180,10 +180,7 @@ class CommandRunner:
             return CommandResult(tuple(argv), 0, "", "")
         logger.debug("Executing: %s", shown)
         self.calls += 1
-        if mutating and self.write_lock is not None:
-            with self.write_lock.held(argv):
-                result = self._execute(argv)
-        else:
+        with holding(self.write_lock if mutating else None, argv):
             result = self._execute(argv)
         return checked(result, accept_nothing=accept_nothing)
 

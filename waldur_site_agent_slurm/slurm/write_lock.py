@@ -24,7 +24,7 @@ import fcntl
 import os
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 from waldur_site_agent.backend import logger
@@ -89,3 +89,8 @@ class WriteLock:
             yield
         finally:
             os.close(fd)  # closing the descriptor releases the lock
+
+
+def holding(lock: WriteLock | None, what: Sequence[str]) -> AbstractContextManager[None]:
+    """``lock`` held around the write ``what``; nothing to hold without a lock (a read)."""
+    return nullcontext() if lock is None else lock.held(what)
