@@ -61,6 +61,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def real_slurm_version(item: pytest.Item) -> str | None:
+    """The real SLURM version a test is parametrised by ([slurm-VERSION]), if any."""
+    callspec = getattr(item, "callspec", None)
+    version = None if callspec is None else callspec.params.get("real_slurm")
+    return version if isinstance(version, str) else None
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Split the run by SLURM version (scripts/test.sh runs the two halves at once)."""
     only = config.getoption("--slurm-version-only")
@@ -68,15 +75,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if only is None and excluded is None:
         return
 
-    def version(item: pytest.Item) -> str | None:
-        # A version's tests stay in one process, the broker's too: a test stopping that
-        # version's slurmdbd must never overlap another test on it. Two processes each
-        # running broker tests need a broker each (scripts/test.sh starts a second one).
-        callspec = getattr(item, "callspec", None)
-        return None if callspec is None else callspec.params.get("real_slurm")
-
+    # A version's tests stay in one process, the broker's too: a test stopping that
+    # version's slurmdbd must never overlap another test on it. Two processes each
+    # running broker tests need a broker each (scripts/test.sh starts a second one).
     def wanted(item: pytest.Item) -> bool:
-        found = version(item)
+        found = real_slurm_version(item)
         return (only is None or found == only) and (excluded is None or found != excluded)
 
     kept = [item for item in items if wanted(item)]
@@ -91,9 +94,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Before a test on a real SLURM version, check that its slurmdbd still runs."""
-    callspec = getattr(item, "callspec", None)
-    version = callspec.params.get("real_slurm") if callspec is not None else None
-    if isinstance(version, str):
+    version = real_slurm_version(item)
+    if version is not None:
         # Imported here: tests.real.conftest imports this module.
         from tests.real.conftest import check_slurmdbd
 
