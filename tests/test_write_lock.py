@@ -47,19 +47,19 @@ def held_by_another_process(lock: Path, log: Path) -> Iterator[subprocess.Popen[
             holder.communicate("\n", timeout=10)
 
 
-def recording_runner(tmp_path: Path, log: Path, lock_timeout: float) -> CommandRunner:
+def recording_runner(tmp_path: Path, log: Path, lock: WriteLock) -> CommandRunner:
+    """A runner whose ``sacctmgr`` notes its first argument in ``log``."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     script = bin_dir / "sacctmgr"
     script.write_text(f'#!/bin/sh\necho "$1 ran" >> {log}\n')
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
-    lock = WriteLock(tmp_path / LOCK_NAME, lock_timeout)
     return CommandRunner(bin_path=str(bin_dir), timeout=10, write_lock=lock)
 
 
 def test_a_write_waits_for_the_other_process_and_a_read_does_not(tmp_path: Path) -> None:
     log = tmp_path / "order.log"
-    runner = recording_runner(tmp_path, log, lock_timeout=30)
+    runner = recording_runner(tmp_path, log, WriteLock(tmp_path / LOCK_NAME, 30))
     with held_by_another_process(tmp_path / LOCK_NAME, log) as holder:
         runner.run(["sacctmgr", "read"], mutating=False)
         # Release the holder shortly after the write has started waiting on the lock.
@@ -75,7 +75,7 @@ def test_a_lock_held_past_the_timeout_is_slurm_unavailable_and_nothing_runs(
     tmp_path: Path,
 ) -> None:
     log = tmp_path / "order.log"
-    runner = recording_runner(tmp_path, log, lock_timeout=0.2)
+    runner = recording_runner(tmp_path, log, WriteLock(tmp_path / LOCK_NAME, 0.2))
     with (
         held_by_another_process(tmp_path / LOCK_NAME, log),
         pytest.raises(SlurmUnavailableError, match="held the SLURM write lock"),
@@ -88,13 +88,8 @@ def test_without_its_directory_writes_run_unlocked_and_nothing_is_created(
     tmp_path: Path,
 ) -> None:
     log = tmp_path / "order.log"
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    script = bin_dir / "sacctmgr"
-    script.write_text(f'#!/bin/sh\necho "$1 ran" >> {log}\n')
-    script.chmod(script.stat().st_mode | stat.S_IXUSR)
     missing = tmp_path / "no-state-dir"
-    runner = CommandRunner(bin_path=str(bin_dir), write_lock=WriteLock(missing / LOCK_NAME, 0.2))
+    runner = recording_runner(tmp_path, log, WriteLock(missing / LOCK_NAME, 0.2))
     runner.run(["sacctmgr", "write"], mutating=True)
     assert log.read_text().splitlines() == ["write ran"]
     assert not missing.exists()
