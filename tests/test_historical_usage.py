@@ -138,10 +138,40 @@ def test_month_without_jobs_reports_zero_for_every_component(slurm: FakeRunner) 
     assert report == {name: {"TOTAL_ACCOUNT_USAGE": ZERO} for name in ALLOCATIONS}
 
 
-def test_running_job_counts_up_to_the_end_of_a_past_month(slurm: FakeRunner) -> None:
+def test_job_without_an_end_counts_once_its_end_is_recorded(slurm: FakeRunner) -> None:
+    # A record without an end may be a job that ended while slurmdbd was down (its end
+    # still queued in slurmctld): counted up to now it would be billed too much, and the
+    # framework never posts a lower value afterwards. It counts once its end is recorded.
     slurm.outputs["sacct"] = "7|alloc-1|alice|RUNNING|2026-01-31T23:00:00|Unknown|gres/gpu=2\n"
     report = make_backend(slurm, timezone="UTC").get_usage_report_for_period(["alloc-1"], 2026, 1)
-    assert report["alloc-1"]["alice"]["gpu"] == 2.0  # 2 GPUs × 1 hour, GPU-hours
+    assert report["alloc-1"] == {"TOTAL_ACCOUNT_USAGE": ZERO}
+    slurm.outputs["sacct"] = (
+        "7|alloc-1|alice|COMPLETED|2026-01-31T23:00:00|2026-02-01T05:00:00|gres/gpu=2\n"
+    )
+    report = make_backend(slurm, timezone="UTC").get_usage_report_for_period(["alloc-1"], 2026, 1)
+    assert report["alloc-1"]["alice"]["gpu"] == 2.0  # 2 GPUs × 1 hour in January, GPU-hours
+
+
+def test_report_cycle_never_posts_more_than_the_jobs_final_record(slurm: FakeRunner) -> None:
+    # As in the soak: a 4 s job ended while slurmdbd was down; after slurmdbd came back,
+    # sacct showed its start but not yet its end (slurmctld delivered it a few seconds
+    # later). Counted up to now, the first cycle posted 0.37 CPU-minutes, the next read
+    # 0.07, and the framework refused to post the lower value: 0.37 stayed in Waldur.
+    # Here 900 GPUs, so that 4 s are one GPU-hour and 26 s would be 6.5.
+    now = datetime.now(UTC)
+    if now.day == 1 and now.hour == 0 and now.minute < 2:
+        pytest.skip("the job would start in the previous month")
+    start, end = now - timedelta(seconds=26), now - timedelta(seconds=22)
+    fmt = "%Y-%m-%dT%H:%M:%S"
+    record = f"503|alloc-1|alice|{{}}|{start.strftime(fmt)}|{{}}|gres/gpu=900\n"
+    posted = []
+    for state, ended in (("RUNNING", "Unknown"), ("COMPLETED", end.strftime(fmt))):
+        slurm.outputs["sacct"] = record.format(state, ended)
+        backend = make_backend(slurm, timezone="UTC")  # each report cycle is a new process
+        backend.timezone = "UTC"
+        total = backend._get_usage_report(["alloc-1"])["alloc-1"]["TOTAL_ACCOUNT_USAGE"]
+        posted.append(total["gpu"])
+    assert posted == [0.0, 1.0]  # 900 GPUs × 4 s, once the job's end is recorded
 
 
 # ---- requests the plugin refuses ------------------------------------------------------------
@@ -174,17 +204,20 @@ def test_month_that_has_not_begun_stops_the_loader(slurm: FakeRunner) -> None:
     assert slurm.calls == []
 
 
-def test_current_month_is_allowed_and_counts_running_jobs_to_now(slurm: FakeRunner) -> None:
+def test_current_month_is_allowed_and_counts_ended_jobs(slurm: FakeRunner) -> None:
     now = datetime.now(UTC)
-    started = (now - timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%S")
     if now.day == 1 and now.hour == 0 and now.minute < 31:
-        pytest.skip("the job would start in the previous month")
-    slurm.outputs["sacct"] = f"8|alloc-1|alice|RUNNING|{started}|Unknown|gres/gpu=60\n"
+        pytest.skip("the jobs would start in the previous month")
+    started = (now - timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%S")
+    ended = (now - timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%S")
+    slurm.outputs["sacct"] = (
+        f"8|alloc-1|alice|COMPLETED|{started}|{ended}|gres/gpu=60\n"
+        f"9|alloc-1|alice|RUNNING|{started}|Unknown|gres/gpu=60\n"
+    )
     report = make_backend(slurm, timezone="UTC").get_usage_report_for_period(
         ["alloc-1"], now.year, now.month
     )
-    # 60 GPUs × ~30 minutes in GPU-hours: 30, give or take the seconds the call took.
-    assert 29.9 <= report["alloc-1"]["alice"]["gpu"] <= 31.0
+    assert report["alloc-1"]["alice"]["gpu"] == 20.0  # 60 GPUs × 20 minutes; job 9 not yet
 
 
 def test_sacct_failure_stops_the_loader(slurm: FakeRunner) -> None:

@@ -114,9 +114,20 @@ def _clipped_seconds(job: JobRecord, start: datetime, end: datetime, now: dateti
 class UsageAccumulator:
     """Sums TRES-seconds per account, user and TRES for one window."""
 
-    def __init__(self, window: Window, now: datetime | None = None) -> None:
-        """Start empty; running jobs count up to ``now`` (or the window end)."""
+    def __init__(
+        self, window: Window, now: datetime | None = None, *, running: bool = True
+    ) -> None:
+        """Start empty; running jobs count up to ``now`` (or the window end).
+
+        With ``running=False`` a job whose record has no end yet counts nothing: what is
+        posted to Waldur must never exceed what the job's final record says, since the
+        framework refuses a lower value later. A record without an end is not always a
+        running job: a job that ended while slurmdbd was down reads as running until
+        slurmctld delivers its end, and counted up to ``now`` it would be billed for the
+        time in between.
+        """
         self.window = window
+        self.running = running
         self.now = (now or datetime.now(UTC)).replace(microsecond=0)
         self.tres_seconds: dict[str, dict[str, dict[str, int]]] = defaultdict(
             lambda: defaultdict(lambda: defaultdict(int))
@@ -128,6 +139,8 @@ class UsageAccumulator:
     def add(self, job: JobRecord) -> None:
         """Count one job allocation."""
         self.jobs += 1
+        if job.end is None and not self.running:
+            return
         seconds = _clipped_seconds(job, *self._bounds)
         if not seconds or not job.alloc_tres:
             return

@@ -54,7 +54,8 @@ class UsageReader:
         cached = self._cache.get(window)
         if cached is None or not wanted <= cached[0]:
             accounts = wanted | cover | self.allocation_accounts()
-            accumulator = UsageAccumulator(window).add_all(self.client.jobs(window, accounts))
+            jobs = self.client.jobs(window, accounts)
+            accumulator = UsageAccumulator(window, running=False).add_all(jobs)
             cached = (accounts, accumulator)
             self._cache[window] = cached
         return build_report(cached[1], sorted(wanted), self.settings.components)
