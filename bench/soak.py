@@ -675,11 +675,9 @@ class World:
         return found
 
     def check_messages(self, fairshares: dict[str, str]) -> list[str]:
-        """Every message consumed; SLURM holds the last applied one; RawUsage reset once.
+        """Every message consumed; SLURM holds the last Fairshare written; RawUsage reset once.
 
-        The event consumer's log is the record: ``Received a message`` (the body),
-        ``Periodic settings for ACCOUNT (PERIOD): …``, ``Executed: … set RawUsage=0`` and
-        ``Successfully applied periodic settings``, in the order they happened.
+        The event consumer's log is the record (see ``replay_periodic_log``).
         """
         from tests.broker import queue_depth
 
@@ -687,34 +685,10 @@ class World:
         left = queue_depth()
         if left:
             found.append(f"{left} periodic messages never consumed")
-        received: dict[str, str] = {}  # account → Fairshare of the message being applied
-        applied: dict[str, str] = {}  # account → Fairshare of the last message applied
-        period: dict[str, str] = {}  # account → period of the message being applied
-        resets: Counter[tuple[str, str]] = Counter()
-        done: set[tuple[str, str]] = set()
-        for line in self.events.text().splitlines():
-            if not line.startswith("{"):
-                continue
-            try:
-                event = str(json.loads(line).get("event", ""))
-            except ValueError:
-                continue
-            if got := re.match(
-                r"Received a message .*'backend_id': '([^']+)'.*'fairshare': (\d+)", event
-            ):
-                received[got[1]] = got[2]
-            elif got := re.match(r"Periodic settings for (\S+) \((\S+)\): ", event):
-                period[got[1]] = got[2]
-            elif got := re.match(r"Executed: sacctmgr .* name=(\S+) .*set RawUsage=0$", event):
-                resets[(got[1], period.get(got[1], "?"))] += 1
-            elif got := re.match(
-                r"Successfully applied periodic settings for resource (\S+)", event
-            ):
-                applied[got[1]] = received.get(got[1], "?")
-                done.add((got[1], period.get(got[1], "?")))
+        applied, resets, done = replay_periodic_log(self.events.text())
         for account, share in sorted(applied.items()):
             if account in fairshares and fairshares[account] != share:
-                found.append(f"{account}: Fairshare {fairshares[account]}, last applied {share}")
+                found.append(f"{account}: Fairshare {fairshares[account]}, last written {share}")
         for key, count in sorted(resets.items()):
             if count != 1:
                 found.append(f"{key[0]}: RawUsage reset {count} times in {key[1]}")
@@ -722,6 +696,46 @@ class World:
         self.checked["periodic messages applied (accounts)"] = len(applied)
         self.checked["RawUsage resets (account, period)"] = len(resets)
         return found
+
+
+def replay_periodic_log(
+    text: str,
+) -> tuple[dict[str, str], Counter[tuple[str, str]], set[tuple[str, str]]]:
+    """What the event consumer's log says it left in SLURM, replayed in log order.
+
+    Returns the Fairshare SLURM must hold per account, the RawUsage resets run per
+    (account, period) and the (account, period) pairs of messages applied in full. The
+    Fairshare is the last one written: a message that failed after its ``set Fairshare``
+    ran (a RawUsage reset timing out, the read-back meeting slurmdbd down) left it in
+    SLURM, and its command result tells Waldur so (``commands_executed``). A message
+    applied with nothing to write (the Fairshare already there) confirms its value.
+    """
+    received: dict[str, str] = {}  # account → Fairshare of the message being applied
+    applied: dict[str, str] = {}  # account → Fairshare SLURM must hold
+    period: dict[str, str] = {}  # account → period of the message being applied
+    resets: Counter[tuple[str, str]] = Counter()
+    done: set[tuple[str, str]] = set()
+    for line in text.splitlines():
+        if not line.startswith("{"):
+            continue
+        try:
+            event = str(json.loads(line).get("event", ""))
+        except ValueError:
+            continue
+        if got := re.match(
+            r"Received a message .*'backend_id': '([^']+)'.*'fairshare': (\d+)", event
+        ):
+            received[got[1]] = got[2]
+        elif got := re.match(r"Periodic settings for (\S+) \((\S+)\): ", event):
+            period[got[1]] = got[2]
+        elif got := re.match(r"Executed: sacctmgr .* name=(\S+) .*set RawUsage=0$", event):
+            resets[(got[1], period.get(got[1], "?"))] += 1
+        elif got := re.match(r"Executed: sacctmgr .* name=(\S+) .*set Fairshare=(\d+)$", event):
+            applied[got[1]] = got[2]
+        elif got := re.match(r"Successfully applied periodic settings for resource (\S+)", event):
+            applied[got[1]] = received.get(got[1], "?")
+            done.add((got[1], period.get(got[1], "?")))
+    return applied, resets, done
 
 
 def secrets_in_logs(logs: Path, secrets: list[str]) -> list[str]:
