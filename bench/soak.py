@@ -32,6 +32,7 @@ import json
 import os
 import random
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -64,6 +65,7 @@ from waldur_site_agent_slurm.slurm.parser import parse_tres  # noqa: E402
 UTC = timezone.utc
 SLURM_SCRIPT = ROOT / "scripts" / "real-slurm.sh"
 BROKER_SCRIPT = ROOT / "scripts" / "rabbitmq.sh"
+TIME_BIN = Path("/usr/bin/time")  # GNU time, for the SLURM commands' own peak RSS
 INSTANCE = "soak"
 USERS = ("slurmtest1", "slurmtest2", "slurmtest3")
 DEMO_USERS = {"alice": USERS[0], "bob": USERS[1], "carol": USERS[2]}
@@ -152,6 +154,22 @@ class Slurm:
             stdin=subprocess.DEVNULL,
         )  # fmt: skip
 
+    def peak_rss_kb(self, *argv: str) -> int | None:
+        """The peak RSS of one SLURM command itself, through GNU time (None without it).
+
+        time forks the command, so its high-water mark starts from time's few MB, not
+        from the soak's hundreds (see ``vm_hwm_kb``).
+        """
+        if not TIME_BIN.exists():
+            return None
+        with tempfile.NamedTemporaryFile("r") as out:
+            done = subprocess.run(
+                [str(TIME_BIN), "-f", "%M", "-o", out.name, f"{self.bin}/{argv[0]}", *argv[1:]],
+                capture_output=True, timeout=120, check=False, stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+            lines = out.read().split()
+        return int(lines[-1]) if done.returncode == 0 and lines else None
+
     def pid(self, daemon: str) -> int | None:
         try:
             return int(Path(f"{self.root}/run/slurm/{daemon}.pid").read_text().strip())
@@ -211,6 +229,22 @@ class Figures:
                 self.errors_by_fault[kind] += count
 
 
+def vm_hwm_kb(pid: int) -> int:
+    """The peak RSS of process ``pid`` itself so far, in kB (0 once it is gone).
+
+    Not ``wait4``'s ``ru_maxrss``: a process that Python starts (with vfork) takes its
+    starter's high-water RSS as its own at exec, so every agent cycle would report the
+    soak's own peak (the stand-in runs inside it). The hour run's 438.7 MB for all three
+    polling modes was the soak's; the children's (sacctmgr, sacct) carry the agent's the
+    same way. ``VmHWM`` is the process's own, polled while it runs.
+    """
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        status = Path(f"/proc/{pid}/status").read_text()
+        line = next(x for x in status.splitlines() if x.startswith("VmHWM:"))
+        return int(line.split()[1])
+    return 0
+
+
 def error_lines(text: str) -> int:
     count = 0
     for line in text.splitlines():
@@ -248,9 +282,10 @@ class Cycler(threading.Thread):
                 )  # fmt: skip
                 pid = self.current.pid
             deadline = start + 600
-            status, usage = 0, None
+            status, peak = 0, 0
             while True:
-                got, status, usage = os.wait4(pid, os.WNOHANG)
+                peak = max(peak, vm_hwm_kb(pid))
+                got, status, _ = os.wait4(pid, os.WNOHANG)
                 if got:
                     break
                 if time.monotonic() > deadline:
@@ -260,7 +295,7 @@ class Cycler(threading.Thread):
             self.current.returncode = os.waitstatus_to_exitcode(status)
             with self.lock:
                 self.current = None
-            self.figures.rss(self.mode, usage.ru_maxrss)
+            self.figures.rss(self.mode, peak)
             out.seek(0)
             text = out.read().decode(errors="replace")
         with self.log.open("a") as f:
@@ -339,10 +374,8 @@ class Events:
         while not self.stop_watch.wait(0.5):
             with self.lock:
                 pid = self.agent.process.pid if self.agent else None
-            with contextlib.suppress(OSError, ValueError, StopIteration):
-                status = Path(f"/proc/{pid}/status").read_text()
-                line = next(x for x in status.splitlines() if x.startswith("VmHWM:"))
-                self.figures.rss("event_process", int(line.split()[1]))
+            if pid is not None:
+                self.figures.rss("event_process", vm_hwm_kb(pid))
 
     def _save(self, agent: AgentProcess) -> None:
         run = agent.snapshot()
@@ -904,6 +937,21 @@ def main() -> int:  # noqa: PLR0912, PLR0915 - one linear story
         )
         secrets = [TOKEN, Path(read_broker_env()["RMQ_ADMIN_PASSWORD_FILE"]).read_text()]
         divergences += secrets_in_logs(logs, secrets)
+        # The agent's largest reads, on the final database: the cluster's associations
+        # and a month of every account's jobs.
+        month = datetime.now(UTC).strftime("%Y-%m-01T00:00:00")
+        commands = {
+            "sacctmgr show assoc": slurm.peak_rss_kb(
+                "sacctmgr", "--parsable2", "--noheader", "show", "assoc",
+                f"where cluster={slurm.cluster}", "format=Account,User,Partition,ParentName,"
+                "Fairshare,GrpTRESMins,MaxTRESMins,GrpTRES,QOS,DefaultQOS",
+            ),
+            "sacct month": slurm.peak_rss_kb(
+                "sacct", "--parsable2", "--noheader", "--allusers", "--allocations",
+                "--noconvert", f"--starttime={month}", "--endtime=now",
+                "--format=JobID,Account,User,State,Start,End,AllocTRES",
+            ),
+        }  # fmt: skip
         results = {
             "seed": args.seed,
             "slurm": f"{args.version} ({slurm.cluster})",
@@ -919,6 +967,10 @@ def main() -> int:  # noqa: PLR0912, PLR0915 - one linear story
             "agent_restarts_survived": figures.restarts,
             "agent_cycles": dict(figures.cycles),
             "peak_rss_mb": {k: round(v / 1024, 1) for k, v in figures.peak_rss_kb.items()},
+            "soak_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "slurm_command_peak_rss_mb": {
+                k: None if v is None else round(v / 1024, 1) for k, v in commands.items()
+            },
             "error_lines_by_active_fault": dict(figures.errors_by_fault),
             "error_lines_per_fault": {
                 kind: round(figures.errors_by_fault[kind] / count, 1)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -76,3 +79,23 @@ def test_a_message_with_nothing_to_write_confirms_its_fairshare(soak: ModuleType
         f"Failed to apply periodic settings for resource {ACCOUNT}: older than the last",
     )
     assert soak.replay_periodic_log(text)[0] == {ACCOUNT: "40"}
+
+
+def test_cycle_rss_is_the_agents_own_not_its_starters(soak: ModuleType) -> None:
+    # The hour run reported 438.7 MB for every polling mode: wait4's ru_maxrss of a
+    # process Python starts is at least its starter's high-water RSS (vfork), and the
+    # soak itself had grown to that. The soak polls the process's own VmHWM instead.
+    held = bytearray(256 * 2**20)
+    held[:: 2**12] = b"\1" * len(held[:: 2**12])  # every page resident
+    pid = subprocess.Popen(["sleep", "0.3"]).pid
+    own = 0
+    while True:
+        own = max(own, soak.vm_hwm_kb(pid))
+        got, _, usage = os.wait4(pid, os.WNOHANG)
+        if got:
+            break
+        time.sleep(0.05)
+    assert 0 < own < 64 * 2**10  # sleep's own: a few MB
+    assert usage.ru_maxrss >= 256 * 2**10  # what the soak reported before: its own size
+    assert soak.vm_hwm_kb(pid) == 0  # gone
+    del held
