@@ -23,6 +23,7 @@ from waldur_site_agent_slurm.allocation import (
     qos,
     resource_accounts,
     tree,
+    waldur_state,
 )
 from waldur_site_agent_slurm.allocation.creation import Creation
 from waldur_site_agent_slurm.allocation.cycle_reads import CycleReads
@@ -283,7 +284,14 @@ class SlurmBackend(BaseBackend):
         truth), except that Waldur keeps the limits of components SLURM does not hold.
         With ``periodic_limits.enabled`` it does nothing: limits there carry grace and
         carry-over, and echoing them into Waldur would compound on the next policy run.
+
+        It is the last step of a membership pass with the Waldur client before the
+        framework sets an Erred resource OK, so an Erred resource's state is read from
+        Waldur again first (``allocation/waldur_state.py``); one an order now works on
+        (Terminating, Terminated, Updating) is left alone.
         """
+        if not waldur_state.refresh_erred(waldur_resource, waldur_rest_client):
+            return  # an order works on it in Waldur; the framework then sets it nothing
         if self.settings.periodic.enabled:
             return
         backend = self._limits().in_waldur_units(waldur_resource.backend_id, waldur_resource)

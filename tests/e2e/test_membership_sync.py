@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from tests.e2e.conftest import FLOOD, Agent
@@ -70,3 +73,35 @@ def test_a_steady_cycle_writes_nothing_to_slurm(
     agent.run("membership_sync")
     assert assoc_rows() == before
     assert standin.state.resource(created["uuid"])["state"] == "OK"
+
+
+@pytest.mark.parametrize(
+    ("meanwhile", "left"),
+    [("Terminating", "Terminating"), ("Terminated", "Terminated"), ("Erred", "OK")],
+)
+def test_an_erred_resource_an_order_took_during_the_cycle_is_not_set_ok(
+    standin: StandIn, agent: Agent, created: dict, meanwhile: str, left: str
+) -> None:
+    # The cycle lists the resource Erred (a SLURM outage in an earlier cycle), then asks
+    # Waldur for its team: meanwhile a terminate order is placed (Terminating) or has
+    # finished (Terminated). The framework sets a resource it listed Erred OK at the end
+    # of its pass; Waldur refuses that for a Terminated one and the framework then marks
+    # it Erred. A resource still Erred is set OK, as before.
+    uuid = created["uuid"]
+    standin.state.update_resource(uuid, state="Erred")
+    standin.state.add_fault(f"{uuid}/team/$", method="GET", status=None, delay=2.0)
+    with ThreadPoolExecutor(1) as pool:
+        cycle = pool.submit(agent.run, "membership_sync")
+        while standin.state.dump()["faults"]:
+            assert not cycle.done(), cycle.result().output[-3000:]
+            time.sleep(0.05)
+        if meanwhile == "Terminating":
+            standin.state.add_order("Terminate", resource_uuid=uuid)
+        else:
+            standin.state.update_resource(uuid, state=meanwhile)
+        cycle.result()  # and no ERROR logged
+
+    assert standin.state.resource(uuid)["state"] == left
+    assert not standin.state.writes(path_contains=f"{uuid}/set_as_erred/")
+    set_ok = standin.state.writes(path_contains=f"{uuid}/set_as_ok/")
+    assert len(set_ok) == (left == "OK")
