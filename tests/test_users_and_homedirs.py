@@ -270,6 +270,7 @@ def test_a_membership_pull_reads_no_usage(runner: FakeRunner) -> None:
     pulled = make_backend(runner).pull_resources(pulled_tree(runner))
     assert sorted(pulled) == ["alloc-1", "alloc-2", "proj-1"]
     assert pulled["proj-1"][1].users == ["bob"]
+    assert "usage=<not read>" in repr(pulled["proj-1"][1])  # a log line reads nothing
     assert [c[0] for c in runner.calls] == ["sacctmgr"]
 
 
