@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -251,16 +252,40 @@ def test_pulling_resources_slurm_does_not_have_reads_no_usage(runner: FakeRunner
     assert [c[0] for c in runner.calls] == ["sacctmgr"]
 
 
-def test_pulling_resources_reads_usage_once_for_all_of_them(runner: FakeRunner) -> None:
+def pulled_tree(runner: FakeRunner) -> list[Resource]:
+    """Two allocations and a project in SLURM, a job of alice's in alloc-2 this month."""
     runner.outputs["show assoc"] = assoc_lines(
         "proj-1|||root|1||||normal|",
         "alloc-1|||proj-1|1||||normal|",
         "alloc-2|||proj-1|1||||normal|",
         "proj-1|bob|||1||||normal|",
     )
-    backend = make_backend(runner)
-    pulled = backend.pull_resources([resource("alloc-1"), resource("alloc-2"), resource("proj-1")])
+    start = datetime.now(timezone.utc).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    begin, end = (f"{start + timedelta(hours=h):%Y-%m-%dT%H:%M:%S}" for h in (1, 3))
+    runner.outputs["sacct"] = f"7|alloc-2|alice|COMPLETED|{begin}|{end}|cpu=4\n"
+    return [resource("alloc-1"), resource("alloc-2"), resource("proj-1")]
+
+
+def test_a_membership_pull_reads_no_usage(runner: FakeRunner) -> None:
+    pulled = make_backend(runner).pull_resources(pulled_tree(runner))
     assert sorted(pulled) == ["alloc-1", "alloc-2", "proj-1"]
+    assert pulled["proj-1"][1].users == ["bob"]
+    assert "usage=<not read>" in repr(pulled["proj-1"][1])  # a log line reads nothing
+    assert [c[0] for c in runner.calls] == ["sacctmgr"]
+
+
+def test_usage_asked_of_a_pull_is_read_once_for_all_and_equals_a_single_pull(
+    runner: FakeRunner,
+) -> None:
+    resources = pulled_tree(runner)
+    pulled = make_backend(runner).pull_resources(resources)
+    usage = {name: pulled[name][1].usage for name in ("alloc-2", "alloc-1", "proj-1")}
     sacct = [c for c in runner.calls if c[0] == "sacct"]
     assert len(sacct) == 1
     assert "--accounts=alloc-1,alloc-2,proj-1" in sacct[0]
+    assert usage["alloc-2"]["alice"]["cpu"] > 0
+    # The same figures as the report cycle's pull of one resource, which reads at once.
+    for res in resources:
+        single = make_backend(runner).pull_resource(res)
+        assert single is not None
+        assert single.usage == usage[res.backend_id]

@@ -27,7 +27,11 @@ from waldur_site_agent_slurm.allocation import (
 )
 from waldur_site_agent_slurm.allocation.creation import Creation
 from waldur_site_agent_slurm.allocation.cycle_reads import CycleReads
+from waldur_site_agent_slurm.allocation.pulled import PulledResource
 from waldur_site_agent_slurm.allocation.usage import (
+    Window,
+    current_month,
+    month_window,
     usage_zone,
 )
 from waldur_site_agent_slurm.allocation.usage_reader import UsageReader
@@ -85,6 +89,8 @@ class SlurmBackend(BaseBackend):
         self.partition_enforcement_enabled = self.settings.enforce_offering_partitions
         # What this cycle's pull read (see _unless_removed_since_read).
         self._cycle = CycleReads()
+        # True while pull_resources runs: its resources' usage is read when asked for.
+        self._usage_on_access = False
         # The projects' LDAP groups and directories (None each when not configured).
         self.site = ProjectSite(self.settings)
         self.project_groups = self.site.groups
@@ -568,9 +574,20 @@ class SlurmBackend(BaseBackend):
         return usage_zone(self.timezone, self.settings.timezone)
 
     def _get_usage_report(self, resource_backend_ids: list[str]) -> dict[str, Any]:
-        """Usage of the current month (in the configured timezone), in Waldur units."""
+        """Usage of the current month (in the configured timezone), in Waldur units.
+
+        Nothing is read while ``pull_resources`` runs: its resources read their usage
+        when it is asked for (``_pull_backend_resource``).
+        """
+        if self._usage_on_access:
+            return {}
         zone = self._zone()
         return self._usage().month_report(zone, resource_backend_ids, self._cycle.cycle_accounts)
+
+    def _this_month(self) -> Window:
+        """The current month in the zone usage months are cut in."""
+        zone = self._zone()
+        return month_window(*current_month(zone), zone)
 
     def get_usage_report_for_period(
         self,
@@ -599,13 +616,37 @@ class SlurmBackend(BaseBackend):
     def pull_resources(
         self, waldur_resources: list[WaldurResource]
     ) -> dict[str, tuple[WaldurResource, BackendResourceInfo]]:
-        """Pull each resource; the first one that needs usage reads it for all of them.
+        """Pull each resource (one associations read); read no usage until it is asked for.
 
-        That one sacct covers every resource of the cycle, so the month's usage is read
-        once, and not at all when no resource exists in SLURM.
+        The framework's membership cycle pulls this way and uses the users only, so it
+        reads no jobs. The first resource whose ``usage`` is asked for reads the pull's
+        month for all of them at once (``PulledResource``): one sacct, or one ``/jobs/``
+        request, covers every resource of the cycle, and none is made when no resource
+        exists in SLURM. The report cycle pulls one resource at a time
+        (``pull_resource``), which reads its usage in the pull, as the framework does.
         """
         self._cycle.begin(waldur_resources)
         pulled: dict[str, tuple[WaldurResource, BackendResourceInfo]]
-        pulled = super().pull_resources(waldur_resources)
+        self._usage_on_access = True
+        try:
+            pulled = super().pull_resources(waldur_resources)
+        finally:
+            self._usage_on_access = False
         self._cycle.found(pulled)
         return pulled
+
+    def _pull_backend_resource(self, resource_backend_id: str) -> BackendResourceInfo | None:
+        """The framework's pull; within ``pull_resources`` the usage is read on access."""
+        info = super()._pull_backend_resource(resource_backend_id)
+        if info is None or not self._usage_on_access:
+            return info
+        read = partial(
+            self._pulled_usage, resource_backend_id, self._this_month(), self._cycle.cycle_accounts
+        )
+        return PulledResource(info.users, read)
+
+    def _pulled_usage(self, account: str, month: Window, cover: frozenset[str]) -> dict[str, Any]:
+        """The usage of one pulled resource in the pull's month; the read covers ``cover``."""
+        report = self._usage().report(month, [account], cover=cover)
+        usage: dict[str, Any] = report[validation.account_name(account)]
+        return usage

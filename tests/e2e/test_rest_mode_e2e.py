@@ -115,8 +115,14 @@ def test_membership_sync_applies_team_changes_and_pause(
     assert tree.users(FLOOD_ACCOUNT) == {"alice", "carol"}
     assert tree.account(FLOOD_ACCOUNT).qos == {"blocked"}
     before = assoc_rows()
-    rest_agent.run("membership_sync")  # nothing changed in Waldur: nothing written
+    rest_agent.env["WALDUR_SITE_AGENT_LOG_LEVEL"] = "DEBUG"
+    run = rest_agent.run("membership_sync")  # nothing changed in Waldur: nothing written
     assert assoc_rows() == before
+    requests = [m for m in run.messages("debug") if m.startswith("Requesting: ")]
+    # One associations read and no usage read: a membership cycle does not use usage.
+    assert [r for r in requests if "/slurmdb/" in r] == [
+        "Requesting: GET /slurmdb/v0.0.42/associations/"
+    ], requests
 
 
 def test_a_pause_keeps_the_allocations_limits(

@@ -196,5 +196,5 @@ def test_steady_membership_cycle_only_reads(emulator: Path) -> None:
         backend.restore_resource(res.backend_id)
         backend.get_resource_metadata(res.backend_id)
         backend.get_resource_user_limits(res.backend_id)
-    assert backend.runner.calls == 2  # one show assoc, one sacct; no writes
+    assert backend.runner.calls == 1  # one show assoc; no usage read, no writes
     assert assoc_rows() == before

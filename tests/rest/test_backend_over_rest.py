@@ -86,6 +86,31 @@ def test_usage_over_rest_is_the_report_sacct_gives_with_every_data_parser(
         assert over_rest._get_usage_report([names["slug"]]) == report, version
     usage = report[names["slug"]]
     assert usage[USERS[0]]["cpu"] > 0 and usage[USERS[1]]["cpu"] > 0
+    # A membership pull reads no jobs in either mode; usage asked of it is the same report.
+    over_sacct, over_rest = backends.cli(), backends.rest()
+    over_sacct.timezone = over_rest.timezone = "UTC"
+    sent = paths(over_rest)
+    pulled = {"cli": over_sacct.pull_resources([res]), "rest": over_rest.pull_resources([res])}
+    assert over_sacct.runner.calls == 1  # sacctmgr show assoc, no sacct
+    assert not [path for path in sent if "jobs" in path], sent
+    for mode in ("cli", "rest"):
+        assert pulled[mode][names["slug"]][1].usage == usage, mode
+    assert over_sacct.runner.calls == 2  # then one sacct
+    assert len([path for path in sent if "jobs" in path]) == 1, sent
+
+
+def paths(backend: SlurmBackend) -> list[str]:
+    """The paths of the requests ``backend`` sends to slurmrestd from now on."""
+    sent: list[str] = []
+    rest = backend.client.api.rest  # type: ignore[attr-defined]
+    request = rest.request
+
+    def recording(method: str, path: str, **kwargs: Any) -> Any:
+        sent.append(path)
+        return request(method, path, **kwargs)
+
+    rest.request = recording
+    return sent
 
 
 def test_pause_refuses_new_jobs_and_restore_allows_them_over_rest(

@@ -200,6 +200,7 @@ class RestTransport:
     ) -> RestAnswer:
         """Send one request; a refused token is read again and the request sent once more."""
         what = [method, path]
+        logger.debug("Requesting: %s %s", method, path)  # as CLI mode logs each command
         with holding(None if method == "GET" else self.write_lock, what):
             response = self._send(method, path, params, body, what)
             if _auth_refused(response):
