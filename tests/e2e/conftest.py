@@ -7,7 +7,10 @@ process for one cycle.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,6 +57,24 @@ class Agent:
             # The run's last log lines with the errors: what the agent did just before.
             assert not errors, (errors, result.output[-6000:])
         return result
+
+
+@contextmanager
+def membership_held_at_team(
+    agent: Agent, standin: StandIn, resource_uuid: str, delay: float
+) -> Iterator[Future[AgentRun]]:
+    """A ``membership_sync`` cycle held for ``delay`` s while it asks Waldur for a team.
+
+    Yields the cycle once it waits on the resource's team request, so a test can change
+    Waldur or SLURM under it; the caller takes ``.result()``.
+    """
+    standin.state.add_fault(f"{resource_uuid}/team/$", method="GET", status=None, delay=delay)
+    with ThreadPoolExecutor(1) as pool:
+        cycle = pool.submit(agent.run, "membership_sync")
+        while standin.state.dump()["faults"]:
+            assert not cycle.done(), cycle.result().output[-3000:]
+            time.sleep(0.05)
+        yield cycle
 
 
 def demo_scenario(path: Path, names: dict[str, str] | None = None) -> Path:

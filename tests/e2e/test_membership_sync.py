@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import time
-from concurrent.futures import ThreadPoolExecutor
-
 import pytest
 
-from tests.e2e.conftest import FLOOD, Agent
+from tests.e2e.conftest import FLOOD, Agent, membership_held_at_team
 from tests.e2e.slurm_state import Tree
 from tests.emulator.conftest import assoc_rows
 from waldur_site_agent_slurm.devtools.standin import StandIn
@@ -89,12 +86,7 @@ def test_an_erred_resource_an_order_took_during_the_cycle_is_not_set_ok(
     # it Erred. A resource still Erred is set OK, as before.
     uuid = created["uuid"]
     standin.state.update_resource(uuid, state="Erred")
-    standin.state.add_fault(f"{uuid}/team/$", method="GET", status=None, delay=2.0)
-    with ThreadPoolExecutor(1) as pool:
-        cycle = pool.submit(agent.run, "membership_sync")
-        while standin.state.dump()["faults"]:
-            assert not cycle.done(), cycle.result().output[-3000:]
-            time.sleep(0.05)
+    with membership_held_at_team(agent, standin, uuid, delay=2.0) as cycle:
         if meanwhile == "Terminating":
             standin.state.add_order("Terminate", resource_uuid=uuid)
         else:

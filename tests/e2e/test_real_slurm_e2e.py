@@ -7,15 +7,19 @@ terminate order removes the accounts.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import FLOOD, Agent, agent_config, demo_scenario
+from tests.e2e.conftest import (
+    FLOOD,
+    Agent,
+    agent_config,
+    demo_scenario,
+    membership_held_at_team,
+)
 from tests.real.conftest import (  # noqa: F401 - real_slurm is a fixture
     DEMO_USERS,
     USERS,
@@ -114,12 +118,7 @@ def test_an_allocation_terminated_after_the_membership_cycle_read_it_is_not_set_
     flood = standin.state.resource_by_name(FLOOD)
     uuid, account = flood["uuid"], f"a{tag}_flood-model"
     standin.state.add_team_member(flood["project_uuid"], USERS[2])  # someone to add
-    standin.state.add_fault(f"{uuid}/team/$", method="GET", status=None, delay=4.0)
-    with ThreadPoolExecutor(1) as pool:
-        cycle = pool.submit(agent.run, "membership_sync")
-        while standin.state.dump()["faults"]:
-            assert not cycle.done(), cycle.result().output[-3000:]
-            time.sleep(0.05)
+    with membership_held_at_team(agent, standin, uuid, delay=4.0) as cycle:
         remove_accounts([account])
         standin.state.update_resource(uuid, state="Terminated")
         membership = cycle.result()  # and no ERROR logged
