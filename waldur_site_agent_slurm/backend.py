@@ -30,8 +30,7 @@ from waldur_site_agent_slurm.allocation.cycle_reads import CycleReads
 from waldur_site_agent_slurm.allocation.pulled import PulledResource
 from waldur_site_agent_slurm.allocation.usage import (
     Window,
-    current_month,
-    month_window,
+    this_month,
     usage_zone,
 )
 from waldur_site_agent_slurm.allocation.usage_reader import UsageReader
@@ -584,11 +583,6 @@ class SlurmBackend(BaseBackend):
         zone = self._zone()
         return self._usage().month_report(zone, resource_backend_ids, self._cycle.cycle_accounts)
 
-    def _this_month(self) -> Window:
-        """The current month in the zone usage months are cut in."""
-        zone = self._zone()
-        return month_window(*current_month(zone), zone)
-
     def get_usage_report_for_period(
         self,
         resource_backend_ids: list[str],
@@ -641,7 +635,10 @@ class SlurmBackend(BaseBackend):
         if info is None or not self._usage_on_access:
             return info
         read = partial(
-            self._pulled_usage, resource_backend_id, self._this_month(), self._cycle.cycle_accounts
+            self._pulled_usage,
+            resource_backend_id,
+            this_month(self._zone()),
+            self._cycle.cycle_accounts,
         )
         return PulledResource(info.users, read)
 

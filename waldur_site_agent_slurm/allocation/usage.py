@@ -94,6 +94,11 @@ def current_month(tz_name: str, now: datetime | None = None) -> tuple[int, int]:
     return local.year, local.month
 
 
+def this_month(tz_name: str) -> Window:
+    """The current calendar month in the given zone, as a UTC window."""
+    return month_window(*current_month(tz_name), tz_name)
+
+
 def _naive_utc(moment: datetime) -> datetime:
     """``moment`` as sacct prints it with TZ=UTC: naive UTC."""
     return moment.astimezone(UTC).replace(tzinfo=None)

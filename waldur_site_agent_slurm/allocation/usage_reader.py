@@ -17,9 +17,8 @@ from waldur_site_agent_slurm.allocation.usage import (
     UsageAccumulator,
     Window,
     build_report,
-    current_month,
-    month_window,
     period_window,
+    this_month,
 )
 from waldur_site_agent_slurm.config import SlurmSettings
 from waldur_site_agent_slurm.errors import (
@@ -64,9 +63,7 @@ class UsageReader:
         self, zone: str, resource_backend_ids: list[str], cover: frozenset[str]
     ) -> dict[str, Any]:
         """Usage of the current month in ``zone``; the read also covers ``cover``."""
-        year, month = current_month(zone)
-        window = month_window(year, month, zone)
-        return self.report(window, resource_backend_ids, cover=cover)
+        return self.report(this_month(zone), resource_backend_ids, cover=cover)
 
     def period_report(
         self,
